@@ -1,0 +1,391 @@
+//! Compressed sparse row (CSR) weight matrices that hold only live connections.
+//!
+//! A weight matrix `W` of shape `n_out × n_in` (row `j` = output neuron `j`) is stored as
+//! `row_ptr` (`n_out + 1` offsets), `col_idx` (input index of each live connection, sorted and
+//! unique within a row) and `values`. Column indices are `u16` when the layer has at most 65 536
+//! inputs and `u32` otherwise ([`SparseWeights`] picks); the kernels are generic over
+//! [`ColIndex`].
+
+use crate::error::{Error, Result, check_finite};
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for u16 {}
+    impl Sealed for u32 {}
+}
+
+/// An unsigned integer type usable as a CSR column index (`u16` or `u32`).
+pub trait ColIndex:
+    sealed::Sealed + Copy + Ord + Send + Sync + std::fmt::Debug + sprs::SpIndex + 'static
+{
+    /// Width of the type in bits.
+    const BITS: u32;
+    /// Largest number of columns the type can address.
+    const MAX_COLS: usize;
+    /// Converts a column index known to be below [`Self::MAX_COLS`].
+    fn from_col(col: usize) -> Self;
+    /// The index as `usize`.
+    fn col(self) -> usize;
+}
+
+impl ColIndex for u16 {
+    const BITS: u32 = 16;
+    const MAX_COLS: usize = 1 << 16;
+    #[inline(always)]
+    fn from_col(col: usize) -> Self {
+        debug_assert!(col < Self::MAX_COLS);
+        col as u16
+    }
+    #[inline(always)]
+    fn col(self) -> usize {
+        self as usize
+    }
+}
+
+impl ColIndex for u32 {
+    const BITS: u32 = 32;
+    const MAX_COLS: usize = 1 << 32;
+    #[inline(always)]
+    fn from_col(col: usize) -> Self {
+        debug_assert!(col < Self::MAX_COLS);
+        col as u32
+    }
+    #[inline(always)]
+    fn col(self) -> usize {
+        self as usize
+    }
+}
+
+/// A CSR matrix of `f32` values: only the stored (live) entries exist.
+///
+/// Invariants, checked by every constructor: `row_ptr` has `n_rows + 1` non-decreasing entries
+/// starting at 0 and ending at `nnz`; each row's column indices are strictly increasing and below
+/// `n_cols`; values are finite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Csr<I: ColIndex> {
+    n_rows: usize,
+    n_cols: usize,
+    row_ptr: Vec<u32>,
+    col_idx: Vec<I>,
+    values: Vec<f32>,
+}
+
+impl<I: ColIndex> Csr<I> {
+    /// Builds a matrix from its raw arrays, validating every invariant.
+    pub fn new(
+        n_rows: usize,
+        n_cols: usize,
+        row_ptr: Vec<u32>,
+        col_idx: Vec<I>,
+        values: Vec<f32>,
+    ) -> Result<Self> {
+        if n_cols > I::MAX_COLS {
+            return Err(Error::TooManyColumns {
+                n_cols,
+                index_bits: I::BITS,
+            });
+        }
+        if row_ptr.len() != n_rows + 1 {
+            return Err(Error::RowPtrLength {
+                expected: n_rows + 1,
+                got: row_ptr.len(),
+            });
+        }
+        if row_ptr[0] != 0 {
+            return Err(Error::RowPtrStart(row_ptr[0] as usize));
+        }
+        let end = row_ptr[n_rows] as usize;
+        if end != col_idx.len() || end != values.len() {
+            return Err(Error::NnzMismatch {
+                row_ptr_end: end,
+                col_indices: col_idx.len(),
+                values: values.len(),
+            });
+        }
+        for row in 0..n_rows {
+            let (lo, hi) = (row_ptr[row] as usize, row_ptr[row + 1] as usize);
+            if hi < lo {
+                return Err(Error::RowPtrDecreasing { row });
+            }
+            let cols = &col_idx[lo..hi];
+            for (i, &c) in cols.iter().enumerate() {
+                let col = c.col();
+                if col >= n_cols {
+                    return Err(Error::ColumnOutOfRange { row, col, n_cols });
+                }
+                if i > 0 {
+                    let prev = cols[i - 1].col();
+                    if prev == col {
+                        return Err(Error::DuplicateColumn { row, col });
+                    }
+                    if prev > col {
+                        return Err(Error::UnsortedColumns { row, col });
+                    }
+                }
+            }
+        }
+        check_finite("values", &values)?;
+        Ok(Self {
+            n_rows,
+            n_cols,
+            row_ptr,
+            col_idx,
+            values,
+        })
+    }
+
+    /// Builds a matrix from strictly increasing flat positions `row * n_cols + col` and their
+    /// values (same length). This is how topology-changing code assembles a new layer.
+    pub fn from_positions(
+        n_rows: usize,
+        n_cols: usize,
+        positions: &[usize],
+        values: Vec<f32>,
+    ) -> Result<Self> {
+        if values.len() != positions.len() {
+            return Err(Error::NnzMismatch {
+                row_ptr_end: positions.len(),
+                col_indices: positions.len(),
+                values: values.len(),
+            });
+        }
+        if n_cols > I::MAX_COLS {
+            return Err(Error::TooManyColumns {
+                n_cols,
+                index_bits: I::BITS,
+            });
+        }
+        if n_cols == 0 && !positions.is_empty() {
+            return Err(Error::ColumnOutOfRange {
+                row: 0,
+                col: 0,
+                n_cols,
+            });
+        }
+        if positions.len() > u32::MAX as usize {
+            return Err(Error::TooManyEntries(positions.len()));
+        }
+        let mut row_ptr = vec![0u32; n_rows + 1];
+        let mut col_idx = Vec::with_capacity(positions.len());
+        for (i, &p) in positions.iter().enumerate() {
+            let (row, col) = (p / n_cols.max(1), p % n_cols.max(1));
+            if row >= n_rows {
+                return Err(Error::ColumnOutOfRange {
+                    row,
+                    col,
+                    n_cols,
+                });
+            }
+            if i > 0 && positions[i - 1] >= p {
+                return Err(if positions[i - 1] == p {
+                    Error::DuplicateColumn { row, col }
+                } else {
+                    Error::UnsortedColumns { row, col }
+                });
+            }
+            row_ptr[row + 1] += 1;
+            col_idx.push(I::from_col(col));
+        }
+        for r in 0..n_rows {
+            row_ptr[r + 1] += row_ptr[r];
+        }
+        check_finite("values", &values)?;
+        Ok(Self {
+            n_rows,
+            n_cols,
+            row_ptr,
+            col_idx,
+            values,
+        })
+    }
+
+    /// Number of rows (layer outputs).
+    pub fn n_rows(&self) -> usize {
+        self.n_rows
+    }
+
+    /// Number of columns (layer inputs).
+    pub fn n_cols(&self) -> usize {
+        self.n_cols
+    }
+
+    /// Number of stored (live) entries.
+    pub fn nnz(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Row offsets: row `j` occupies `row_ptr[j]..row_ptr[j + 1]` of the index and value arrays.
+    pub fn row_ptr(&self) -> &[u32] {
+        &self.row_ptr
+    }
+
+    /// Column index of every stored entry, row by row.
+    pub fn col_idx(&self) -> &[I] {
+        &self.col_idx
+    }
+
+    /// Value of every stored entry, aligned with [`Self::col_idx`].
+    pub fn values(&self) -> &[f32] {
+        &self.values
+    }
+
+    /// Mutable values; the topology stays fixed.
+    pub fn values_mut(&mut self) -> &mut [f32] {
+        &mut self.values
+    }
+
+    /// Column indices and values of row `row`.
+    ///
+    /// # Panics
+    /// If `row >= n_rows`.
+    pub fn row(&self, row: usize) -> (&[I], &[f32]) {
+        let (lo, hi) = (self.row_ptr[row] as usize, self.row_ptr[row + 1] as usize);
+        (&self.col_idx[lo..hi], &self.values[lo..hi])
+    }
+
+    /// Iterates over `(row, col, value)` of every stored entry in storage order.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, usize, f32)> + '_ {
+        (0..self.n_rows).flat_map(move |r| {
+            let (cols, vals) = self.row(r);
+            cols.iter()
+                .zip(vals)
+                .map(move |(&c, &v)| (r, c.col(), v))
+        })
+    }
+
+    /// Flat position `row * n_cols + col` of every stored entry, in storage order (increasing).
+    pub fn positions(&self) -> Vec<usize> {
+        self.iter().map(|(r, c, _)| r * self.n_cols + c).collect()
+    }
+
+    /// Splits the matrix into `(row_ptr, col_idx, values)`.
+    pub fn into_parts(self) -> (Vec<u32>, Vec<I>, Vec<f32>) {
+        (self.row_ptr, self.col_idx, self.values)
+    }
+
+    /// Bytes held by the column indices.
+    pub fn index_bytes(&self) -> usize {
+        self.col_idx.len() * std::mem::size_of::<I>()
+    }
+
+    /// Bytes held by the row pointers.
+    pub fn row_ptr_bytes(&self) -> usize {
+        self.row_ptr.len() * std::mem::size_of::<u32>()
+    }
+
+    /// Converts to a sprs matrix (for interoperability and tests; our kernels do not use sprs).
+    pub fn to_sprs(&self) -> sprs::CsMatI<f32, I, usize> {
+        sprs::CsMatI::new(
+            (self.n_rows, self.n_cols),
+            self.row_ptr.iter().map(|&p| p as usize).collect(),
+            self.col_idx.clone(),
+            self.values.clone(),
+        )
+    }
+
+    /// Converts from a sprs matrix in CSR storage, validating it as [`Self::new`] does.
+    pub fn from_sprs(m: sprs::CsMatViewI<'_, f32, I, usize>) -> Result<Self> {
+        if !m.is_csr() {
+            return Err(Error::NotCsr);
+        }
+        let nnz = m.nnz();
+        if nnz > u32::MAX as usize {
+            return Err(Error::TooManyEntries(nnz));
+        }
+        let row_ptr = m.indptr().to_proper().iter().map(|&p| p as u32).collect();
+        Self::new(
+            m.rows(),
+            m.cols(),
+            row_ptr,
+            m.indices().to_vec(),
+            m.data().to_vec(),
+        )
+    }
+}
+
+/// The weights of a sparse layer, with the narrowest column-index type that fits.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SparseWeights {
+    /// At most 65 536 inputs: 16-bit column indices.
+    U16(Csr<u16>),
+    /// More inputs: 32-bit column indices.
+    U32(Csr<u32>),
+}
+
+/// Runs `$body` with `$csr` bound to the concrete [`Csr`] inside a [`SparseWeights`].
+#[macro_export]
+macro_rules! with_csr {
+    ($weights:expr, $csr:ident => $body:expr) => {
+        match $weights {
+            $crate::SparseWeights::U16($csr) => $body,
+            $crate::SparseWeights::U32($csr) => $body,
+        }
+    };
+}
+
+impl SparseWeights {
+    /// Builds weights from strictly increasing flat positions `row * n_cols + col`, choosing
+    /// `u16` indices when `n_cols <= 65 536`.
+    pub fn from_positions(
+        n_rows: usize,
+        n_cols: usize,
+        positions: &[usize],
+        values: Vec<f32>,
+    ) -> Result<Self> {
+        if n_cols <= u16::MAX_COLS {
+            Csr::from_positions(n_rows, n_cols, positions, values).map(Self::U16)
+        } else {
+            Csr::from_positions(n_rows, n_cols, positions, values).map(Self::U32)
+        }
+    }
+
+    /// Number of rows (layer outputs).
+    pub fn n_rows(&self) -> usize {
+        with_csr!(self, c => c.n_rows())
+    }
+
+    /// Number of columns (layer inputs).
+    pub fn n_cols(&self) -> usize {
+        with_csr!(self, c => c.n_cols())
+    }
+
+    /// Live connections.
+    pub fn nnz(&self) -> usize {
+        with_csr!(self, c => c.nnz())
+    }
+
+    /// The stored values.
+    pub fn values(&self) -> &[f32] {
+        with_csr!(self, c => c.values())
+    }
+
+    /// Mutable stored values; the topology stays fixed.
+    pub fn values_mut(&mut self) -> &mut [f32] {
+        with_csr!(self, c => c.values_mut())
+    }
+
+    /// Row pointers.
+    pub fn row_ptr(&self) -> &[u32] {
+        with_csr!(self, c => c.row_ptr())
+    }
+
+    /// Flat positions `row * n_cols + col` of the live connections, increasing.
+    pub fn positions(&self) -> Vec<usize> {
+        with_csr!(self, c => c.positions())
+    }
+
+    /// Iterates over `(row, col, value)` of every live connection in storage order.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = (usize, usize, f32)> + '_> {
+        with_csr!(self, c => Box::new(c.iter()))
+    }
+
+    /// Bytes held by column indices.
+    pub fn index_bytes(&self) -> usize {
+        with_csr!(self, c => c.index_bytes())
+    }
+
+    /// Bytes held by row pointers.
+    pub fn row_ptr_bytes(&self) -> usize {
+        with_csr!(self, c => c.row_ptr_bytes())
+    }
+}

@@ -1,0 +1,276 @@
+//! Linear layers: a sparse one (CSR weights + dense bias) and a dense one (row-major weights +
+//! bias), side by side behind [`Layer`] so one network can mix them.
+
+use crate::activations::Activations;
+use crate::csr::SparseWeights;
+use crate::error::{Error, Result, check_finite, check_len};
+use crate::flops::{FlopCounter, Flops};
+use crate::kernels;
+use crate::memory::{MemoryReport, f32_bytes};
+use crate::with_csr;
+
+/// A linear layer whose weights hold only live connections.
+#[derive(Debug, Clone)]
+pub struct SparseLinear {
+    weights: SparseWeights,
+    bias: Vec<f32>,
+    flops: FlopCounter,
+}
+
+impl SparseLinear {
+    /// A layer from CSR weights (`n_out × n_in`) and a bias of length `n_out`.
+    pub fn new(weights: SparseWeights, bias: Vec<f32>) -> Result<Self> {
+        check_len("bias", weights.n_rows(), bias.len())?;
+        check_finite("bias", &bias)?;
+        if weights.n_rows() == 0 {
+            return Err(Error::ZeroDimension("n_out"));
+        }
+        if weights.n_cols() == 0 {
+            return Err(Error::ZeroDimension("n_in"));
+        }
+        Ok(Self {
+            weights,
+            bias,
+            flops: FlopCounter::default(),
+        })
+    }
+
+    /// The CSR weights.
+    pub fn weights(&self) -> &SparseWeights {
+        &self.weights
+    }
+
+    /// Replaces the weights by a new topology of the same shape (for topology evolution and
+    /// target pruning); returns the old weights.
+    pub fn replace_weights(&mut self, weights: SparseWeights) -> Result<SparseWeights> {
+        check_len("replacement rows", self.weights.n_rows(), weights.n_rows())?;
+        check_len("replacement columns", self.weights.n_cols(), weights.n_cols())?;
+        Ok(std::mem::replace(&mut self.weights, weights))
+    }
+
+    /// The bias.
+    pub fn bias(&self) -> &[f32] {
+        &self.bias
+    }
+}
+
+/// A fully connected linear layer computed with matrixmultiply.
+#[derive(Debug, Clone)]
+pub struct DenseLinear {
+    n_in: usize,
+    n_out: usize,
+    weights: Vec<f32>,
+    bias: Vec<f32>,
+    flops: FlopCounter,
+}
+
+impl DenseLinear {
+    /// A layer from row-major weights (`n_out × n_in`, `weights[j * n_in + k]`) and a bias.
+    pub fn new(n_in: usize, n_out: usize, weights: Vec<f32>, bias: Vec<f32>) -> Result<Self> {
+        if n_in == 0 {
+            return Err(Error::ZeroDimension("n_in"));
+        }
+        if n_out == 0 {
+            return Err(Error::ZeroDimension("n_out"));
+        }
+        check_len("dense weights", n_in * n_out, weights.len())?;
+        check_len("bias", n_out, bias.len())?;
+        check_finite("weights", &weights)?;
+        check_finite("bias", &bias)?;
+        Ok(Self {
+            n_in,
+            n_out,
+            weights,
+            bias,
+            flops: FlopCounter::default(),
+        })
+    }
+
+    /// Row-major weights, `n_out × n_in`.
+    pub fn weights(&self) -> &[f32] {
+        &self.weights
+    }
+
+    /// The bias.
+    pub fn bias(&self) -> &[f32] {
+        &self.bias
+    }
+}
+
+/// Gradient buffers of one layer, aligned with its parameters: `weights` follows the CSR value
+/// order of a sparse layer (or the row-major weights of a dense one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerGrads {
+    /// Gradient of each weight parameter.
+    pub weights: Vec<f32>,
+    /// Gradient of each bias.
+    pub bias: Vec<f32>,
+}
+
+impl LayerGrads {
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        f32_bytes(self.weights.len() + self.bias.len())
+    }
+}
+
+/// One layer of a network: sparse or dense.
+#[derive(Debug, Clone)]
+pub enum Layer {
+    /// CSR weights.
+    Sparse(SparseLinear),
+    /// Dense weights.
+    Dense(DenseLinear),
+}
+
+impl From<SparseLinear> for Layer {
+    fn from(l: SparseLinear) -> Self {
+        Layer::Sparse(l)
+    }
+}
+
+impl From<DenseLinear> for Layer {
+    fn from(l: DenseLinear) -> Self {
+        Layer::Dense(l)
+    }
+}
+
+impl Layer {
+    /// Number of inputs.
+    pub fn n_in(&self) -> usize {
+        match self {
+            Layer::Sparse(l) => l.weights.n_cols(),
+            Layer::Dense(l) => l.n_in,
+        }
+    }
+
+    /// Number of outputs.
+    pub fn n_out(&self) -> usize {
+        match self {
+            Layer::Sparse(l) => l.weights.n_rows(),
+            Layer::Dense(l) => l.n_out,
+        }
+    }
+
+    /// Whether the weights are stored sparse.
+    pub fn is_sparse(&self) -> bool {
+        matches!(self, Layer::Sparse(_))
+    }
+
+    /// Live weight connections (all `n_in · n_out` for a dense layer); biases not included.
+    pub fn live_connections(&self) -> usize {
+        self.weight_values().len()
+    }
+
+    /// Weight parameters: CSR values, or row-major dense weights.
+    pub fn weight_values(&self) -> &[f32] {
+        match self {
+            Layer::Sparse(l) => l.weights.values(),
+            Layer::Dense(l) => &l.weights,
+        }
+    }
+
+    /// The bias.
+    pub fn bias(&self) -> &[f32] {
+        match self {
+            Layer::Sparse(l) => &l.bias,
+            Layer::Dense(l) => &l.bias,
+        }
+    }
+
+    /// Mutable weight values and bias (the topology stays fixed).
+    pub fn params_mut(&mut self) -> (&mut [f32], &mut [f32]) {
+        match self {
+            Layer::Sparse(l) => (l.weights.values_mut(), &mut l.bias),
+            Layer::Dense(l) => (&mut l.weights, &mut l.bias),
+        }
+    }
+
+    /// Zero-filled gradient buffers matching this layer's parameters.
+    pub fn zero_grads(&self) -> LayerGrads {
+        LayerGrads {
+            weights: vec![0.0; self.live_connections()],
+            bias: vec![0.0; self.n_out()],
+        }
+    }
+
+    fn counter(&self) -> &FlopCounter {
+        match self {
+            Layer::Sparse(l) => &l.flops,
+            Layer::Dense(l) => &l.flops,
+        }
+    }
+
+    /// FLOPs executed by this layer's kernels since creation or the last reset.
+    pub fn flops(&self) -> Flops {
+        self.counter().snapshot()
+    }
+
+    /// Zeroes the FLOP counters.
+    pub fn reset_flops(&self) {
+        self.counter().reset()
+    }
+
+    /// Bytes held by the parameters (values, indices, row pointers, bias).
+    pub fn memory(&self) -> MemoryReport {
+        match self {
+            Layer::Sparse(l) => MemoryReport {
+                values: f32_bytes(l.weights.nnz()),
+                col_indices: l.weights.index_bytes(),
+                row_ptrs: l.weights.row_ptr_bytes(),
+                biases: f32_bytes(l.bias.len()),
+                ..Default::default()
+            },
+            Layer::Dense(l) => MemoryReport {
+                values: f32_bytes(l.weights.len()),
+                biases: f32_bytes(l.bias.len()),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// `y = W x + b`; `y` is reshaped to `n_out × batch` if needed.
+    pub fn forward(&self, x: &Activations, y: &mut Activations) -> Result<()> {
+        check_len("layer input features", self.n_in(), x.features())?;
+        y.ensure_shape(self.n_out(), x.batch());
+        match self {
+            Layer::Sparse(l) => {
+                with_csr!(&l.weights, w => kernels::sparse_forward(w, &l.bias, x, y, &l.flops))
+            }
+            Layer::Dense(l) => kernels::dense_forward(&l.weights, &l.bias, x, y, &l.flops),
+        }
+        Ok(())
+    }
+
+    /// `dx = Wᵀ dy`; `dx` is reshaped to `n_in × batch` if needed and overwritten.
+    pub fn backward_data(&self, dy: &Activations, dx: &mut Activations) -> Result<()> {
+        check_len("layer output-gradient features", self.n_out(), dy.features())?;
+        dx.ensure_shape(self.n_in(), dy.batch());
+        match self {
+            Layer::Sparse(l) => {
+                with_csr!(&l.weights, w => kernels::sparse_backward_data(w, dy, dx, &l.flops))
+            }
+            Layer::Dense(l) => kernels::dense_backward_data(&l.weights, dy, dx, &l.flops),
+        }
+        Ok(())
+    }
+
+    /// Overwrites `grads` with the weight gradient (at live positions only) and bias gradient
+    /// for output gradient `dy` and the layer's input `x`.
+    pub fn param_grads(&self, dy: &Activations, x: &Activations, grads: &mut LayerGrads) -> Result<()> {
+        check_len("layer output-gradient features", self.n_out(), dy.features())?;
+        check_len("layer input features", self.n_in(), x.features())?;
+        check_len("batch", dy.batch(), x.batch())?;
+        check_len("weight gradient", self.live_connections(), grads.weights.len())?;
+        check_len("bias gradient", self.n_out(), grads.bias.len())?;
+        let counter = self.counter();
+        match self {
+            Layer::Sparse(l) => with_csr!(&l.weights, w => {
+                kernels::sparse_weight_grad(w, dy, x, &mut grads.weights, counter)
+            }),
+            Layer::Dense(_) => kernels::dense_weight_grad(dy, x, &mut grads.weights, counter),
+        }
+        kernels::bias_grad(dy, &mut grads.bias, counter);
+        Ok(())
+    }
+}

@@ -1,0 +1,38 @@
+//! Truly sparse neural-network layers: the engine under ds-td3.
+//!
+//! A sparse layer stores only its live connections in CSR form ([`Csr`], [`SparseWeights`]), and
+//! every kernel — forward, backward-data, the weight gradient at stored positions, the bias
+//! gradient — touches only those ([`kernels`]). Nothing here ever materialises a dense copy of a
+//! sparse weight matrix. Dense layers ([`DenseLinear`], through matrixmultiply) sit beside sparse
+//! ones in one network ([`Mlp`]), as the paper's dense output layers require.
+//!
+//! - [`activations`]: feature-major `[feature][batch]` buffers with padded, aligned rows;
+//! - [`csr`]: validated CSR storage with `u16` or `u32` column indices;
+//! - [`layer`], [`mlp`]: layers and networks with cached activations and input gradients;
+//! - [`adam`]: PyTorch-exact Adam with coupled weight decay, state per live connection;
+//! - [`remap`]: realigning per-connection state when a topology changes;
+//! - [`init`]: Erdős–Rényi topologies and PyTorch-default values;
+//! - [`flops`], [`memory`]: accounting done by the kernels and types themselves.
+
+pub mod activations;
+pub mod adam;
+pub mod csr;
+pub mod error;
+pub mod flops;
+pub mod init;
+pub mod kernels;
+pub mod layer;
+pub mod memory;
+pub mod mlp;
+pub mod remap;
+
+pub use activations::{Activations, padded_stride};
+pub use adam::{Adam, AdamConfig, LayerMoments, Moments};
+pub use csr::{ColIndex, Csr, SparseWeights};
+pub use error::{Error, Result};
+pub use flops::{FlopCounter, Flops, KernelKind};
+pub use init::er_connections;
+pub use layer::{DenseLinear, Layer, LayerGrads, SparseLinear};
+pub use memory::MemoryReport;
+pub use mlp::{Grads, LayerKind, Mlp, Output, Workspace};
+pub use remap::Remap;
