@@ -1,0 +1,393 @@
+//! Golden episodes: recorded gymnasium trajectories (format `mujoco-golden/1`) and their replay.
+//!
+//! A file holds a header (task, gymnasium id and keyword arguments, MuJoCo version, sizes,
+//! action bounds), the exact state after reset and, for every step, the exact action, state and
+//! reward plus the observation and info rounded to 9 significant digits. [`replay`] checks this
+//! crate against it: `set_state` with the recorded reset state (`mj_resetData`, write, `mj_forward`)
+//! and compare the observation; then for every step apply the recorded action and compare
+//! everything, always stepping on from the crate's own state (the recorded state is never
+//! reloaded). Tolerances ([`Tolerances::GOLDEN`]): qpos/qvel bitwise, reward abs 1e-12 + rel 1e-12,
+//! obs and info abs 1e-12 + rel 1e-8, terminated/truncated exact. Bit-exact agreement needs
+//! MuJoCo 2.2.2, the version the files were recorded with.
+//!
+//! Files may be plain JSON or gzip-compressed JSON.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::{EnvError, Options};
+
+/// Why a golden file could not be read or replayed.
+#[derive(Debug, thiserror::Error)]
+pub enum GoldenError {
+    /// The file could not be read or decompressed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The file is not valid JSON of the expected shape.
+    #[error("invalid golden file: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The file is well-formed but describes something this crate cannot replay.
+    #[error("unsupported golden file: {0}")]
+    Unsupported(String),
+    /// Making or driving the environment failed.
+    #[error(transparent)]
+    Env(#[from] EnvError),
+}
+
+/// The state after reset, as recorded.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ResetRecord {
+    /// Positions after the reset noise (exact).
+    pub qpos: Vec<f64>,
+    /// Velocities after the reset noise (exact).
+    pub qvel: Vec<f64>,
+    /// Observation returned by reset (9 significant digits).
+    pub obs: Vec<f64>,
+}
+
+/// Per-step records; element `t` belongs to the `(t+1)`-th step.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StepsRecord {
+    /// Actions passed to `step` (exact).
+    pub action: Vec<Vec<f64>>,
+    /// Observations (9 significant digits).
+    pub obs: Vec<Vec<f64>>,
+    /// Rewards (exact).
+    pub reward: Vec<f64>,
+    /// Termination flags.
+    pub terminated: Vec<bool>,
+    /// Truncation flags.
+    pub truncated: Vec<bool>,
+    /// Positions after each step (exact).
+    pub qpos: Vec<Vec<f64>>,
+    /// Velocities after each step (exact).
+    pub qvel: Vec<Vec<f64>>,
+    /// Info values by key (9 significant digits).
+    pub info: BTreeMap<String, Vec<f64>>,
+}
+
+/// One recorded episode.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Episode {
+    /// Format tag, `"mujoco-golden/1"`.
+    pub format: String,
+    /// Task name of the recording (e.g. `"Ant-v4-contact-noterm"`).
+    pub task: String,
+    /// The gymnasium id it was made with (e.g. `"Ant-v4"`).
+    pub gym_id: String,
+    /// The keyword arguments passed to gymnasium's `make`.
+    #[serde(default)]
+    pub env_kwargs: BTreeMap<String, serde_json::Value>,
+    /// MuJoCo version of the recording (`"2.2.2"`).
+    pub mujoco_version: String,
+    /// Simulation steps per environment step.
+    pub frame_skip: usize,
+    /// Seconds per environment step.
+    pub dt: f64,
+    /// Number of generalised positions.
+    pub nq: usize,
+    /// Number of generalised velocities.
+    pub nv: usize,
+    /// Number of actuators.
+    pub nu: usize,
+    /// Observation length.
+    pub obs_dim: usize,
+    /// Action-space lower bounds (float32 values widened to f64).
+    pub action_low: Vec<f64>,
+    /// Action-space upper bounds (float32 values widened to f64).
+    pub action_high: Vec<f64>,
+    /// Number of recorded steps.
+    pub n_steps: usize,
+    /// The reset state.
+    pub reset: ResetRecord,
+    /// The steps.
+    pub steps: StepsRecord,
+}
+
+impl Episode {
+    /// Reads a golden file, plain or gzip-compressed JSON.
+    ///
+    /// # Errors
+    /// I/O, decompression or JSON errors.
+    pub fn load(path: &Path) -> Result<Self, GoldenError> {
+        let raw = std::fs::read(path)?;
+        Self::from_bytes(&raw)
+    }
+
+    /// Parses a golden file's bytes, plain or gzip-compressed JSON.
+    ///
+    /// # Errors
+    /// Decompression or JSON errors.
+    pub fn from_bytes(raw: &[u8]) -> Result<Self, GoldenError> {
+        if raw.starts_with(&[0x1f, 0x8b]) {
+            let mut text = Vec::new();
+            flate2::read::GzDecoder::new(raw).read_to_end(&mut text)?;
+            Ok(serde_json::from_slice(&text)?)
+        } else {
+            Ok(serde_json::from_slice(raw)?)
+        }
+    }
+
+    /// The crate's task id and options that reproduce this recording.
+    ///
+    /// # Errors
+    /// [`GoldenError::Unsupported`] for an unknown gymnasium id or keyword argument.
+    pub fn env_spec(&self) -> Result<(&'static str, Options), GoldenError> {
+        let mut options = Options::default();
+        let mut contact = false;
+        for (key, value) in &self.env_kwargs {
+            let flag = value.as_bool().ok_or_else(|| {
+                GoldenError::Unsupported(format!("env_kwargs.{key} = {value} is not a boolean"))
+            })?;
+            match key.as_str() {
+                "terminate_when_unhealthy" => options.terminate_when_unhealthy = flag,
+                "use_contact_forces" if self.gym_id.starts_with("Ant-") => contact = flag,
+                _ => {
+                    return Err(GoldenError::Unsupported(format!(
+                        "env_kwargs.{key} is not supported for {}",
+                        self.gym_id
+                    )));
+                }
+            }
+        }
+        let id = match (self.gym_id.as_str(), contact) {
+            ("Hopper-v3" | "Hopper-v4", _) => "Hopper-v3",
+            ("Walker2d-v3" | "Walker2d-v4", _) => "Walker2d-v3",
+            ("HalfCheetah-v3" | "HalfCheetah-v4", _) => "HalfCheetah-v3",
+            ("Ant-v4", true) | ("Ant-v3", _) => "Ant-v3",
+            ("Ant-v4", false) => "Ant-v4",
+            ("Humanoid-v3" | "Humanoid-v4", _) => "Humanoid-v3",
+            (other, _) => {
+                return Err(GoldenError::Unsupported(format!(
+                    "gym id {other} has no task here"
+                )));
+            }
+        };
+        Ok((id, options))
+    }
+}
+
+/// Replay tolerances. A value `x` matches its reference `r` when `|x - r| <= abs + rel * |r|`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tolerances {
+    /// Absolute part for rewards.
+    pub reward_abs: f64,
+    /// Relative part for rewards.
+    pub reward_rel: f64,
+    /// Absolute part for observations and info values.
+    pub obs_abs: f64,
+    /// Relative part for observations and info values (the files round them to 9 digits).
+    pub obs_rel: f64,
+}
+
+impl Tolerances {
+    /// The tolerances the golden files are specified with (valid when linked against MuJoCo
+    /// 2.2.2). qpos/qvel must match bitwise and the flags exactly in any case.
+    pub const GOLDEN: Self = Self {
+        reward_abs: 1e-12,
+        reward_rel: 1e-12,
+        obs_abs: 1e-12,
+        obs_rel: 1e-8,
+    };
+}
+
+/// Largest deviation of one quantity over a replay.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Deviation {
+    /// Largest `|x - r|`.
+    pub max_abs: f64,
+    /// Number of values outside the tolerance (for qpos/qvel: not bitwise equal).
+    pub failures: usize,
+}
+
+impl Deviation {
+    fn add(&mut self, x: f64, r: f64, ok: bool) {
+        let d = (x - r).abs();
+        if d > self.max_abs || d.is_nan() {
+            self.max_abs = d;
+        }
+        if !ok {
+            self.failures += 1;
+        }
+    }
+
+    fn close(&mut self, x: f64, r: f64, abs: f64, rel: f64) {
+        self.add(x, r, (x - r).abs() <= abs + rel * r.abs());
+    }
+
+    fn bitwise(&mut self, x: f64, r: f64) {
+        self.add(x, r, x.to_bits() == r.to_bits());
+    }
+}
+
+/// The outcome of replaying one episode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// The crate's task id used.
+    pub env_id: &'static str,
+    /// Steps replayed (all recorded steps unless a structural problem stopped the replay).
+    pub steps: usize,
+    /// qpos after every step (bitwise).
+    pub qpos: Deviation,
+    /// qvel after every step (bitwise).
+    pub qvel: Deviation,
+    /// Rewards.
+    pub reward: Deviation,
+    /// Observations, the reset observation included.
+    pub obs: Deviation,
+    /// Info values.
+    pub info: Deviation,
+    /// Steps whose terminated or truncated flag differs.
+    pub flag_mismatches: usize,
+    /// Problems that are not per-value deviations (sizes, bounds, missing info keys, ...).
+    pub problems: Vec<String>,
+}
+
+impl Report {
+    /// True when everything is within tolerance.
+    pub fn passed(&self) -> bool {
+        self.problems.is_empty()
+            && self.flag_mismatches == 0
+            && [self.qpos, self.qvel, self.reward, self.obs, self.info]
+                .iter()
+                .all(|d| d.failures == 0)
+    }
+}
+
+/// Replays `episode` against this crate with the given tolerances (see the module docs for the
+/// exact call sequence).
+///
+/// # Errors
+/// [`GoldenError::Unsupported`] when the episode names no task of this crate, [`GoldenError::Env`]
+/// when the environment cannot be made. Deviations are not errors: they are in the report.
+pub fn replay(episode: &Episode, tol: &Tolerances) -> Result<Report, GoldenError> {
+    let (id, options) = episode.env_spec()?;
+    let mut env = crate::make_with(id, &options)?;
+    let mut report = Report {
+        env_id: env.id(),
+        steps: 0,
+        qpos: Deviation::default(),
+        qvel: Deviation::default(),
+        reward: Deviation::default(),
+        obs: Deviation::default(),
+        info: Deviation::default(),
+        flag_mismatches: 0,
+        problems: Vec::new(),
+    };
+    let problems = &mut report.problems;
+    if episode.format != "mujoco-golden/1" {
+        problems.push(format!(
+            "format {:?} is not mujoco-golden/1",
+            episode.format
+        ));
+    }
+    let sizes = [
+        ("nq", episode.nq, env.qpos().len()),
+        ("nv", episode.nv, env.qvel().len()),
+        ("nu", episode.nu, env.action_dim()),
+        ("obs_dim", episode.obs_dim, env.obs_dim()),
+    ];
+    for (name, file, ours) in sizes {
+        if file != ours {
+            problems.push(format!("{name}: file {file}, {id} {ours}"));
+        }
+    }
+    if episode.dt.to_bits() != env.dt().to_bits() {
+        problems.push(format!("dt: file {}, {id} {}", episode.dt, env.dt()));
+    }
+    // The file's bounds are gymnasium's float32 Box bounds.
+    let f32_eq = |a: &[f64], b: &[f64]| {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (*y as f32) as f64 == *x)
+    };
+    if !f32_eq(&episode.action_low, env.action_low())
+        || !f32_eq(&episode.action_high, env.action_high())
+    {
+        problems.push("action bounds differ".into());
+    }
+    let s = &episode.steps;
+    let n = episode.n_steps;
+    let lengths = [
+        s.action.len(),
+        s.obs.len(),
+        s.reward.len(),
+        s.terminated.len(),
+        s.truncated.len(),
+        s.qpos.len(),
+        s.qvel.len(),
+    ];
+    if lengths.iter().any(|&l| l != n) || s.info.values().any(|v| v.len() != n) {
+        problems.push(format!("step arrays are not all of length n_steps = {n}"));
+    }
+    if !problems.is_empty() {
+        return Ok(report);
+    }
+
+    let obs = env.set_state(&episode.reset.qpos, &episode.reset.qvel)?;
+    compare_vec(
+        &mut report.obs,
+        &obs,
+        &episode.reset.obs,
+        tol,
+        problems,
+        "reset obs",
+    );
+    for t in 0..n {
+        let step = env.step(&s.action[t])?;
+        report.steps += 1;
+        if step.terminated != s.terminated[t] || step.truncated != s.truncated[t] {
+            report.flag_mismatches += 1;
+        }
+        report
+            .reward
+            .close(step.reward, s.reward[t], tol.reward_abs, tol.reward_rel);
+        compare_vec(&mut report.obs, &step.obs, &s.obs[t], tol, problems, "obs");
+        for (ours, file, dev) in [
+            (env.qpos(), &s.qpos[t], &mut report.qpos),
+            (env.qvel(), &s.qvel[t], &mut report.qvel),
+        ] {
+            if ours.len() != file.len() {
+                problems.push(format!(
+                    "step {}: state length {} vs {}",
+                    t + 1,
+                    ours.len(),
+                    file.len()
+                ));
+                continue;
+            }
+            for (&x, &r) in ours.iter().zip(file) {
+                dev.bitwise(x, r);
+            }
+        }
+        for (key, values) in &s.info {
+            match step.info.get(key) {
+                Some(x) => report.info.close(x, values[t], tol.obs_abs, tol.obs_rel),
+                None => {
+                    if t == 0 {
+                        problems.push(format!("info key {key} is not produced by {id}"));
+                    }
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn compare_vec(
+    dev: &mut Deviation,
+    ours: &[f64],
+    file: &[f64],
+    tol: &Tolerances,
+    problems: &mut Vec<String>,
+    what: &str,
+) {
+    if ours.len() != file.len() {
+        problems.push(format!("{what}: length {} vs {}", ours.len(), file.len()));
+        return;
+    }
+    for (&x, &r) in ours.iter().zip(file) {
+        dev.close(x, r, tol.obs_abs, tol.obs_rel);
+    }
+}
