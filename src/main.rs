@@ -6,6 +6,7 @@
 use clap::Parser;
 
 mod cli;
+mod networks;
 
 fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();

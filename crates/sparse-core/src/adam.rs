@@ -134,9 +134,16 @@ impl StepScalars {
     }
 
     fn apply(&self, params: &mut [f32], grads: &[f32], st: &mut Moments) {
-        let it = params.iter_mut().zip(grads).zip(st.m.iter_mut().zip(st.v.iter_mut()));
+        let it = params
+            .iter_mut()
+            .zip(grads)
+            .zip(st.m.iter_mut().zip(st.v.iter_mut()));
         for ((p, &g), (m, v)) in it {
-            let g = if self.weight_decay != 0.0 { g + self.weight_decay * *p } else { g };
+            let g = if self.weight_decay != 0.0 {
+                g + self.weight_decay * *p
+            } else {
+                g
+            };
             *m += self.one_minus_beta1 * (g - *m);
             *v = *v * self.beta2 + self.one_minus_beta2 * g * g;
             let denom = v.sqrt() / self.bias_correction2_sqrt + self.eps;
@@ -185,12 +192,21 @@ impl Adam {
         check_len("gradient layers", self.layers.len(), grads.layers().len())?;
         for ((layer, g), st) in mlp.layers().iter().zip(grads.layers()).zip(&self.layers) {
             check_len("weight gradient", layer.live_connections(), g.weights.len())?;
-            check_len("weight moments", layer.live_connections(), st.weights.m.len())?;
+            check_len(
+                "weight moments",
+                layer.live_connections(),
+                st.weights.m.len(),
+            )?;
             check_len("bias gradient", layer.n_out(), g.bias.len())?;
         }
         self.steps += 1;
         let s = StepScalars::new(&self.config, self.steps);
-        for ((layer, g), st) in mlp.layers_mut().iter_mut().zip(grads.layers()).zip(&mut self.layers) {
+        for ((layer, g), st) in mlp
+            .layers_mut()
+            .iter_mut()
+            .zip(grads.layers())
+            .zip(&mut self.layers)
+        {
             let (w, b) = layer.params_mut();
             s.apply(w, &g.weights, &mut st.weights);
             s.apply(b, &g.bias, &mut st.bias);
@@ -214,7 +230,11 @@ impl Adam {
     /// Bytes held (reported under `optimizer`).
     pub fn memory(&self) -> MemoryReport {
         MemoryReport {
-            optimizer: self.layers.iter().map(|l| l.weights.bytes() + l.bias.bytes()).sum(),
+            optimizer: self
+                .layers
+                .iter()
+                .map(|l| l.weights.bytes() + l.bias.bytes())
+                .sum(),
             ..Default::default()
         }
     }

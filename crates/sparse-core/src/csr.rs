@@ -102,11 +102,12 @@ impl<I: ColIndex> Csr<I> {
                 values: values.len(),
             });
         }
+        // Non-decreasing offsets that end at nnz stay within the arrays.
+        if let Some(row) = row_ptr.windows(2).position(|w| w[1] < w[0]) {
+            return Err(Error::RowPtrDecreasing { row });
+        }
         for row in 0..n_rows {
             let (lo, hi) = (row_ptr[row] as usize, row_ptr[row + 1] as usize);
-            if hi < lo {
-                return Err(Error::RowPtrDecreasing { row });
-            }
             let cols = &col_idx[lo..hi];
             for (i, &c) in cols.iter().enumerate() {
                 let col = c.col();
@@ -170,11 +171,7 @@ impl<I: ColIndex> Csr<I> {
         for (i, &p) in positions.iter().enumerate() {
             let (row, col) = (p / n_cols.max(1), p % n_cols.max(1));
             if row >= n_rows {
-                return Err(Error::ColumnOutOfRange {
-                    row,
-                    col,
-                    n_cols,
-                });
+                return Err(Error::ColumnOutOfRange { row, col, n_cols });
             }
             if i > 0 && positions[i - 1] >= p {
                 return Err(if positions[i - 1] == p {
@@ -247,9 +244,7 @@ impl<I: ColIndex> Csr<I> {
     pub fn iter(&self) -> impl Iterator<Item = (usize, usize, f32)> + '_ {
         (0..self.n_rows).flat_map(move |r| {
             let (cols, vals) = self.row(r);
-            cols.iter()
-                .zip(vals)
-                .map(move |(&c, &v)| (r, c.col(), v))
+            cols.iter().zip(vals).map(move |(&c, &v)| (r, c.col(), v))
         })
     }
 

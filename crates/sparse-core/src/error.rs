@@ -21,7 +21,9 @@ pub enum Error {
         row: usize,
     },
     /// `row_ptr[n_rows]`, the column-index count and the value count must agree.
-    #[error("row_ptr ends at {row_ptr_end} but there are {col_indices} column indices and {values} values")]
+    #[error(
+        "row_ptr ends at {row_ptr_end} but there are {col_indices} column indices and {values} values"
+    )]
     NnzMismatch {
         /// Last entry of `row_ptr`.
         row_ptr_end: usize,

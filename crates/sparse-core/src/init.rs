@@ -84,7 +84,11 @@ impl SparseLinear {
 
 impl DenseLinear {
     /// A dense layer with PyTorch-default values (row-major draws, then biases).
-    pub fn pytorch_default<R: Rng + ?Sized>(n_in: usize, n_out: usize, rng: &mut R) -> Result<Self> {
+    pub fn pytorch_default<R: Rng + ?Sized>(
+        n_in: usize,
+        n_out: usize,
+        rng: &mut R,
+    ) -> Result<Self> {
         if n_in == 0 {
             return Err(Error::ZeroDimension("n_in"));
         }

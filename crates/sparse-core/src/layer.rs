@@ -44,7 +44,11 @@ impl SparseLinear {
     /// target pruning); returns the old weights.
     pub fn replace_weights(&mut self, weights: SparseWeights) -> Result<SparseWeights> {
         check_len("replacement rows", self.weights.n_rows(), weights.n_rows())?;
-        check_len("replacement columns", self.weights.n_cols(), weights.n_cols())?;
+        check_len(
+            "replacement columns",
+            self.weights.n_cols(),
+            weights.n_cols(),
+        )?;
         Ok(std::mem::replace(&mut self.weights, weights))
     }
 
@@ -244,7 +248,11 @@ impl Layer {
 
     /// `dx = Wᵀ dy`; `dx` is reshaped to `n_in × batch` if needed and overwritten.
     pub fn backward_data(&self, dy: &Activations, dx: &mut Activations) -> Result<()> {
-        check_len("layer output-gradient features", self.n_out(), dy.features())?;
+        check_len(
+            "layer output-gradient features",
+            self.n_out(),
+            dy.features(),
+        )?;
         dx.ensure_shape(self.n_in(), dy.batch());
         match self {
             Layer::Sparse(l) => {
@@ -257,11 +265,24 @@ impl Layer {
 
     /// Overwrites `grads` with the weight gradient (at live positions only) and bias gradient
     /// for output gradient `dy` and the layer's input `x`.
-    pub fn param_grads(&self, dy: &Activations, x: &Activations, grads: &mut LayerGrads) -> Result<()> {
-        check_len("layer output-gradient features", self.n_out(), dy.features())?;
+    pub fn param_grads(
+        &self,
+        dy: &Activations,
+        x: &Activations,
+        grads: &mut LayerGrads,
+    ) -> Result<()> {
+        check_len(
+            "layer output-gradient features",
+            self.n_out(),
+            dy.features(),
+        )?;
         check_len("layer input features", self.n_in(), x.features())?;
         check_len("batch", dy.batch(), x.batch())?;
-        check_len("weight gradient", self.live_connections(), grads.weights.len())?;
+        check_len(
+            "weight gradient",
+            self.live_connections(),
+            grads.weights.len(),
+        )?;
         check_len("bias gradient", self.n_out(), grads.bias.len())?;
         let counter = self.counter();
         match self {

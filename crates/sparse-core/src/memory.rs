@@ -21,7 +21,12 @@ pub struct MemoryReport {
 impl MemoryReport {
     /// Sum of all categories.
     pub fn total(&self) -> usize {
-        self.values + self.col_indices + self.row_ptrs + self.biases + self.gradients + self.optimizer
+        self.values
+            + self.col_indices
+            + self.row_ptrs
+            + self.biases
+            + self.gradients
+            + self.optimizer
     }
 }
 

@@ -135,7 +135,11 @@ impl Mlp {
         output: Output,
         rng: &mut R,
     ) -> Result<Self> {
-        check_len("layer kinds (one per layer)", sizes.len().saturating_sub(1), kinds.len())?;
+        check_len(
+            "layer kinds (one per layer)",
+            sizes.len().saturating_sub(1),
+            kinds.len(),
+        )?;
         let layers = kinds
             .iter()
             .zip(sizes.windows(2))
@@ -201,7 +205,8 @@ impl Mlp {
         check_len("network input features", self.n_in(), x.features())?;
         ws.input.ensure_shape(x.features(), x.batch());
         ws.input.as_mut_slice().copy_from_slice(x.as_slice());
-        ws.outputs.resize_with(self.layers.len(), Activations::default);
+        ws.outputs
+            .resize_with(self.layers.len(), Activations::default);
         let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
             let (done, rest) = ws.outputs.split_at_mut(i);
@@ -212,7 +217,11 @@ impl Mlp {
             if i < last {
                 (0..n).for_each(|f| out.row_mut(f).iter_mut().for_each(|v| *v = v.max(0.0)));
             } else if let Output::Tanh { bound } = self.output {
-                (0..n).for_each(|f| out.row_mut(f).iter_mut().for_each(|v| *v = bound * v.tanh()));
+                (0..n).for_each(|f| {
+                    out.row_mut(f)
+                        .iter_mut()
+                        .for_each(|v| *v = bound * v.tanh())
+                });
             }
         }
         Ok(&ws.outputs[last])
@@ -229,8 +238,16 @@ impl Mlp {
         d_input: Option<&mut Activations>,
     ) -> Result<()> {
         let n = self.layers.len();
-        check_len("cached layer outputs (run forward first)", n, ws.outputs.len())?;
-        check_len("output-gradient features", self.n_out(), d_output.features())?;
+        check_len(
+            "cached layer outputs (run forward first)",
+            n,
+            ws.outputs.len(),
+        )?;
+        check_len(
+            "output-gradient features",
+            self.n_out(),
+            d_output.features(),
+        )?;
         check_len("output-gradient batch", ws.input.batch(), d_output.batch())?;
         if let Some(g) = grads.as_deref() {
             check_len("gradient layers", n, g.layers.len())?;
@@ -260,7 +277,11 @@ impl Mlp {
             let layer = &self.layers[i];
             let (below, at) = ws.deltas.split_at_mut(i);
             let dz = &at[0];
-            let input = if i == 0 { &ws.input } else { &ws.outputs[i - 1] };
+            let input = if i == 0 {
+                &ws.input
+            } else {
+                &ws.outputs[i - 1]
+            };
             if let Some(g) = grads.as_deref_mut() {
                 layer.param_grads(dz, input, &mut g.layers[i])?;
             }

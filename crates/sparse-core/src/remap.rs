@@ -104,7 +104,13 @@ impl Remap {
         let remapped = self
             .source
             .iter()
-            .map(|&s| if s == Self::NEW { 0.0 } else { state[s as usize] })
+            .map(|&s| {
+                if s == Self::NEW {
+                    0.0
+                } else {
+                    state[s as usize]
+                }
+            })
             .collect();
         *state = remapped;
         Ok(())

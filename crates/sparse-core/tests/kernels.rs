@@ -14,21 +14,30 @@ fn check_layer(layer: &Layer, batch: usize, r: &mut StdRng) {
     let w = dense_weights(layer);
     let x = random_acts(r, n_in, batch);
     let dy = random_acts(r, n_out, batch);
-    let ctx = format!("{n_out}x{n_in}, nnz {}, batch {batch}", layer.live_connections());
+    let ctx = format!(
+        "{n_out}x{n_in}, nnz {}, batch {batch}",
+        layer.live_connections()
+    );
 
     // Forward: y = W x + b.
     let mut y = Activations::default();
     layer.forward(&x, &mut y).unwrap();
-    for j in 0..n_out {
+    for (j, wj) in w.iter().enumerate() {
         for b in 0..batch {
             let bias = layer.bias()[j] as f64;
             let (mut want, mut scale) = (bias, bias.abs());
-            for (k, wk) in w[j].iter().enumerate() {
+            for (k, wk) in wj.iter().enumerate() {
                 let t = wk * x.get(k, b) as f64;
                 want += t;
                 scale += t.abs();
             }
-            assert_close(&format!("forward[{j},{b}] {ctx}"), y.get(j, b), want, scale, REL);
+            assert_close(
+                &format!("forward[{j},{b}] {ctx}"),
+                y.get(j, b),
+                want,
+                scale,
+                REL,
+            );
         }
     }
 
@@ -43,7 +52,13 @@ fn check_layer(layer: &Layer, batch: usize, r: &mut StdRng) {
                 want += t;
                 scale += t.abs();
             }
-            assert_close(&format!("backward-data[{k},{b}] {ctx}"), dx.get(k, b), want, scale, REL);
+            assert_close(
+                &format!("backward-data[{k},{b}] {ctx}"),
+                dx.get(k, b),
+                want,
+                scale,
+                REL,
+            );
         }
     }
 
@@ -54,7 +69,9 @@ fn check_layer(layer: &Layer, batch: usize, r: &mut StdRng) {
     layer.param_grads(&dy, &x, &mut grads).unwrap();
     let positions: Vec<(usize, usize)> = match layer {
         Layer::Sparse(s) => s.weights().iter().map(|(r, c, _)| (r, c)).collect(),
-        Layer::Dense(_) => (0..n_out).flat_map(|j| (0..n_in).map(move |k| (j, k))).collect(),
+        Layer::Dense(_) => (0..n_out)
+            .flat_map(|j| (0..n_in).map(move |k| (j, k)))
+            .collect(),
     };
     assert_eq!(positions.len(), grads.weights.len());
     for (&(j, k), &g) in positions.iter().zip(&grads.weights) {
@@ -91,7 +108,9 @@ fn sparse_kernels_match_dense_reference() {
     for &(n_in, n_out) in &shapes {
         for density in ["0", "one", "0.05", "0.5", "1.0"] {
             let count = count_for(density, n_in, n_out);
-            let layer: Layer = SparseLinear::random(n_in, n_out, count, &mut r).unwrap().into();
+            let layer: Layer = SparseLinear::random(n_in, n_out, count, &mut r)
+                .unwrap()
+                .into();
             assert_eq!(layer.live_connections(), count.min(n_in * n_out));
             for &batch in &BATCHES {
                 check_layer(&layer, batch, &mut r);
@@ -107,7 +126,9 @@ fn random_shapes_match_dense_reference() {
         let (n_in, n_out) = (r.random_range(1..120usize), r.random_range(1..120usize));
         let density: f64 = r.random_range(0.0..1.0);
         let count = (density * (n_in * n_out) as f64) as usize;
-        let layer: Layer = SparseLinear::random(n_in, n_out, count, &mut r).unwrap().into();
+        let layer: Layer = SparseLinear::random(n_in, n_out, count, &mut r)
+            .unwrap()
+            .into();
         let batch = BATCHES[r.random_range(0..BATCHES.len())];
         check_layer(&layer, batch, &mut r);
     }
@@ -117,9 +138,15 @@ fn random_shapes_match_dense_reference() {
 fn wide_layers_use_u32_indices_and_match() {
     let mut r = rng(3);
     let layer = SparseLinear::random(70_000, 3, 40, &mut r).unwrap();
-    assert!(matches!(layer.weights(), sparse_core::SparseWeights::U32(_)));
+    assert!(matches!(
+        layer.weights(),
+        sparse_core::SparseWeights::U32(_)
+    ));
     let narrow = SparseLinear::random(65_536, 2, 10, &mut r).unwrap();
-    assert!(matches!(narrow.weights(), sparse_core::SparseWeights::U16(_)));
+    assert!(matches!(
+        narrow.weights(),
+        sparse_core::SparseWeights::U16(_)
+    ));
     check_layer(&layer.into(), 7, &mut r);
     check_layer(&narrow.into(), 7, &mut r);
 }
@@ -128,7 +155,9 @@ fn wide_layers_use_u32_indices_and_match() {
 fn dense_kernels_match_dense_reference() {
     let mut r = rng(4);
     for &(n_in, n_out) in &[(1, 1), (17, 256), (256, 6), (33, 9)] {
-        let layer: Layer = DenseLinear::pytorch_default(n_in, n_out, &mut r).unwrap().into();
+        let layer: Layer = DenseLinear::pytorch_default(n_in, n_out, &mut r)
+            .unwrap()
+            .into();
         for &batch in &BATCHES {
             check_layer(&layer, batch, &mut r);
         }
@@ -142,7 +171,11 @@ fn kernels_count_their_flops() {
     let batch = 9;
     let x = random_acts(&mut r, 40, batch);
     let dy = random_acts(&mut r, 30, batch);
-    let (mut y, mut dx, mut g) = (Activations::default(), Activations::default(), layer.zero_grads());
+    let (mut y, mut dx, mut g) = (
+        Activations::default(),
+        Activations::default(),
+        layer.zero_grads(),
+    );
     layer.forward(&x, &mut y).unwrap();
     layer.forward(&x, &mut y).unwrap();
     layer.backward_data(&dy, &mut dx).unwrap();

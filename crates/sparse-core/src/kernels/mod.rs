@@ -87,7 +87,15 @@ pub fn sparse_weight_grad<I: ColIndex>(
     assert_eq!(grad.len(), w.nnz(), "gradient length");
     assert_shape("output gradient", dy, w.n_rows(), batch);
     assert_shape("input", x, w.n_cols(), batch);
-    portable::weight_grad(w, dy.as_slice(), dy.stride(), x.as_slice(), x.stride(), grad, batch);
+    portable::weight_grad(
+        w,
+        dy.as_slice(),
+        dy.stride(),
+        x.as_slice(),
+        x.stride(),
+        grad,
+        batch,
+    );
     flops.add(KernelKind::WeightGrad, 2 * (w.nnz() * batch) as u64);
 }
 

@@ -13,7 +13,9 @@ pub fn rng(seed: u64) -> StdRng {
 
 /// A `features × batch` buffer of values uniform in [-1, 1).
 pub fn random_acts(rng: &mut StdRng, features: usize, batch: usize) -> Activations {
-    let data: Vec<f32> = (0..features * batch).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let data: Vec<f32> = (0..features * batch)
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
     Activations::from_samples(features, batch, &data).unwrap()
 }
 
