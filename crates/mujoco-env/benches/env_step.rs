@@ -25,7 +25,9 @@ fn bench_task(c: &mut Criterion, id: &str) {
                     *a = rng.random_range(lo..hi);
                 }
                 let start = Instant::now();
-                let step = env.step(std::hint::black_box(&action)).expect("valid action");
+                let step = env
+                    .step(std::hint::black_box(&action))
+                    .expect("valid action");
                 total += start.elapsed();
                 if step.terminated || step.truncated {
                     seed += 1;

@@ -80,10 +80,10 @@ pub trait Env: Send {
     /// [`EnvError::ActionLength`] or [`EnvError::NonFiniteAction`] for a bad action and
     /// [`EnvError::NotReset`] before the first reset; the state is then left unchanged.
     fn step(&mut self, action: &[f64]) -> Result<Step, EnvError>;
-    /// Starts an episode from exactly this state (no noise, no normalisation; the step counter
-    /// restarts at 0) and returns its observation. For MuJoCo tasks this is `mj_resetData`,
-    /// writing `qpos`/`qvel` verbatim and `mj_forward`; for Pendulum `qpos = [theta]`,
-    /// `qvel = [theta_dot]`.
+    /// Starts an episode from exactly this state (no noise; the step counter restarts at 0) and
+    /// returns its observation. For MuJoCo tasks this is `mj_resetData`, writing `qpos`/`qvel`
+    /// verbatim and `mj_forward` (which, in MuJoCo 2.2.2, normalises a free joint's quaternion in
+    /// `qpos`); for Pendulum `qpos = [theta]`, `qvel = [theta_dot]`.
     ///
     /// # Errors
     /// [`EnvError::StateLength`] or [`EnvError::NonFiniteState`]; the state is then unchanged.

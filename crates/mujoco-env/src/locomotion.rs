@@ -1,7 +1,9 @@
 //! The MuJoCo locomotion tasks with Gym's v3 rules (as gymnasium 1.4.0's v4 classes run them).
 //!
 //! Common mechanics: reset is `mj_resetData`, then `qpos = qpos0 + noise_q`,
-//! `qvel = noise_v` (qpos noise drawn first), then `mj_forward`; no quaternion renormalisation.
+//! `qvel = noise_v` (qpos noise drawn first), then `mj_forward`. The crate never renormalises
+//! the free-joint quaternion of Ant and Humanoid itself; MuJoCo 2.2.2's `mj_forward` normalises it
+//! in `qpos`, as it does under gymnasium.
 //! A step writes the action to `ctrl` unclipped (MuJoCo clamps it to the control range inside the
 //! dynamics), calls `mj_step` `frame_skip` times and `mj_rnePostConstraint` once, then computes
 //! observation, reward and flags from what MuJoCo left in its data. Positions used for the
@@ -448,5 +450,107 @@ impl Locomotion {
         self.elapsed = 0;
         self.started = true;
         self.obs()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Kind, spec};
+    use crate::sim::Sim;
+    use crate::sum::numpy_sum;
+
+    /// Compiles a model and checks its sizes and body masses against the values the Gym models
+    /// compile to under MuJoCo 2.2.2 (independent facts: masses follow from geom sizes and
+    /// densities, so any authoring slip in a size, a placement or a density shows up here).
+    fn check(kind: Kind, sizes: [usize; 4], mass: &[f64], total: f64) {
+        let s = spec(kind);
+        let sim = Sim::load(s.file, s.xml).expect("model compiles");
+        assert_eq!([sim.nq, sim.nv, sim.nu, sim.nbody], sizes, "{}", s.file);
+        let got = sim.body_mass();
+        assert_eq!(got[0], 0.0, "{}: world body", s.file);
+        for (b, (&g, &m)) in got[1..].iter().zip(mass).enumerate() {
+            assert_eq!(
+                g.to_bits(),
+                m.to_bits(),
+                "{} body {}: {g} vs {m}",
+                s.file,
+                b + 1
+            );
+        }
+        assert!((numpy_sum(&got) - total).abs() < 1e-13, "{}", s.file);
+    }
+
+    #[test]
+    fn hopper_compiles_to_gym_masses() {
+        let m = [
+            3.6651914291880923,
+            4.057890510886818,
+            2.7813566959781637,
+            5.315574769873931,
+        ];
+        check(Kind::Hopper, [6, 6, 3, 5], &m, 15.820013405927003);
+    }
+
+    #[test]
+    fn walker2d_compiles_to_gym_masses() {
+        let (torso, thigh, leg, foot) = (
+            3.6651914291880923,
+            4.057890510886818,
+            2.7813566959781637,
+            3.1667253948185117,
+        );
+        let m = [torso, thigh, leg, foot, thigh, leg, foot];
+        check(Kind::Walker2d, [9, 9, 6, 8], &m, 23.677136632555076);
+    }
+
+    #[test]
+    fn half_cheetah_compiles_to_gym_masses() {
+        let m = [
+            6.25020920502092,
+            1.5435146443514645,
+            1.5874476987447697,
+            1.0953974895397491,
+            1.4380753138075317,
+            1.200836820083682,
+            0.8845188284518829,
+        ];
+        check(Kind::HalfCheetah, [9, 9, 6, 8], &m, 14.000000000000002);
+    }
+
+    #[test]
+    fn ant_compiles_to_gym_masses() {
+        let (leg, foot) = (0.03915775372846671, 0.06759220453268026);
+        let mut m = vec![0.32724923474893675];
+        for _ in 0..4 {
+            m.extend([leg, leg, foot]);
+        }
+        check(
+            Kind::Ant { contact: true },
+            [15, 14, 8, 14],
+            &m,
+            0.9108800827073915,
+        );
+    }
+
+    #[test]
+    fn humanoid_compiles_to_gym_masses() {
+        let (thigh, shin, foot) = (4.751750928806242, 2.7556961671836424, 1.7671458676442586);
+        let (uarm, larm) = (1.6610804848382084, 1.2295401928310803);
+        let m = [
+            8.907462370478262,
+            2.261946710584651,
+            6.616194128460103,
+            thigh,
+            shin,
+            foot,
+            thigh,
+            shin,
+            foot,
+            uarm,
+            larm,
+            uarm,
+            larm,
+        ];
+        check(Kind::Humanoid, [24, 23, 17, 14], &m, 42.11603049212988);
     }
 }
