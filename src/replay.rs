@@ -1,0 +1,101 @@
+//! `ds-td3 replay`: replays recorded gymnasium episodes (golden files) against our MuJoCo tasks.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use mujoco_env::golden::{Deviation, Episode, Report, Tolerances, replay};
+
+/// Options of `ds-td3 replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Golden files (format mujoco-golden/1: JSON, optionally gzip-compressed).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+fn dev(name: &str, d: &Deviation) -> String {
+    let mark = if d.failures == 0 { "" } else { "!" };
+    format!("{name} {:.1e}{mark}", d.max_abs)
+}
+
+fn summary(r: &Report) -> String {
+    [
+        dev("qpos", &r.qpos),
+        dev("qvel", &r.qvel),
+        dev("reward", &r.reward),
+        dev("obs", &r.obs),
+        dev("info", &r.info),
+    ]
+    .join("  ")
+}
+
+/// Replays every file, prints one verdict line per file and fails if any file fails.
+pub fn run(args: &ReplayArgs) -> Result<(), String> {
+    let version = mujoco_env::mujoco_version();
+    println!("MuJoCo mj_version() = {version}");
+    if version != 222 {
+        println!(
+            "warning: golden files are recorded with MuJoCo 2.2.2; other versions change contact \
+             results, so exact agreement is not expected"
+        );
+    }
+    let tol = Tolerances::GOLDEN;
+    println!(
+        "tolerances: qpos/qvel bitwise; reward {:e} + {:e}·|r|; obs/info {:e} + {:e}·|r|; flags exact",
+        tol.reward_abs, tol.reward_rel, tol.obs_abs, tol.obs_rel
+    );
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for path in &args.files {
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let result = Episode::load(path).and_then(|ep| replay(&ep, &tol).map(|r| (ep, r)));
+        match result {
+            Err(e) => {
+                failed += 1;
+                println!("{name}: FAIL ({e})");
+            }
+            Ok((episode, report)) => {
+                let exact = report.qpos.max_abs == 0.0 && report.qvel.max_abs == 0.0;
+                let verdict = if report.passed() {
+                    passed += 1;
+                    "OK"
+                } else {
+                    failed += 1;
+                    "FAIL"
+                };
+                println!(
+                    "{name}: {} as {}, {}/{} steps  max|Δ| {}  flags {}  {verdict}{}",
+                    episode.task,
+                    report.env_id,
+                    report.steps,
+                    episode.n_steps,
+                    summary(&report),
+                    if report.flag_mismatches == 0 {
+                        "exact".to_string()
+                    } else {
+                        format!("{} wrong!", report.flag_mismatches)
+                    },
+                    if exact && report.steps == episode.n_steps {
+                        " (qpos/qvel bit-exact)"
+                    } else {
+                        ""
+                    },
+                );
+                for p in &report.problems {
+                    println!("    {p}");
+                }
+            }
+        }
+    }
+    println!("replay: {passed} passed, {failed} failed");
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "{failed} of {} golden files failed",
+            args.files.len()
+        ))
+    }
+}
