@@ -64,3 +64,57 @@ golden! {
     humanoid_seed2 => "Humanoid-v4-seed2",
     humanoid_noterm => "Humanoid-v4-noterm-seed0",
 }
+
+fn load(stem: &str) -> Episode {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{stem}.json.gz"));
+    Episode::load(&path).unwrap()
+}
+
+#[test]
+fn checker_detects_each_kind_of_deviation() {
+    let tol = Tolerances::GOLDEN;
+    let base = load("Hopper-v4-seed0");
+
+    // One action changed in its last bit: the trajectory is no longer bit-identical.
+    let mut ep = base.clone();
+    let a = &mut ep.steps.action[3][1];
+    *a = f64::from_bits(a.to_bits() + 1);
+    let r = replay(&ep, &tol).unwrap();
+    assert!(!r.passed() && r.qpos.failures > 0 && r.qpos.max_abs > 0.0);
+
+    // A reward off by 1e-11 (10x the tolerance) and nothing else.
+    let mut ep = base.clone();
+    ep.steps.reward[5] += 1e-11;
+    let r = replay(&ep, &tol).unwrap();
+    assert!(!r.passed());
+    assert_eq!(
+        (r.reward.failures, r.qpos.failures, r.obs.failures),
+        (1, 0, 0)
+    );
+    // ... while 1e-13 is within it.
+    let mut ep = base.clone();
+    ep.steps.reward[5] += 1e-13;
+    assert!(replay(&ep, &tol).unwrap().passed());
+
+    // An observation off by 1e-6 relative, an info value, a flag.
+    let mut ep = base.clone();
+    ep.steps.obs[2][0] *= 1.0 + 1e-6;
+    assert_eq!(replay(&ep, &tol).unwrap().obs.failures, 1);
+    let mut ep = base.clone();
+    ep.steps.info.get_mut("x_velocity").unwrap()[0] += 1e-3;
+    assert_eq!(replay(&ep, &tol).unwrap().info.failures, 1);
+    let mut ep = base.clone();
+    let last = ep.n_steps - 1;
+    ep.steps.terminated[last] = !ep.steps.terminated[last];
+    assert_eq!(replay(&ep, &tol).unwrap().flag_mismatches, 1);
+
+    // Structural problems: a different noise setting is a different task.
+    let mut ep = base.clone();
+    ep.env_kwargs
+        .insert("reset_noise_scale".into(), serde_json::json!(0.1));
+    assert!(replay(&ep, &tol).is_err());
+    let mut ep = base;
+    ep.obs_dim = 12;
+    assert!(!replay(&ep, &tol).unwrap().problems.is_empty());
+}
