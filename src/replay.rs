@@ -99,3 +99,38 @@ pub fn run(args: &ReplayArgs) -> Result<(), String> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{ReplayArgs, run};
+    use std::path::PathBuf;
+
+    fn fixture(stem: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("crates/mujoco-env/tests/fixtures")
+            .join(format!("{stem}.json.gz"))
+    }
+
+    #[test]
+    fn passes_good_files_and_fails_if_any_file_fails() {
+        let good = vec![fixture("Hopper-v4-seed1"), fixture("Ant-v4-contact-seed2")];
+        assert!(
+            run(&ReplayArgs {
+                files: good.clone()
+            })
+            .is_ok()
+        );
+
+        // A file that is not a golden episode, and a missing one, each count as a failure.
+        let path = std::env::temp_dir().join(format!("ds-td3-replay-{}.json", std::process::id()));
+        std::fs::write(&path, r#"{"format": "mujoco-golden/1"}"#).unwrap();
+        let files = vec![
+            good[0].clone(),
+            path.clone(),
+            PathBuf::from("/nonexistent/golden.json"),
+        ];
+        let result = run(&ReplayArgs { files });
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(result, Err("2 of 3 golden files failed".to_string()));
+    }
+}
