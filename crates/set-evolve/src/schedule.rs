@@ -1,0 +1,195 @@
+//! The evolution controller: when to evolve (every `e` training iterations), by how much (`η`),
+//! and what each evolution did, for the logs.
+
+use rand::Rng;
+use sparse_core::{Adam, Grads, Mlp};
+
+use crate::evolve::{check_fraction, evolve_network};
+use crate::growth::{GrowthPolicy, RandomGrowth};
+use crate::{Error, Result};
+
+/// Statistics of one layer's evolution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerStats {
+    /// Index of the layer in its network.
+    pub layer: usize,
+    /// Connections removed.
+    pub removed: usize,
+    /// Connections added (always equal to `removed`).
+    pub added: usize,
+    /// Mean `|w|` of the removed connections (`None` if none were removed).
+    pub mean_abs_removed: Option<f64>,
+    /// How many removed connections had been added at this network's previous evolution
+    /// (`None` at its first evolution).
+    pub removed_were_new: Option<usize>,
+}
+
+/// Statistics of one evolution of one network.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvolutionStats {
+    /// The training iteration at which it happened.
+    pub iteration: u64,
+    /// One entry per sparse layer.
+    pub layers: Vec<LayerStats>,
+}
+
+impl EvolutionStats {
+    /// Connections removed over all layers (equal to those added).
+    pub fn removed(&self) -> usize {
+        self.layers.iter().map(|l| l.removed).sum()
+    }
+
+    /// Mean `|w|` of all removed connections.
+    pub fn mean_abs_removed(&self) -> Option<f64> {
+        let n = self.removed();
+        let sum: f64 = self
+            .layers
+            .iter()
+            .filter_map(|l| l.mean_abs_removed.map(|m| m * l.removed as f64))
+            .sum();
+        (n > 0).then(|| sum / n as f64)
+    }
+
+    /// Fraction of removed connections that had been added at the previous evolution (`None` at
+    /// the first evolution or when nothing was removed).
+    pub fn fraction_removed_were_new(&self) -> Option<f64> {
+        let n = self.removed();
+        let mut again = 0;
+        for l in &self.layers {
+            again += l.removed_were_new?;
+        }
+        (n > 0).then(|| again as f64 / n as f64)
+    }
+}
+
+/// Decides when networks evolve and evolves them.
+///
+/// [`Self::tick`] counts training iterations (one per critic update) and says when an evolution
+/// is due: at every multiple of the period `e`. [`Self::evolve`] evolves one network; call it for
+/// each online network whose turn it is, each with its own [`EvolutionMemory`].
+#[derive(Debug, Clone)]
+pub struct EvolutionController<G = RandomGrowth> {
+    period: Option<u64>,
+    fraction: f64,
+    growth: G,
+    iteration: u64,
+}
+
+/// What a network's previous evolution added, per layer (for [`LayerStats::removed_were_new`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EvolutionMemory {
+    last_added: Vec<(usize, Vec<usize>)>,
+}
+
+impl EvolutionController<RandomGrowth> {
+    /// Evolution every `period` iterations with fraction `fraction`, random regrowth (SET).
+    pub fn new(period: u64, fraction: f64) -> Result<Self> {
+        Self::with_growth(period, fraction, RandomGrowth)
+    }
+
+    /// A controller that never evolves: static sparsity.
+    pub fn disabled() -> Self {
+        Self {
+            period: None,
+            fraction: 0.0,
+            growth: RandomGrowth,
+            iteration: 0,
+        }
+    }
+}
+
+impl<G: GrowthPolicy> EvolutionController<G> {
+    /// Evolution every `period` iterations with fraction `fraction`, regrowing through `growth`.
+    pub fn with_growth(period: u64, fraction: f64, growth: G) -> Result<Self> {
+        if period == 0 {
+            return Err(Error::ZeroPeriod);
+        }
+        check_fraction(fraction)?;
+        Ok(Self {
+            period: Some(period),
+            fraction,
+            growth,
+            iteration: 0,
+        })
+    }
+
+    /// Counts one training iteration; returns whether an evolution is due now.
+    pub fn tick(&mut self) -> bool {
+        self.iteration += 1;
+        self.period.is_some_and(|e| self.iteration % e == 0)
+    }
+
+    /// Training iterations counted so far.
+    pub fn iteration(&self) -> u64 {
+        self.iteration
+    }
+
+    /// Sets the iteration count (when resuming a run).
+    pub fn set_iteration(&mut self, iteration: u64) {
+        self.iteration = iteration;
+    }
+
+    /// The period `e`, or `None` when evolution is off.
+    pub fn period(&self) -> Option<u64> {
+        self.period
+    }
+
+    /// The fraction `η` (0 when evolution is off).
+    pub fn fraction(&self) -> f64 {
+        self.fraction
+    }
+
+    /// Evolves every sparse layer of `net`, realigning `adam` and `grads`, and reports what
+    /// changed. An error if evolution is off.
+    pub fn evolve<R: Rng + ?Sized>(
+        &mut self,
+        net: &mut Mlp,
+        adam: Option<&mut Adam>,
+        grads: Option<&mut Grads>,
+        memory: &mut EvolutionMemory,
+        rng: &mut R,
+    ) -> Result<EvolutionStats> {
+        if self.period.is_none() {
+            return Err(Error::EvolutionDisabled);
+        }
+        let changes = evolve_network(net, adam, grads, self.fraction, &mut self.growth, rng)?;
+        let mut layers = Vec::with_capacity(changes.len());
+        let mut last_added = Vec::with_capacity(changes.len());
+        for (layer, change) in changes {
+            let previous = memory.last_added.iter().find(|(l, _)| *l == layer);
+            let removed_were_new = previous.map(|(_, prev)| count_common(&change.removed, prev));
+            let n = change.removed.len();
+            let sum: f64 = change.removed_magnitudes.iter().map(|&m| m as f64).sum();
+            layers.push(LayerStats {
+                layer,
+                removed: n,
+                added: change.added.len(),
+                mean_abs_removed: (n > 0).then(|| sum / n as f64),
+                removed_were_new,
+            });
+            last_added.push((layer, change.added));
+        }
+        memory.last_added = last_added;
+        Ok(EvolutionStats {
+            iteration: self.iteration,
+            layers,
+        })
+    }
+}
+
+/// Elements common to two increasing sequences.
+fn count_common(a: &[usize], b: &[usize]) -> usize {
+    let (mut i, mut j, mut n) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                n += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    n
+}
