@@ -6,17 +6,18 @@
 
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 
-fn bench_task(c: &mut Criterion, id: &str) {
+fn bench_task(group: &mut BenchmarkGroup<'_, WallTime>, id: &str) {
     let mut env = mujoco_env::make(id).expect("task");
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
     let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
     let mut seed = 0u64;
     env.reset(Some(seed));
-    c.bench_function(&format!("{id} step (random actions)"), |b| {
+    group.bench_function(id, |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             let mut action = vec![0.0; low.len()];
@@ -41,8 +42,12 @@ fn bench_task(c: &mut Criterion, id: &str) {
 
 fn steps(c: &mut Criterion) {
     eprintln!("MuJoCo mj_version() = {}", mujoco_env::mujoco_version());
-    bench_task(c, "Hopper-v3");
-    bench_task(c, "Humanoid-v3");
+    let mut group = c.benchmark_group("env_step");
+    // One element = one environment step, so criterion also reports steps per second.
+    group.throughput(Throughput::Elements(1));
+    bench_task(&mut group, "Hopper-v3");
+    bench_task(&mut group, "Humanoid-v3");
+    group.finish();
 }
 
 criterion_group!(benches, steps);

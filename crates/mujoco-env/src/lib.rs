@@ -5,7 +5,7 @@
 //!   111-dim observation with real contact forces) and `Humanoid-v3` (without its always-zero
 //!   contact cost), plus `Ant-v4` (the 27-dim Ant). They need the cargo feature `mujoco` (on by
 //!   default), which compiles a small C shim against the MuJoCo found at build time. Under
-//!   MuJoCo 2.2.2 they replay recorded gymnasium episodes bit for bit (see [`golden`]).
+//!   MuJoCo 2.2.2 they replay recorded gymnasium episodes bit for bit (see the `golden` module).
 //! * `Pendulum-v1` with Gym's classic-control rules, in pure Rust: always available.
 //!
 //! The robot models are this crate's own MJCF files, embedded in the library and compiled from
