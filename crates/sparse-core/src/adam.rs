@@ -19,6 +19,7 @@ use crate::remap::Remap;
 
 /// Adam's hyper-parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct AdamConfig {
     /// Learning rate.
     pub lr: f64,
@@ -69,6 +70,7 @@ impl AdamConfig {
 
 /// First and second moments of one parameter array.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Moments {
     /// First moment `m`.
     pub m: Vec<f32>,
@@ -91,6 +93,7 @@ impl Moments {
 
 /// Adam state of one layer.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct LayerMoments {
     /// Moments of the weights (CSR value order for sparse layers).
     pub weights: Moments,
@@ -100,6 +103,7 @@ pub struct LayerMoments {
 
 /// The Adam optimiser for one network.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Adam {
     config: AdamConfig,
     steps: u64,

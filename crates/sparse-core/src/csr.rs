@@ -62,6 +62,14 @@ impl ColIndex for u32 {
 /// starting at 0 and ending at `nnz`; each row's column indices are strictly increasing and below
 /// `n_cols`; values are finite.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(
+        try_from = "CsrParts<I>",
+        bound(deserialize = "I: serde::Deserialize<'de>")
+    )
+)]
 pub struct Csr<I: ColIndex> {
     n_rows: usize,
     n_cols: usize,
@@ -298,8 +306,28 @@ impl<I: ColIndex> Csr<I> {
     }
 }
 
+/// The raw arrays of a [`Csr`], validated by [`Csr::new`] when deserialised.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+struct CsrParts<I> {
+    n_rows: usize,
+    n_cols: usize,
+    row_ptr: Vec<u32>,
+    col_idx: Vec<I>,
+    values: Vec<f32>,
+}
+
+#[cfg(feature = "serde")]
+impl<I: ColIndex> TryFrom<CsrParts<I>> for Csr<I> {
+    type Error = Error;
+    fn try_from(p: CsrParts<I>) -> Result<Self> {
+        Csr::new(p.n_rows, p.n_cols, p.row_ptr, p.col_idx, p.values)
+    }
+}
+
 /// The weights of a sparse layer, with the narrowest column-index type that fits.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum SparseWeights {
     /// At most 65 536 inputs: 16-bit column indices.
     U16(Csr<u16>),

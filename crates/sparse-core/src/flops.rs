@@ -37,6 +37,7 @@ impl KernelKind {
 
 /// FLOPs per kernel kind: a plain snapshot that can be added up across layers and networks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Flops {
     /// Forward kernel FLOPs.
     pub forward: u64,
@@ -92,11 +93,31 @@ pub struct FlopCounter {
 
 impl Clone for FlopCounter {
     fn clone(&self) -> Self {
+        FlopCounter::from(self.snapshot())
+    }
+}
+
+impl From<Flops> for FlopCounter {
+    fn from(f: Flops) -> Self {
         let c = FlopCounter::default();
         for k in KernelKind::ALL {
-            c.add(k, self.counts[k.slot()].load(Ordering::Relaxed));
+            c.add(k, f.get(k));
         }
         c
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for FlopCounter {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.snapshot().serialize(s)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for FlopCounter {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Flops::deserialize(d).map(FlopCounter::from)
     }
 }
 

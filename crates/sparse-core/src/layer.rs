@@ -11,6 +11,11 @@ use crate::with_csr;
 
 /// A linear layer whose weights hold only live connections.
 #[derive(Debug, Clone)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "SparseLinearParts")
+)]
 pub struct SparseLinear {
     weights: SparseWeights,
     bias: Vec<f32>,
@@ -60,6 +65,11 @@ impl SparseLinear {
 
 /// A fully connected linear layer computed with matrixmultiply.
 #[derive(Debug, Clone)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "DenseLinearParts")
+)]
 pub struct DenseLinear {
     n_in: usize,
     n_out: usize,
@@ -101,9 +111,50 @@ impl DenseLinear {
     }
 }
 
+/// Serialised form of a [`SparseLinear`], validated on the way in.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+struct SparseLinearParts {
+    weights: SparseWeights,
+    bias: Vec<f32>,
+    flops: FlopCounter,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<SparseLinearParts> for SparseLinear {
+    type Error = Error;
+    fn try_from(p: SparseLinearParts) -> Result<Self> {
+        let mut layer = SparseLinear::new(p.weights, p.bias)?;
+        layer.flops = p.flops;
+        Ok(layer)
+    }
+}
+
+/// Serialised form of a [`DenseLinear`], validated on the way in.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+struct DenseLinearParts {
+    n_in: usize,
+    n_out: usize,
+    weights: Vec<f32>,
+    bias: Vec<f32>,
+    flops: FlopCounter,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<DenseLinearParts> for DenseLinear {
+    type Error = Error;
+    fn try_from(p: DenseLinearParts) -> Result<Self> {
+        let mut layer = DenseLinear::new(p.n_in, p.n_out, p.weights, p.bias)?;
+        layer.flops = p.flops;
+        Ok(layer)
+    }
+}
+
 /// Gradient buffers of one layer, aligned with its parameters: `weights` follows the CSR value
 /// order of a sparse layer (or the row-major weights of a dense one).
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct LayerGrads {
     /// Gradient of each weight parameter.
     pub weights: Vec<f32>,
@@ -120,6 +171,7 @@ impl LayerGrads {
 
 /// One layer of a network: sparse or dense.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Layer {
     /// CSR weights.
     Sparse(SparseLinear),

@@ -16,6 +16,7 @@ use crate::memory::MemoryReport;
 
 /// The output non-linearity.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Output {
     /// No non-linearity (critics).
     Linear,
@@ -40,9 +41,30 @@ pub enum LayerKind {
 
 /// A stack of linear layers with ReLU between them and an [`Output`] non-linearity.
 #[derive(Debug, Clone)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "MlpParts")
+)]
 pub struct Mlp {
     layers: Vec<Layer>,
     output: Output,
+}
+
+/// Serialised form of an [`Mlp`], validated on the way in.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+struct MlpParts {
+    layers: Vec<Layer>,
+    output: Output,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<MlpParts> for Mlp {
+    type Error = Error;
+    fn try_from(p: MlpParts) -> Result<Self> {
+        Mlp::new(p.layers, p.output)
+    }
 }
 
 /// Buffers reused across passes: the cached input and layer outputs of the last forward pass,
@@ -77,6 +99,7 @@ impl Workspace {
 
 /// Gradient buffers for every layer of a network.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Grads {
     layers: Vec<LayerGrads>,
 }
