@@ -3,7 +3,7 @@
 //! Common mechanics: reset is `mj_resetData`, then `qpos = qpos0 + noise_q`,
 //! `qvel = noise_v` (qpos noise drawn first), then `mj_forward`. The crate never renormalises
 //! the free-joint quaternion of Ant and Humanoid itself; MuJoCo 2.2.2's `mj_forward` normalises it
-//! in `qpos`, as it does under gymnasium.
+//! in `qpos`, as it does under gymnasium (MuJoCo 3 leaves it as drawn).
 //! A step writes the action to `ctrl` unclipped (MuJoCo clamps it to the control range inside the
 //! dynamics), calls `mj_step` `frame_skip` times and `mj_rnePostConstraint` once, then computes
 //! observation, reward and flags from what MuJoCo left in its data. Positions used for the
