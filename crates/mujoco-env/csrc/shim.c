@@ -55,13 +55,14 @@ mjData* dsm_make_data(const mjModel* m) { return mj_makeData(m); }
 
 void dsm_free_data(mjData* d) { mj_deleteData(d); }
 
-/* Sizes: 0 nq, 1 nv, 2 nu, 3 nbody. */
+/* Sizes: 0 nq, 1 nv, 2 nu, 3 nbody, 4 na. */
 int dsm_size(const mjModel* m, int which) {
   switch (which) {
     case 0: return m->nq;
     case 1: return m->nv;
     case 2: return m->nu;
     case 3: return m->nbody;
+    case 4: return m->na;
     default: return -1;
   }
 }
@@ -79,7 +80,8 @@ const double* dsm_model_array(const mjModel* m, int which) {
 }
 
 /* Data arrays: 0 qpos (nq), 1 qvel (nv), 2 ctrl (nu), 3 xpos (nbody x 3), 4 xipos (nbody x 3),
- * 5 cinert (nbody x 10), 6 cvel (nbody x 6), 7 qfrc_actuator (nv), 8 cfrc_ext (nbody x 6). */
+ * 5 cinert (nbody x 10), 6 cvel (nbody x 6), 7 qfrc_actuator (nv), 8 cfrc_ext (nbody x 6),
+ * 9 qacc_warmstart (nv), 10 act (na). */
 double* dsm_data_array(mjData* d, int which) {
   switch (which) {
     case 0: return d->qpos;
@@ -91,9 +93,15 @@ double* dsm_data_array(mjData* d, int which) {
     case 6: return d->cvel;
     case 7: return d->qfrc_actuator;
     case 8: return d->cfrc_ext;
+    case 9: return d->qacc_warmstart;
+    case 10: return d->act;
     default: return NULL;
   }
 }
+
+double dsm_get_time(const mjData* d) { return d->time; }
+
+void dsm_set_time(mjData* d, double t) { d->time = t; }
 
 int dsm_body_id(const mjModel* m, const char* name) { return mj_name2id(m, mjOBJ_BODY, name); }
 

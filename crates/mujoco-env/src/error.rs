@@ -51,6 +51,20 @@ pub enum EnvError {
     /// `step` was called before the first `reset` or `set_state`.
     #[error("step called before reset")]
     NotReset,
+    /// A snapshot taken from another task, or whose state has the wrong size.
+    #[error(
+        "snapshot of {found} (state of {found_len} values) cannot restore {expected} (needs {expected_len})"
+    )]
+    SnapshotMismatch {
+        /// The task restored into.
+        expected: &'static str,
+        /// State length it needs.
+        expected_len: usize,
+        /// The snapshot's task.
+        found: String,
+        /// The snapshot's state length.
+        found_len: usize,
+    },
     /// MuJoCo could not compile a model (or allocate its data).
     #[error("MuJoCo model {model}: {message}")]
     Model {

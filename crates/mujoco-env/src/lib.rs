@@ -88,10 +88,54 @@ pub trait Env: Send {
     /// # Errors
     /// [`EnvError::StateLength`] or [`EnvError::NonFiniteState`]; the state is then unchanged.
     fn set_state(&mut self, qpos: &[f64], qvel: &[f64]) -> Result<Vec<f64>, EnvError>;
+    /// Everything that determines the environment's future: restoring it into an environment
+    /// of the same task continues bit for bit (the dynamic state, including MuJoCo's solver warm
+    /// start, the step counter and the reset-noise generator).
+    fn snapshot(&self) -> EnvSnapshot;
+    /// Restores a [`Env::snapshot`] of the same task.
+    ///
+    /// # Errors
+    /// [`EnvError::SnapshotMismatch`] for another task's snapshot or a state of the wrong size;
+    /// [`EnvError::NonFiniteState`] if the state holds NaN or an infinity. The environment is
+    /// then unchanged.
+    fn restore(&mut self, snapshot: &EnvSnapshot) -> Result<(), EnvError>;
     /// Current generalised positions.
     fn qpos(&self) -> &[f64];
     /// Current generalised velocities.
     fn qvel(&self) -> &[f64];
+}
+
+/// The exact state of an environment (see [`Env::snapshot`]); serialisable for checkpoints.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EnvSnapshot {
+    id: String,
+    state: Vec<f64>,
+    elapsed: usize,
+    started: bool,
+    rng: rand::rngs::Xoshiro256PlusPlus,
+}
+
+impl EnvSnapshot {
+    /// The task the snapshot was taken from.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Checks that the snapshot fits task `id` with a state of `len` values.
+    pub(crate) fn check(&self, id: &'static str, len: usize) -> Result<(), EnvError> {
+        if self.id != id || self.state.len() != len {
+            return Err(EnvError::SnapshotMismatch {
+                expected: id,
+                expected_len: len,
+                found: self.id.clone(),
+                found_len: self.state.len(),
+            });
+        }
+        if self.state.iter().any(|v| !v.is_finite()) {
+            return Err(EnvError::NonFiniteState);
+        }
+        Ok(())
+    }
 }
 
 /// The result of one [`Env::step`].

@@ -30,7 +30,7 @@ use rand_distr::StandardNormal;
 
 use crate::sim::{Array, Sim};
 use crate::sum::numpy_sum;
-use crate::{Env, EnvError, Info, Options, Step, check_action, check_state};
+use crate::{Env, EnvError, EnvSnapshot, Info, Options, Step, check_action, check_state};
 
 /// Episode length of every locomotion task (Gym's `max_episode_steps`).
 const MAX_STEPS: usize = 1000;
@@ -430,6 +430,25 @@ impl Env for Locomotion {
     fn set_state(&mut self, qpos: &[f64], qvel: &[f64]) -> Result<Vec<f64>, EnvError> {
         check_state(qpos, qvel, self.sim.nq, self.sim.nv)?;
         Ok(self.start_from(qpos, qvel))
+    }
+
+    fn snapshot(&self) -> EnvSnapshot {
+        EnvSnapshot {
+            id: self.id.to_string(),
+            state: self.sim.state(),
+            elapsed: self.elapsed,
+            started: self.started,
+            rng: self.rng.clone(),
+        }
+    }
+
+    fn restore(&mut self, s: &EnvSnapshot) -> Result<(), EnvError> {
+        s.check(self.id, self.sim.state_len())?;
+        self.sim.set_state_exact(&s.state);
+        self.elapsed = s.elapsed;
+        self.started = s.started;
+        self.rng = s.rng.clone();
+        Ok(())
     }
 
     fn qpos(&self) -> &[f64] {

@@ -11,7 +11,7 @@
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 
-use crate::{Env, EnvError, Info, Step, check_action, check_state};
+use crate::{Env, EnvError, EnvSnapshot, Info, Step, check_action, check_state};
 
 const MAX_SPEED: f64 = 8.0;
 const MAX_TORQUE: f64 = 2.0;
@@ -123,6 +123,26 @@ impl Env for Pendulum {
         self.elapsed = 0;
         self.started = true;
         Ok(self.obs())
+    }
+
+    fn snapshot(&self) -> EnvSnapshot {
+        EnvSnapshot {
+            id: self.id().to_string(),
+            state: vec![self.theta[0], self.theta_dot[0]],
+            elapsed: self.elapsed,
+            started: self.started,
+            rng: self.rng.clone(),
+        }
+    }
+
+    fn restore(&mut self, s: &EnvSnapshot) -> Result<(), EnvError> {
+        s.check(self.id(), 2)?;
+        self.theta = [s.state[0]];
+        self.theta_dot = [s.state[1]];
+        self.elapsed = s.elapsed;
+        self.started = s.started;
+        self.rng = s.rng.clone();
+        Ok(())
     }
 
     fn qpos(&self) -> &[f64] {

@@ -25,6 +25,8 @@ unsafe extern "C" {
     fn dsm_timestep(m: *const c_void) -> f64;
     fn dsm_model_array(m: *const c_void, which: c_int) -> *const f64;
     fn dsm_data_array(d: *mut c_void, which: c_int) -> *mut f64;
+    fn dsm_get_time(d: *const c_void) -> f64;
+    fn dsm_set_time(d: *mut c_void, t: f64);
     fn dsm_body_id(m: *const c_void, name: *const c_char) -> c_int;
     fn dsm_reset(m: *const c_void, d: *mut c_void);
     fn dsm_forward(m: *const c_void, d: *mut c_void);
@@ -49,15 +51,35 @@ pub(crate) enum Array {
     Cvel = 6,
     QfrcActuator = 7,
     CfrcExt = 8,
+    QaccWarmstart = 9,
+    Act = 10,
 }
+
+/// The arrays an [`crate::EnvSnapshot`] records after `time`: the inputs of `mj_step` (qpos,
+/// qvel, act, ctrl and the solver warm start `qacc_warmstart`) and the derived arrays the tasks
+/// read, exactly as the last step left them (after `mj_step` some lag the state by one substep,
+/// and the reward reads them before the next step).
+const STATE_ARRAYS: [Array; 11] = [
+    Array::Qpos,
+    Array::Qvel,
+    Array::Act,
+    Array::Ctrl,
+    Array::QaccWarmstart,
+    Array::Xpos,
+    Array::Xipos,
+    Array::Cinert,
+    Array::Cvel,
+    Array::QfrcActuator,
+    Array::CfrcExt,
+];
 
 /// One compiled model with its data.
 pub(crate) struct Sim {
     m: NonNull<c_void>,
     d: NonNull<c_void>,
     /// `data_ptr[a]` and `data_len[a]` for every [`Array`].
-    data_ptr: [*mut f64; 9],
-    data_len: [usize; 9],
+    data_ptr: [*mut f64; 11],
+    data_len: [usize; 11],
     pub(crate) nq: usize,
     pub(crate) nv: usize,
     pub(crate) nu: usize,
@@ -105,7 +127,7 @@ impl Sim {
         };
         // SAFETY: m is valid; sizes are non-negative ints.
         let size = |w| unsafe { dsm_size(m.as_ptr(), w) }.max(0) as usize;
-        let (nq, nv, nu, nbody) = (size(0), size(1), size(2), size(3));
+        let (nq, nv, nu, nbody, na) = (size(0), size(1), size(2), size(3), size(4));
         let data_len = [
             nq,
             nv,
@@ -116,8 +138,10 @@ impl Sim {
             nbody * 6,
             nv,
             nbody * 6,
+            nv,
+            na,
         ];
-        let mut data_ptr = [std::ptr::null_mut(); 9];
+        let mut data_ptr = [std::ptr::null_mut(); 11];
         for (i, p) in data_ptr.iter_mut().enumerate() {
             // SAFETY: d is valid; the pointers live as long as d (mjData never reallocates).
             *p = unsafe { dsm_data_array(d.as_ptr(), i as c_int) };
@@ -180,6 +204,50 @@ impl Sim {
         // SAFETY: m is valid, c is NUL-terminated.
         let id = unsafe { dsm_body_id(self.m.as_ptr(), c.as_ptr()) };
         usize::try_from(id).ok()
+    }
+
+    /// `d.time`.
+    pub(crate) fn time(&self) -> f64 {
+        // SAFETY: d is valid.
+        unsafe { dsm_get_time(self.d.as_ptr()) }
+    }
+
+    /// Sets `d.time`.
+    pub(crate) fn set_time(&mut self, t: f64) {
+        // SAFETY: d is valid; `&mut self` makes the write unique.
+        unsafe { dsm_set_time(self.d.as_ptr(), t) }
+    }
+
+    /// The state an [`crate::EnvSnapshot`] records: time, then the [`STATE_ARRAYS`].
+    pub(crate) fn state(&self) -> Vec<f64> {
+        let mut s = vec![self.time()];
+        for a in STATE_ARRAYS {
+            s.extend_from_slice(self.get(a));
+        }
+        s
+    }
+
+    /// Length of [`Self::state`].
+    pub(crate) fn state_len(&self) -> usize {
+        1 + STATE_ARRAYS
+            .iter()
+            .map(|&a| self.data_len[a as usize])
+            .sum::<usize>()
+    }
+
+    /// Writes a [`Self::state`] back verbatim. No `mj_forward`: it would refresh the lagged
+    /// arrays and overwrite the warm start, and the next `mj_step` recomputes everything else
+    /// from these inputs, so the run continues bit for bit.
+    pub(crate) fn set_state_exact(&mut self, state: &[f64]) {
+        debug_assert_eq!(state.len(), self.state_len());
+        self.set_time(state[0]);
+        let mut at = 1;
+        for a in STATE_ARRAYS {
+            let dst = self.get_mut(a);
+            let n = dst.len();
+            dst.copy_from_slice(&state[at..at + n]);
+            at += n;
+        }
     }
 
     /// `mj_resetData`.
