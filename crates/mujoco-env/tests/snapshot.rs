@@ -9,7 +9,7 @@ fn check(id: &str, before: usize, after: usize) {
     let mut env = make(id).unwrap();
     let mut rng = StdRng::seed_from_u64(3);
     let (lo, hi) = (env.action_low().to_vec(), env.action_high().to_vec());
-    let mut action = |rng: &mut StdRng| -> Vec<f64> {
+    let action = |rng: &mut StdRng| -> Vec<f64> {
         lo.iter()
             .zip(&hi)
             .map(|(&l, &h)| rng.random_range(l..h))
@@ -24,7 +24,7 @@ fn check(id: &str, before: usize, after: usize) {
     }
     let snap = env.snapshot();
     let actions: Vec<Vec<f64>> = (0..after).map(|_| action(&mut rng)).collect();
-    let mut record = |env: &mut dyn mujoco_env::Env| {
+    let record = |env: &mut dyn mujoco_env::Env| {
         let mut out = Vec::new();
         for a in &actions {
             let s = env.step(a).unwrap();
