@@ -2,27 +2,41 @@
 
 use clap::{Parser, Subcommand};
 
+use crate::eval::EvalArgs;
 use crate::networks::NetworksArgs;
-
-#[cfg(feature = "mujoco")]
-#[path = "replay.rs"]
-mod replay;
+use crate::train::TrainArgs;
 
 /// Dynamic Sparse TD3 with truly sparse (CSR) networks.
 ///
 /// Every sparse network stores only its live connections, so memory, FLOPs and time fall with
-/// sparsity. Run `ds-td3 <COMMAND> --help` for each command's options.
+/// sparsity. Without a subcommand, `ds-td3` trains: `ds-td3 --env Hopper-v3` runs DS-TD3 with
+/// the paper's settings. Run `ds-td3 <COMMAND> --help` for each command's options.
 #[derive(Debug, Parser)]
-#[command(name = "ds-td3", version, about, long_about)]
+#[command(
+    name = "ds-td3",
+    version,
+    about,
+    long_about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
-    /// What to do.
+    /// What to do (default: train).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    /// Training options, when no subcommand is given.
+    #[command(flatten)]
+    pub train: TrainArgs,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Train DS-TD3, Static-TD3 or TD3 on a task (the default command).
+    Train(Box<TrainArgs>),
+    /// Evaluate the policy of a run directory's latest checkpoint.
+    Eval(EvalArgs),
+    /// List the tasks with their observation and action dimensions.
+    Envs,
     /// Build TD3's actor and twin critics as DS-TD3 initialises them and report each layer's
     /// live connections, density and memory.
     Networks(NetworksArgs),
@@ -30,14 +44,18 @@ pub enum Command {
     /// them to the bit: prints max |Δ| of qpos/qvel, reward, obs and info per file and fails
     /// if any file is out of tolerance.
     #[cfg(feature = "mujoco")]
-    Replay(replay::ReplayArgs),
+    Replay(crate::replay::ReplayArgs),
 }
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Networks(args) => crate::networks::run(&args),
+        None => crate::train::run(&cli.train),
+        Some(Command::Train(args)) => crate::train::run(&args),
+        Some(Command::Eval(args)) => crate::eval::run(&args),
+        Some(Command::Envs) => crate::eval::list_envs(),
+        Some(Command::Networks(args)) => crate::networks::run(&args),
         #[cfg(feature = "mujoco")]
-        Command::Replay(args) => replay::run(&args),
+        Some(Command::Replay(args)) => crate::replay::run(&args),
     }
 }

@@ -1,12 +1,17 @@
 //! `ds-td3`: the command-line front end of the workspace.
 //!
-//! For now it can describe the sparse networks DS-TD3 trains (`ds-td3 networks`); training,
-//! evaluation and benchmarking subcommands arrive with their crates.
+//! `ds-td3 --env Hopper-v3` trains DS-TD3 with the paper's settings; `ds-td3 --help` lists the
+//! other commands (evaluation, task list, network report, golden replays).
 
 use clap::Parser;
 
 mod cli;
+mod eval;
 mod networks;
+#[cfg(feature = "mujoco")]
+mod replay;
+mod run_dir;
+mod train;
 
 fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();

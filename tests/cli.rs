@@ -1,4 +1,5 @@
-//! The `ds-td3` binary end to end: help, version, and the network report.
+//! The `ds-td3` binary end to end: help, version, the network report, training runs with their
+//! run directories, resume, evaluation, and clear errors for bad input.
 
 use std::process::{Command, Output};
 
@@ -23,7 +24,10 @@ fn version_and_help() {
     );
     let h = ds_td3(&["--help"]);
     assert!(h.status.success());
-    assert!(stdout(&h).contains("networks"));
+    let help = stdout(&h);
+    for cmd in ["train", "eval", "envs", "networks", "--env"] {
+        assert!(help.contains(cmd), "help mentions {cmd}");
+    }
 }
 
 #[test]
@@ -59,4 +63,197 @@ fn bad_input_is_a_clear_error() {
     assert!(err.contains("λ must be a positive finite number"), "{err}");
     let o = ds_td3(&["networks", "--obs-dim", "0", "--act-dim", "3"]);
     assert!(!o.status.success());
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("ds-td3-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const SMALL: [&str; 12] = [
+    "--env",
+    "Pendulum-v1",
+    "--start-steps",
+    "200",
+    "--eval-every",
+    "200",
+    "--eval-episodes",
+    "1",
+    "--hidden",
+    "32",
+    "--evolution-period",
+    "50",
+];
+
+#[test]
+fn train_resume_and_eval_through_the_run_directory() {
+    let dir = temp_dir("run");
+    let out = dir.to_str().unwrap();
+    let mut args = SMALL.to_vec();
+    args.extend(["--steps", "400", "--out", out, "--checkpoint-every", "150"]);
+    let o = ds_td3(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("DS-TD3 on Pendulum-v1"), "{text}");
+    for f in [
+        "config.json",
+        "evaluations.csv",
+        "train_log.jsonl",
+        "summary.json",
+        "checkpoints/latest.ckpt",
+    ] {
+        assert!(dir.join(f).is_file(), "{f} written");
+    }
+    let evals = std::fs::read_to_string(dir.join("evaluations.csv")).unwrap();
+    let steps: Vec<&str> = evals
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(steps, ["0", "200", "400"]);
+    assert!(evals.starts_with("step,mean,std,wall_seconds,flops,live_connections,return_0"));
+
+    // The run directory is never overwritten unless asked.
+    let before = std::fs::read(dir.join("config.json")).unwrap();
+    let o = ds_td3(&args);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(dir.join("config.json")).unwrap(), before);
+
+    // Resume to 600 steps: evaluations continue where they stood.
+    let o = ds_td3(&["train", "--resume", out, "--steps", "600", "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let evals = std::fs::read_to_string(dir.join("evaluations.csv")).unwrap();
+    let steps: Vec<&str> = evals
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(steps, ["0", "200", "400", "600"]);
+    let log = std::fs::read_to_string(dir.join("train_log.jsonl")).unwrap();
+    assert!(
+        log.lines().any(|l| l.contains("\"type\":\"evolution\"")),
+        "evolutions logged"
+    );
+
+    let o = ds_td3(&["eval", "--run", out, "--episodes", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("mean return"), "{}", stdout(&o));
+
+    // --force starts over.
+    let mut forced = args.clone();
+    forced.push("--force");
+    let o = ds_td3(&forced);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn hopper_ds_prints_the_papers_connection_count() {
+    if !stdout(&ds_td3(&["envs"])).contains("Hopper-v3") {
+        eprintln!("skipped: built without the mujoco feature");
+        return;
+    }
+    let dir = temp_dir("hopper");
+    let o = ds_td3(&[
+        "--env",
+        "Hopper-v3",
+        "--steps",
+        "0",
+        "--start-steps",
+        "0",
+        "--eval-episodes",
+        "1",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("total: 105233 live connections"), "{text}");
+    assert!(
+        text.contains(
+            "35405 connections: 11→256 sparse 1869, 256→256 sparse 32768, 256→3 dense 768"
+        ),
+        "{text}"
+    );
+    let evals = std::fs::read_to_string(dir.join("evaluations.csv")).unwrap();
+    assert_eq!(evals.lines().count(), 2, "the step-0 evaluation");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn envs_lists_tasks_with_dimensions() {
+    let o = ds_td3(&["envs"]);
+    assert!(o.status.success());
+    let line = stdout(&o)
+        .lines()
+        .find(|l| l.starts_with("Pendulum-v1"))
+        .map(str::to_string);
+    let fields: Vec<String> = line
+        .expect("Pendulum listed")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(fields[1..4], ["3", "1", "±2"]);
+}
+
+#[test]
+fn bad_training_input_is_a_clear_error() {
+    let dir = temp_dir("bad");
+    let out = dir.to_str().unwrap();
+    let cases: [(&[&str], &str); 7] = [
+        (&["--env", "Hopper-v9"], "unknown environment 'Hopper-v9'"),
+        (
+            &["--env", "Pendulum-v1", "--lambda1=0"],
+            "lambda1 must be a positive number",
+        ),
+        (
+            &["--env", "Pendulum-v1", "--eta", "1.5"],
+            "strictly between 0 and 1",
+        ),
+        (
+            &["--env", "Pendulum-v1", "-e", "0"],
+            "evolution period e must be at least 1",
+        ),
+        (
+            &["--env", "Pendulum-v1", "--steps", "100"],
+            "random start phase",
+        ),
+        (&["--steps", "100"], "pass --env"),
+        (
+            &["--env", "Pendulum-v1", "--steps", "1e6.5"],
+            "not a whole number",
+        ),
+    ];
+    for (args, needle) in cases {
+        let mut a = args.to_vec();
+        a.extend(["--out", out]);
+        let o = ds_td3(&a);
+        assert!(!o.status.success(), "{args:?} should fail");
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+        assert!(
+            !dir.exists(),
+            "{args:?}: no run directory for a rejected configuration"
+        );
+    }
+    let o = ds_td3(&[
+        "--env",
+        "Pendulum-v1",
+        "--out",
+        "/proc/ds-td3-cannot-write-here",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("cannot create run directory"),
+        "{}",
+        stderr(&o)
+    );
+    let o = ds_td3(&["train", "--resume", "/nonexistent-run"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("not a run directory"), "{}", stderr(&o));
 }

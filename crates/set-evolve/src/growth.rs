@@ -58,6 +58,7 @@ pub trait GrowthPolicy {
 
 /// SET's growth: uniformly random free positions (see the module documentation for the method).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RandomGrowth;
 
 impl GrowthPolicy for RandomGrowth {

@@ -10,6 +10,7 @@ use crate::{Error, Result};
 
 /// Statistics of one layer's evolution.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct LayerStats {
     /// Index of the layer in its network.
     pub layer: usize,
@@ -26,6 +27,7 @@ pub struct LayerStats {
 
 /// Statistics of one evolution of one network.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct EvolutionStats {
     /// The training iteration at which it happened.
     pub iteration: u64,
@@ -68,6 +70,7 @@ impl EvolutionStats {
 /// is due: at every multiple of the period `e`. [`Self::evolve`] evolves one network; call it for
 /// each online network whose turn it is, each with its own [`EvolutionMemory`].
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct EvolutionController<G = RandomGrowth> {
     period: Option<u64>,
     fraction: f64,
@@ -77,6 +80,7 @@ pub struct EvolutionController<G = RandomGrowth> {
 
 /// What a network's previous evolution added, per layer (for [`LayerStats::removed_were_new`]).
 #[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct EvolutionMemory {
     last_added: Vec<(usize, Vec<usize>)>,
 }

@@ -314,9 +314,7 @@ impl Mlp {
                 for f in 0..d_prev.features() {
                     let h = ws.outputs[i - 1].row(f);
                     for (d, &a) in d_prev.row_mut(f).iter_mut().zip(h) {
-                        if a <= 0.0 {
-                            *d = 0.0;
-                        }
+                        *d = if a > 0.0 { *d } else { 0.0 };
                     }
                 }
             } else if let Some(dx) = d_input.as_deref_mut() {

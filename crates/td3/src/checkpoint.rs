@@ -1,0 +1,83 @@
+//! Checkpoints: the complete state of a run in one file, so that a resumed run continues bit
+//! for bit where the original would have gone.
+//!
+//! Layout: the 8-byte magic `DSTD3CKP`, a little-endian `u32` format version, a `u64` payload
+//! length, the payload's CRC-32, then the payload (postcard-encoded: configuration, networks
+//! with topologies, Adam state, targets, evolution controller, replay buffer, generator, loop
+//! counters, evaluations, and the environment's exact state). A file is written to a temporary
+//! name and renamed into place, so a crash never leaves a half-written checkpoint.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::trainer::{State, Trainer};
+use crate::{Config, Error, Result};
+
+const MAGIC: &[u8; 8] = b"DSTD3CKP";
+const VERSION: u32 = 1;
+const HEADER: usize = 8 + 4 + 8 + 4;
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `trainer`'s complete state to `path` (atomically).
+pub fn save(trainer: &Trainer, path: &Path) -> Result<()> {
+    let payload = postcard::to_stdvec(&trainer.state())
+        .map_err(|e| Error::Checkpoint(format!("cannot encode the run state: {e}")))?;
+    let mut bytes = Vec::with_capacity(HEADER + payload.len());
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&VERSION.to_le_bytes());
+    bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    bytes.extend_from_slice(&payload);
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(&bytes).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+fn decode(bytes: &[u8]) -> Result<State> {
+    let bad = |m: &str| Err(Error::Checkpoint(m.to_string()));
+    if bytes.len() < HEADER || &bytes[..8] != MAGIC {
+        return bad("not a ds-td3 checkpoint (bad magic)");
+    }
+    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    if version != VERSION {
+        return Err(Error::Checkpoint(format!(
+            "format version {version}, this build reads version {VERSION}"
+        )));
+    }
+    let len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes")) as usize;
+    let crc = u32::from_le_bytes(bytes[20..24].try_into().expect("4 bytes"));
+    let payload = &bytes[HEADER..];
+    if payload.len() != len {
+        return bad("truncated or padded (payload length does not match the header)");
+    }
+    if crc32fast::hash(payload) != crc {
+        return bad("corrupt (checksum mismatch)");
+    }
+    postcard::from_bytes(payload).map_err(|e| Error::Checkpoint(format!("cannot decode: {e}")))
+}
+
+/// Restores a run from `path`, running on `threads` threads. When `expected` is given, the
+/// checkpoint must belong to a run with that configuration (the thread count aside).
+pub fn load(path: &Path, threads: usize, expected: Option<&Config>) -> Result<Trainer> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    let state = decode(&bytes)?;
+    if let Some(want) = expected {
+        let mut have = state.config.clone();
+        have.threads = want.threads;
+        if &have != want {
+            return Err(Error::Checkpoint(format!(
+                "{} belongs to another run (its configuration differs from this run's)",
+                path.display()
+            )));
+        }
+    }
+    Trainer::from_state(state, threads)
+}

@@ -1,0 +1,235 @@
+//! Every setting of a TD3 run, with the paper's values as defaults, and its validation.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Which TD3 variant to train. All three run through one code path; they differ only in layer
+/// kinds and whether the topology evolves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Algo {
+    /// Dense TD3 (Fujimoto et al.).
+    Dense,
+    /// Static-TD3: Erdős–Rényi sparse hidden layers, topology fixed.
+    Static,
+    /// DS-TD3: Erdős–Rényi sparse hidden layers evolved with SET.
+    Ds,
+}
+
+impl Algo {
+    /// All variants.
+    pub const ALL: [Algo; 3] = [Algo::Dense, Algo::Static, Algo::Ds];
+
+    /// The lowercase name used on the command line and in files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algo::Dense => "dense",
+            Algo::Static => "static",
+            Algo::Ds => "ds",
+        }
+    }
+
+    /// Whether the hidden layers are sparse.
+    pub fn is_sparse(self) -> bool {
+        self != Algo::Dense
+    }
+}
+
+impl std::fmt::Display for Algo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Algo {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Algo::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "unknown algorithm '{s}' (known: dense, static, ds)"
+                ))
+            })
+    }
+}
+
+/// The paper's λ1 (first-layer Erdős–Rényi parameter) for a task: 40 for Ant, 61 for Humanoid,
+/// 7 otherwise.
+pub fn paper_lambda1(env: &str) -> f64 {
+    if env.starts_with("Ant") {
+        40.0
+    } else if env.starts_with("Humanoid") {
+        61.0
+    } else {
+        7.0
+    }
+}
+
+/// The complete configuration of a run: enough to rerun it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// Task id (e.g. `Hopper-v3`).
+    pub env: String,
+    /// End episodes when the robot becomes unhealthy (gymnasium's default; `false` for the
+    /// no-termination variants).
+    pub terminate_when_unhealthy: bool,
+    /// Variant.
+    pub algo: Algo,
+    /// Seed of everything random in the run.
+    pub seed: u64,
+    /// Environment steps to train for.
+    pub steps: u64,
+    /// Initial steps with uniformly random actions (no training).
+    pub start_steps: u64,
+    /// Evaluate every this many environment steps.
+    pub eval_every: u64,
+    /// Episodes per evaluation.
+    pub eval_episodes: usize,
+    /// Width of both hidden layers.
+    pub hidden: usize,
+    /// Erdős–Rényi λ of each network's first layer.
+    pub lambda1: f64,
+    /// Erdős–Rényi λ of each network's second layer.
+    pub lambda2: f64,
+    /// Topology evolution period `e`, in training iterations.
+    pub evolution_period: u64,
+    /// Fraction `η` of each sparse layer's connections replaced per evolution.
+    pub evolution_fraction: f64,
+    /// Discount γ.
+    pub gamma: f64,
+    /// Soft-update coefficient τ.
+    pub tau: f64,
+    /// Target policy smoothing noise σ, as a fraction of the action bound.
+    pub policy_noise: f64,
+    /// Clip of the smoothing noise, as a fraction of the action bound.
+    pub noise_clip: f64,
+    /// Actor and target updates every this many iterations (d).
+    pub policy_delay: u64,
+    /// Exploration noise σ, as a fraction of the action bound.
+    pub expl_noise: f64,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Adam coupled L2 weight decay.
+    pub weight_decay: f64,
+    /// Minibatch size.
+    pub batch_size: usize,
+    /// Replay buffer capacity (transitions).
+    pub buffer_capacity: usize,
+    /// Worker threads (the twin critics run side by side when 2 or more).
+    pub threads: usize,
+}
+
+impl Config {
+    /// The paper's settings for `env` and `algo`.
+    pub fn paper(env: &str, algo: Algo) -> Self {
+        Self {
+            env: env.to_string(),
+            terminate_when_unhealthy: true,
+            algo,
+            seed: 0,
+            steps: 1_000_000,
+            start_steps: 25_000,
+            eval_every: 5_000,
+            eval_episodes: 10,
+            hidden: 256,
+            lambda1: paper_lambda1(env),
+            lambda2: 64.0,
+            evolution_period: 1_000,
+            evolution_fraction: 0.05,
+            gamma: 0.99,
+            tau: 0.005,
+            policy_noise: 0.2,
+            noise_clip: 0.5,
+            policy_delay: 2,
+            expl_noise: 0.1,
+            lr: 1e-3,
+            weight_decay: 2e-4,
+            batch_size: 100,
+            buffer_capacity: 1_000_000,
+            threads: 1,
+        }
+    }
+
+    /// Checks every setting; the error names the setting and the rule.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |msg: String| Err(Error::Config(msg));
+        let finite_pos = |v: f64| v.is_finite() && v > 0.0;
+        if self.algo.is_sparse() {
+            if !finite_pos(self.lambda1) {
+                return bad(format!(
+                    "lambda1 must be a positive number, got {}",
+                    self.lambda1
+                ));
+            }
+            if !finite_pos(self.lambda2) {
+                return bad(format!(
+                    "lambda2 must be a positive number, got {}",
+                    self.lambda2
+                ));
+            }
+        }
+        if self.algo == Algo::Ds {
+            if !(self.evolution_fraction > 0.0 && self.evolution_fraction < 1.0) {
+                return bad(format!(
+                    "evolution fraction η must lie strictly between 0 and 1, got {}",
+                    self.evolution_fraction
+                ));
+            }
+            if self.evolution_period == 0 {
+                return bad("evolution period e must be at least 1".into());
+            }
+        }
+        if self.steps < self.start_steps {
+            return bad(format!(
+                "steps ({}) must be at least the random start phase ({} steps)",
+                self.steps, self.start_steps
+            ));
+        }
+        for (name, v) in [
+            ("eval-every", self.eval_every),
+            ("policy-delay", self.policy_delay),
+        ] {
+            if v == 0 {
+                return bad(format!("{name} must be at least 1"));
+            }
+        }
+        for (name, v) in [
+            ("eval-episodes", self.eval_episodes),
+            ("hidden", self.hidden),
+            ("batch-size", self.batch_size),
+            ("threads", self.threads),
+        ] {
+            if v == 0 {
+                return bad(format!("{name} must be at least 1"));
+            }
+        }
+        if self.buffer_capacity < self.batch_size {
+            return bad(format!(
+                "buffer capacity ({}) must hold at least one batch ({})",
+                self.buffer_capacity, self.batch_size
+            ));
+        }
+        for (name, v) in [("gamma", self.gamma), ("tau", self.tau)] {
+            if !(0.0..=1.0).contains(&v) {
+                return bad(format!("{name} must lie in [0, 1], got {v}"));
+            }
+        }
+        for (name, v) in [
+            ("policy-noise", self.policy_noise),
+            ("noise-clip", self.noise_clip),
+            ("expl-noise", self.expl_noise),
+            ("weight-decay", self.weight_decay),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(format!("{name} must be a non-negative number, got {v}"));
+            }
+        }
+        if !finite_pos(self.lr) {
+            return bad(format!("lr must be a positive number, got {}", self.lr));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,49 @@
+//! TD3 on truly sparse networks: dense TD3, Static-TD3 and DS-TD3 through one code path.
+//!
+//! - [`config`]: every setting, the paper's values as defaults, validation;
+//! - [`replay`]: the preallocated replay buffer and feature-major minibatches;
+//! - [`agent`]: actor, twin critics and their targets, and the TD3 update (Algorithm 1);
+//! - [`trainer`]: the environment loop — exploration, evaluation, checkpoints and resume;
+//! - [`checkpoint`]: the on-disk format of a complete training state.
+
+pub mod agent;
+pub mod checkpoint;
+pub mod config;
+pub mod replay;
+pub mod trainer;
+
+pub use agent::{Agent, IterationReport, Learner};
+pub use config::{Algo, Config, paper_lambda1};
+pub use replay::{Batch, ReplayBuffer};
+pub use trainer::{Evaluation, Event, Trainer, evaluate_policy};
+
+/// Errors of TD3 runs.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A setting is invalid; the message names it and the rule.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The environment failed.
+    #[error(transparent)]
+    Env(#[from] mujoco_env::EnvError),
+    /// The network engine failed.
+    #[error(transparent)]
+    Sparse(#[from] sparse_core::Error),
+    /// Topology evolution or target pruning failed.
+    #[error(transparent)]
+    Evolve(#[from] set_evolve::Error),
+    /// A checkpoint is corrupt, truncated or belongs to another run.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file involved.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+}
+
+/// Shorthand for results carrying [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;

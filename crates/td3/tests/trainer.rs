@@ -1,0 +1,260 @@
+//! The training loop end to end: learning on Pendulum, exact resume, determinism, constant
+//! connection counts under evolution and re-pruning, and configuration errors.
+
+use rand::{RngExt, SeedableRng, rngs::StdRng};
+use sparse_core::{Layer, Mlp};
+use td3::{Agent, Algo, Batch, Config, Event, ReplayBuffer, Trainer, checkpoint};
+
+fn no_events(_: Event<'_>) -> td3::Result<()> {
+    Ok(())
+}
+
+fn never() -> bool {
+    false
+}
+
+/// A small, fast configuration on `env`.
+fn small(env: &str, algo: Algo, steps: u64) -> Config {
+    let mut c = Config::paper(env, algo);
+    c.steps = steps;
+    c.start_steps = 300;
+    c.eval_every = 300;
+    c.eval_episodes = 2;
+    c.hidden = 32;
+    c.lambda1 = 2.0;
+    c.lambda2 = 8.0;
+    c.evolution_period = 50;
+    c.batch_size = 32;
+    c.buffer_capacity = 10_000;
+    c
+}
+
+#[test]
+fn td3_learns_pendulum_within_15k_steps() {
+    let mut c = Config::paper("Pendulum-v1", Algo::Dense);
+    c.steps = 15_000;
+    c.start_steps = 1_000;
+    c.eval_every = 5_000;
+    let mut t = Trainer::new(c).unwrap();
+    t.run_until(15_000, &mut no_events, &never).unwrap();
+    let last = t.evaluations().last().unwrap();
+    assert_eq!(last.step, 15_000);
+    assert!(
+        last.mean >= -300.0,
+        "mean evaluation return {} after 15k steps",
+        last.mean
+    );
+    // The untrained policy is far worse: the test measures learning.
+    assert!(
+        t.evaluations()[0].mean < -700.0,
+        "untrained {}",
+        t.evaluations()[0].mean
+    );
+}
+
+/// Everything a run's outcome consists of, for comparison: serialised agent and buffer, and the
+/// evaluations without their wall-clock times.
+fn outcome(t: &Trainer) -> (Vec<u8>, Vec<u8>, Vec<(u64, Vec<u64>, u64, usize)>) {
+    let evals = t
+        .evaluations()
+        .iter()
+        .map(|e| {
+            (
+                e.step,
+                e.returns.iter().map(|r| r.to_bits()).collect(),
+                e.flops,
+                e.live_connections,
+            )
+        })
+        .collect();
+    (
+        postcard::to_stdvec(t.agent()).unwrap(),
+        postcard::to_stdvec(t.replay()).unwrap(),
+        evals,
+    )
+}
+
+/// N steps in one go equal N/2 (stopping mid-episode), checkpoint, resume, N/2 more.
+fn check_resume(env: &str, total: u64, split: u64) {
+    let config = small(env, Algo::Ds, total);
+    let mut whole = Trainer::new(config.clone()).unwrap();
+    whole.run_until(total, &mut no_events, &never).unwrap();
+
+    let mut first = Trainer::new(config.clone()).unwrap();
+    first.run_until(split, &mut no_events, &never).unwrap();
+    assert_eq!(first.step(), split);
+    let dir = std::env::temp_dir().join(format!("td3-resume-{env}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("latest.ckpt");
+    checkpoint::save(&first, &path).unwrap();
+    drop(first);
+    let mut resumed = checkpoint::load(&path, 1, Some(&config)).unwrap();
+    resumed.run_until(total, &mut no_events, &never).unwrap();
+    assert!(
+        outcome(&whole) == outcome(&resumed),
+        "{env}: resumed run differs from the uninterrupted one"
+    );
+    assert!(
+        whole.agent().iterations() > 2 * config.evolution_period,
+        "evolution happened"
+    );
+
+    // A corrupt or foreign checkpoint is a clear error.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&path, &bytes).unwrap();
+    let err = checkpoint::load(&path, 1, Some(&config))
+        .err()
+        .expect("corrupt checkpoint rejected");
+    assert!(err.to_string().contains("corrupt"), "{err}");
+    std::fs::write(&path, b"not a checkpoint").unwrap();
+    assert!(checkpoint::load(&path, 1, None).is_err());
+    checkpoint::save(&resumed, &path).unwrap();
+    let mut other = config.clone();
+    other.seed += 1;
+    let err = checkpoint::load(&path, 1, Some(&other))
+        .err()
+        .expect("foreign checkpoint rejected");
+    assert!(err.to_string().contains("another run"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn resume_is_bit_exact_on_pendulum() {
+    check_resume("Pendulum-v1", 1_300, 650);
+}
+
+#[test]
+fn resume_is_bit_exact_on_hopper() {
+    if !mujoco_env::known_ids().contains(&"Hopper-v3") {
+        eprintln!("skipped: built without the mujoco feature");
+        return;
+    }
+    check_resume("Hopper-v3", 900, 437);
+}
+
+#[test]
+fn same_seed_same_run_and_threads_do_not_change_results() {
+    let run = |threads: usize, seed: u64| {
+        let mut c = small("Pendulum-v1", Algo::Ds, 700);
+        c.threads = threads;
+        c.seed = seed;
+        let mut t = Trainer::new(c).unwrap();
+        t.run_until(700, &mut no_events, &never).unwrap();
+        outcome(&t)
+    };
+    let a = run(1, 3);
+    assert!(a == run(1, 3), "same seed, same thread count");
+    assert!(a == run(2, 3), "critics side by side give the same bits");
+    assert!(a != run(1, 4), "another seed differs");
+}
+
+/// Live connections of every layer of every network.
+fn counts(agent: &Agent) -> Vec<usize> {
+    let nets: Vec<&Mlp> = agent
+        .online()
+        .chain([
+            &agent.actor_target,
+            &agent.critic_targets[0],
+            &agent.critic_targets[1],
+        ])
+        .collect();
+    nets.iter()
+        .flat_map(|n| n.layers().iter().map(Layer::live_connections))
+        .collect()
+}
+
+fn positions(net: &Mlp) -> Vec<Vec<usize>> {
+    net.layers()
+        .iter()
+        .filter_map(|l| match l {
+            Layer::Sparse(s) => Some(s.weights().positions()),
+            Layer::Dense(_) => None,
+        })
+        .collect()
+}
+
+#[test]
+fn ds_keeps_every_layer_at_its_connection_count() {
+    let mut config = small("Pendulum-v1", Algo::Ds, 1_000);
+    config.evolution_period = 10;
+    config.evolution_fraction = 0.2;
+    let mut r = StdRng::seed_from_u64(1);
+    let mut agent = Agent::new(&config, 3, 1, 2.0, &mut r).unwrap();
+    let initial = counts(&agent);
+    let (actor0, target0) = (
+        positions(&agent.actor.net),
+        positions(&agent.critic_targets[0]),
+    );
+    let mut replay = ReplayBuffer::new(1_000, 3, 1).unwrap();
+    for _ in 0..500 {
+        let s: Vec<f64> = (0..3).map(|_| r.random_range(-1.0..1.0)).collect();
+        let s2: Vec<f64> = (0..3).map(|_| r.random_range(-1.0..1.0)).collect();
+        replay
+            .push(
+                &s,
+                &[r.random_range(-2.0..2.0)],
+                r.random_range(-1.0..0.0),
+                &s2,
+                false,
+            )
+            .unwrap();
+    }
+    let mut batch = Batch::default();
+    let mut evolutions = 0;
+    for _ in 0..200 {
+        replay.sample(32, &mut r, &mut batch).unwrap();
+        let report = agent.train(&batch, &mut r).unwrap();
+        evolutions += report.evolutions.len();
+        assert_eq!(counts(&agent), initial, "iteration {}", report.iteration);
+    }
+    assert_eq!(evolutions, 60, "20 evolutions of 3 networks");
+    assert_ne!(
+        positions(&agent.actor.net),
+        actor0,
+        "the actor's topology evolved"
+    );
+    assert_ne!(
+        positions(&agent.critic_targets[0]),
+        target0,
+        "target topologies follow"
+    );
+}
+
+#[test]
+fn invalid_settings_are_clear_errors() {
+    let base = Config::paper("Hopper-v3", Algo::Ds);
+    let cases: Vec<(&str, Box<dyn Fn(&mut Config)>)> = vec![
+        ("lambda1", Box::new(|c| c.lambda1 = 0.0)),
+        ("lambda2", Box::new(|c| c.lambda2 = -3.0)),
+        (
+            "evolution fraction",
+            Box::new(|c| c.evolution_fraction = 1.0),
+        ),
+        (
+            "evolution fraction",
+            Box::new(|c| c.evolution_fraction = 0.0),
+        ),
+        ("evolution period", Box::new(|c| c.evolution_period = 0)),
+        ("random start phase", Box::new(|c| c.steps = 1_000)),
+        ("batch-size", Box::new(|c| c.batch_size = 0)),
+        ("tau", Box::new(|c| c.tau = 1.5)),
+    ];
+    for (needle, mutate) in cases {
+        let mut c = base.clone();
+        mutate(&mut c);
+        let err = c.validate().expect_err(needle).to_string();
+        assert!(err.contains(needle), "{err} should mention {needle}");
+    }
+    let mut unknown = small("Pendulum-v1", Algo::Ds, 500);
+    unknown.env = "Hopper-v9".into();
+    let err = Trainer::new(unknown)
+        .err()
+        .expect("unknown env")
+        .to_string();
+    assert!(
+        err.contains("Hopper-v9") && err.contains("Pendulum-v1"),
+        "{err}"
+    );
+}

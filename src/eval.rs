@@ -1,0 +1,82 @@
+//! `ds-td3 eval` and `ds-td3 envs`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use td3::{checkpoint, evaluate_policy};
+
+use crate::run_dir::RunDir;
+
+/// Options of `ds-td3 eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The run directory (written by `ds-td3 train`)
+    #[arg(long, value_name = "DIR")]
+    pub run: PathBuf,
+    /// Episodes to run
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub episodes: u32,
+    /// Seed of the first episode [default: the run's seed + 100, as its evaluations used]
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+/// Evaluates the latest checkpoint's deterministic policy.
+pub fn run(args: &EvalArgs) -> Result<(), String> {
+    let dir = RunDir::open(&args.run)?;
+    let config = dir.read_config()?;
+    let ckpt = dir.latest_checkpoint();
+    if !ckpt.is_file() {
+        return Err(format!("{} has no checkpoint yet", args.run.display()));
+    }
+    let trainer = checkpoint::load(&ckpt, 1, Some(&config)).map_err(|e| e.to_string())?;
+    let step = trainer.step();
+    let mut agent = trainer.into_agent();
+    let mut env = mujoco_env::make_with(
+        &config.env,
+        &mujoco_env::Options {
+            terminate_when_unhealthy: config.terminate_when_unhealthy,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let seed = args.seed.unwrap_or(config.seed + 100);
+    let returns = evaluate_policy(&mut agent, env.as_mut(), args.episodes as usize, seed)
+        .map_err(|e| e.to_string())?;
+    let n = returns.len() as f64;
+    let mean = returns.iter().sum::<f64>() / n;
+    let std = (returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n).sqrt();
+    println!(
+        "{} {} seed {}: checkpoint at step {step}",
+        config.env, config.algo, config.seed
+    );
+    for (i, r) in returns.iter().enumerate() {
+        println!("  episode {i}: return {r:.2}");
+    }
+    println!(
+        "mean return {mean:.2} ± {std:.2} over {} episodes",
+        returns.len()
+    );
+    Ok(())
+}
+
+/// Prints every task with its dimensions and action bound.
+pub fn list_envs() -> Result<(), String> {
+    println!(
+        "{:<16} {:>7} {:>7} {:>12} {:>10}",
+        "task", "obs", "actions", "action bound", "max steps"
+    );
+    for id in mujoco_env::known_ids() {
+        let env = mujoco_env::make(id).map_err(|e| e.to_string())?;
+        println!(
+            "{:<16} {:>7} {:>7} {:>12} {:>10}",
+            id,
+            env.obs_dim(),
+            env.action_dim(),
+            format!("±{}", env.action_high()[0]),
+            env.max_episode_steps()
+        );
+    }
+    #[cfg(not(feature = "mujoco"))]
+    println!("(built without the `mujoco` feature: the MuJoCo tasks are not available)");
+    Ok(())
+}
