@@ -71,6 +71,16 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
     d
 }
 
+/// The `step` column of a run directory's `evaluations.csv`.
+fn evaluation_steps(dir: &std::path::Path) -> Vec<String> {
+    let evals = std::fs::read_to_string(dir.join("evaluations.csv")).unwrap();
+    evals
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().to_string())
+        .collect()
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -109,13 +119,8 @@ fn train_resume_and_eval_through_the_run_directory() {
     ] {
         assert!(dir.join(f).is_file(), "{f} written");
     }
+    assert_eq!(evaluation_steps(&dir), ["0", "200", "400"]);
     let evals = std::fs::read_to_string(dir.join("evaluations.csv")).unwrap();
-    let steps: Vec<&str> = evals
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').next().unwrap())
-        .collect();
-    assert_eq!(steps, ["0", "200", "400"]);
     assert!(evals.starts_with("step,mean,std,wall_seconds,flops,live_connections,return_0"));
 
     // The run directory is never overwritten unless asked.
@@ -128,13 +133,7 @@ fn train_resume_and_eval_through_the_run_directory() {
     // Resume to 600 steps: evaluations continue where they stood.
     let o = ds_td3(&["train", "--resume", out, "--steps", "600", "-q"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let evals = std::fs::read_to_string(dir.join("evaluations.csv")).unwrap();
-    let steps: Vec<&str> = evals
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').next().unwrap())
-        .collect();
-    assert_eq!(steps, ["0", "200", "400", "600"]);
+    assert_eq!(evaluation_steps(&dir), ["0", "200", "400", "600"]);
     let log = std::fs::read_to_string(dir.join("train_log.jsonl")).unwrap();
     assert!(
         log.lines().any(|l| l.contains("\"type\":\"evolution\"")),
