@@ -7,7 +7,7 @@
 //! counters, evaluations, and the environment's exact state). A file is written to a temporary
 //! name and renamed into place, so a crash never leaves a half-written checkpoint.
 
-use std::io::Write;
+use std::io::{Seek, Write};
 use std::path::Path;
 
 use crate::trainer::{State, Trainer};
@@ -24,20 +24,50 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
-/// Writes `trainer`'s complete state to `path` (atomically).
+/// Passes bytes through to a file while counting them and computing their CRC-32.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: crc32fast::Hasher,
+    len: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes `trainer`'s complete state to `path` (atomically). The payload is streamed to disk,
+/// never held in memory as a whole.
 pub fn save(trainer: &Trainer, path: &Path) -> Result<()> {
-    let payload = postcard::to_stdvec(&trainer.state())
-        .map_err(|e| Error::Checkpoint(format!("cannot encode the run state: {e}")))?;
-    let mut bytes = Vec::with_capacity(HEADER + payload.len());
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&VERSION.to_le_bytes());
-    bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    bytes.extend_from_slice(&payload);
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(&bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
+    let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    file.write_all(&[0u8; HEADER]).map_err(io(&tmp))?;
+    let writer = HashingWriter {
+        inner: std::io::BufWriter::new(&mut file),
+        hasher: crc32fast::Hasher::new(),
+        len: 0,
+    };
+    let mut writer = postcard::to_io(&trainer.state(), writer)
+        .map_err(|e| Error::Checkpoint(format!("cannot encode the run state: {e}")))?;
+    writer.flush().map_err(io(&tmp))?;
+    let (len, crc) = (writer.len, writer.hasher.clone().finalize());
+    drop(writer);
+    let mut header = Vec::with_capacity(HEADER);
+    header.extend_from_slice(MAGIC);
+    header.extend_from_slice(&VERSION.to_le_bytes());
+    header.extend_from_slice(&len.to_le_bytes());
+    header.extend_from_slice(&crc.to_le_bytes());
+    file.seek(std::io::SeekFrom::Start(0)).map_err(io(&tmp))?;
+    file.write_all(&header).map_err(io(&tmp))?;
+    file.sync_all().map_err(io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 
