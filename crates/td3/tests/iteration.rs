@@ -2,9 +2,17 @@
 //! from the networks, explicit forward and backward passes, PyTorch's Adam formula and the soft
 //! update, for dense and for sparse networks.
 
+// The reference is written with explicit indices, as the formulas read.
+#![allow(clippy::needless_range_loop)]
+
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use sparse_core::{Activations, Layer, Mlp};
 use td3::{Agent, Algo, Batch, Config};
+
+/// Weight gradients per layer (`[layer][out][in]`).
+type WeightGrads = [Vec<Vec<f64>>];
+/// Bias gradients per layer (`[layer][out]`).
+type BiasGrads = [Vec<f64>];
 
 /// One layer as dense f64 matrices plus the mask of trainable (live) weights.
 #[derive(Clone)]
@@ -71,7 +79,7 @@ fn backward(
     acts: &[Vec<f64>],
     d_out: &[f64],
     tanh_bound: Option<f64>,
-    grads: Option<(&mut [Vec<Vec<f64>>], &mut [Vec<f64>])>,
+    grads: Option<(&mut WeightGrads, &mut BiasGrads)>,
 ) -> Vec<f64> {
     let n = net.len();
     let y = &acts[n];
@@ -158,7 +166,7 @@ fn assert_params(
     ours: &Mlp,
     reference: &[DenseLayer],
     before: &[DenseLayer],
-    grads: Option<(&[Vec<Vec<f64>>], &[Vec<f64>])>,
+    grads: Option<(&WeightGrads, &BiasGrads)>,
     lr: f64,
 ) {
     let ours = dense_net(ours);

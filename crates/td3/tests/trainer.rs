@@ -52,9 +52,12 @@ fn td3_learns_pendulum_within_15k_steps() {
     );
 }
 
+/// An evaluation without its wall-clock time: step, return bits, FLOPs, connections.
+type EvalRecord = (u64, Vec<u64>, u64, usize);
+
 /// Everything a run's outcome consists of, for comparison: serialised agent and buffer, and the
 /// evaluations without their wall-clock times.
-fn outcome(t: &Trainer) -> (Vec<u8>, Vec<u8>, Vec<(u64, Vec<u64>, u64, usize)>) {
+fn outcome(t: &Trainer) -> (Vec<u8>, Vec<u8>, Vec<EvalRecord>) {
     let evals = t
         .evaluations()
         .iter()
@@ -225,7 +228,8 @@ fn ds_keeps_every_layer_at_its_connection_count() {
 #[test]
 fn invalid_settings_are_clear_errors() {
     let base = Config::paper("Hopper-v3", Algo::Ds);
-    let cases: Vec<(&str, Box<dyn Fn(&mut Config)>)> = vec![
+    type Mutation = Box<dyn Fn(&mut Config)>;
+    let cases: Vec<(&str, Mutation)> = vec![
         ("lambda1", Box::new(|c| c.lambda1 = 0.0)),
         ("lambda2", Box::new(|c| c.lambda2 = -3.0)),
         (
