@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+use crate::bench::BenchArgs;
 use crate::eval::EvalArgs;
 use crate::networks::NetworksArgs;
 use crate::train::TrainArgs;
@@ -45,6 +46,11 @@ pub enum Command {
     /// if any file is out of tolerance.
     #[cfg(feature = "mujoco")]
     Replay(crate::replay::ReplayArgs),
+    /// Time sparse against dense in one process: the kernels of a 256×256 layer at densities
+    /// 1 to 0.05 (batch 100 and 256) and whole TD3 iterations (dense, DS at the paper's λ, DS at
+    /// about 90% sparsity) for Hopper and HalfCheetah shapes; prints times, same-run
+    /// sparse/dense ratios and GFLOPS from the kernels' FLOP counters.
+    Bench(BenchArgs),
 }
 
 /// Runs the parsed command line.
@@ -57,5 +63,6 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Some(Command::Networks(args)) => crate::networks::run(&args),
         #[cfg(feature = "mujoco")]
         Some(Command::Replay(args)) => crate::replay::run(&args),
+        Some(Command::Bench(args)) => crate::bench::run(&args),
     }
 }

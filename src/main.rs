@@ -5,6 +5,7 @@
 
 use clap::Parser;
 
+mod bench;
 mod cli;
 mod eval;
 mod networks;
@@ -12,6 +13,7 @@ mod networks;
 mod replay;
 mod run_dir;
 mod train;
+mod workloads;
 
 fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();

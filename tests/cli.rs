@@ -256,3 +256,31 @@ fn bad_training_input_is_a_clear_error() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("not a run directory"), "{}", stderr(&o));
 }
+
+#[test]
+fn bench_quick_kernels_prints_the_table() {
+    // The kernel comparison only (the TD3 part warms four agents through 1 000 iterations).
+    let o = ds_td3(&["bench", "--quick", "--only", "kernels", "--kernels", "portable"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = stdout(&o);
+    assert!(out.contains("sparse kernels portable"), "{out}");
+    // 2 batches × 4 kernels × (dense + 5 densities) rows, each with a ratio and GFLOPS.
+    let rows: Vec<&str> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("100 ") || l.trim_start().starts_with("256 "))
+        .collect();
+    assert_eq!(rows.len(), 48, "{out}");
+    for row in rows.iter().filter(|r| r.contains("dense")) {
+        assert!(row.contains("1.000"), "dense rows are the reference: {row}");
+    }
+}
+
+#[test]
+fn bench_rejects_unknown_kernels() {
+    let o = ds_td3(&["bench", "--quick", "--kernels", "sse9"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("sse9"), "{err}");
+    let o = ds_td3(&["bench", "--only", "nothing"]);
+    assert!(!o.status.success());
+}

@@ -120,7 +120,8 @@ impl<G: GrowthPolicy> EvolutionController<G> {
     /// Counts one training iteration; returns whether an evolution is due now.
     pub fn tick(&mut self) -> bool {
         self.iteration += 1;
-        self.period.is_some_and(|e| self.iteration % e == 0)
+        self.period
+            .is_some_and(|e| self.iteration.is_multiple_of(e))
     }
 
     /// Training iterations counted so far.

@@ -24,7 +24,11 @@ struct Block([f32; LANES]);
 /// cache lines (never a power of two) and consecutive rows map to different cache sets.
 pub fn padded_stride(batch: usize) -> usize {
     let blocks = batch.div_ceil(LANES).max(1);
-    let blocks = if blocks % 2 == 0 { blocks + 1 } else { blocks };
+    let blocks = if blocks.is_multiple_of(2) {
+        blocks + 1
+    } else {
+        blocks
+    };
     blocks * LANES
 }
 

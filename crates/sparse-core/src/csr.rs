@@ -412,3 +412,87 @@ impl SparseWeights {
         with_csr!(self, c => c.row_ptr_bytes())
     }
 }
+
+/// The transposed structure of a CSR matrix, for gathering `dx = Wᵀ dy`: for each column `k`
+/// (a layer input), the rows `j` that use it, in increasing order, and for each such entry the
+/// slot of `W[j,k]` in the CSR value array. Values are not copied, so the structure stays valid
+/// while values change and only a topology change (a new [`Csr`]) makes it stale.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transposed {
+    n_rows: usize,
+    col_ptr: Vec<u32>,
+    rows: Vec<u32>,
+    perm: Vec<u32>,
+}
+
+impl Transposed {
+    /// Builds the transposed structure of `w` by a counting sort over columns (`O(nnz + n_cols)`).
+    pub fn of<I: ColIndex>(w: &Csr<I>) -> Self {
+        let mut col_ptr = vec![0u32; w.n_cols() + 1];
+        for &k in w.col_idx() {
+            col_ptr[k.col() + 1] += 1;
+        }
+        for k in 0..w.n_cols() {
+            col_ptr[k + 1] += col_ptr[k];
+        }
+        let mut next: Vec<u32> = col_ptr[..w.n_cols()].to_vec();
+        let mut rows = vec![0u32; w.nnz()];
+        let mut perm = vec![0u32; w.nnz()];
+        for j in 0..w.n_rows() {
+            let (lo, hi) = (w.row_ptr()[j] as usize, w.row_ptr()[j + 1] as usize);
+            for (slot, &k) in (lo..hi).zip(&w.col_idx()[lo..hi]) {
+                let at = &mut next[k.col()];
+                rows[*at as usize] = j as u32;
+                perm[*at as usize] = slot as u32;
+                *at += 1;
+            }
+        }
+        Self {
+            n_rows: w.n_rows(),
+            col_ptr,
+            rows,
+            perm,
+        }
+    }
+
+    /// Column offsets: column `k`'s entries occupy `col_ptr[k]..col_ptr[k + 1]`.
+    pub fn col_ptr(&self) -> &[u32] {
+        &self.col_ptr
+    }
+
+    /// Row index of every entry, column by column (increasing within a column).
+    pub fn rows(&self) -> &[u32] {
+        &self.rows
+    }
+
+    /// Slot in the CSR value array of every entry.
+    pub fn perm(&self) -> &[u32] {
+        &self.perm
+    }
+
+    /// Number of rows of the original matrix.
+    pub fn n_rows(&self) -> usize {
+        self.n_rows
+    }
+
+    /// Number of columns of the original matrix.
+    pub fn n_cols(&self) -> usize {
+        self.col_ptr.len() - 1
+    }
+
+    /// Number of entries.
+    pub fn nnz(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether this is the structure of a matrix of `w`'s shape and entry count (the kernels
+    /// require it; a structure built by [`Self::of`] from `w` itself always is).
+    pub fn fits<I: ColIndex>(&self, w: &Csr<I>) -> bool {
+        self.n_rows == w.n_rows() && self.n_cols() == w.n_cols() && self.nnz() == w.nnz()
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        4 * (self.col_ptr.len() + self.rows.len() + self.perm.len())
+    }
+}

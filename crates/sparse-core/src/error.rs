@@ -114,6 +114,9 @@ pub enum Error {
     /// A sprs matrix in CSC storage was given where CSR is required.
     #[error("expected a CSR matrix, got CSC storage")]
     NotCsr,
+    /// A kernel implementation was named that does not exist or this CPU cannot run.
+    #[error("kernels: {0}")]
+    Kernels(String),
 }
 
 /// Shorthand for results carrying [`Error`].

@@ -1,8 +1,10 @@
 //! Linear layers: a sparse one (CSR weights + dense bias) and a dense one (row-major weights +
 //! bias), side by side behind [`Layer`] so one network can mix them.
 
+use std::sync::OnceLock;
+
 use crate::activations::Activations;
-use crate::csr::SparseWeights;
+use crate::csr::{SparseWeights, Transposed};
 use crate::error::{Error, Result, check_finite, check_len};
 use crate::flops::{FlopCounter, Flops};
 use crate::kernels;
@@ -20,6 +22,10 @@ pub struct SparseLinear {
     weights: SparseWeights,
     bias: Vec<f32>,
     flops: FlopCounter,
+    /// The transposed structure for backward-data, built on first use and dropped whenever the
+    /// topology changes (target networks, which never run backward-data, never build one).
+    #[cfg_attr(feature = "serde", serde(skip))]
+    transposed: OnceLock<Transposed>,
 }
 
 impl SparseLinear {
@@ -37,7 +43,14 @@ impl SparseLinear {
             weights,
             bias,
             flops: FlopCounter::default(),
+            transposed: OnceLock::new(),
         })
+    }
+
+    /// The transposed structure of the current topology, built on first use.
+    fn transposed(&self) -> &Transposed {
+        self.transposed
+            .get_or_init(|| with_csr!(&self.weights, w => Transposed::of(w)))
     }
 
     /// The CSR weights.
@@ -54,6 +67,7 @@ impl SparseLinear {
             self.weights.n_cols(),
             weights.n_cols(),
         )?;
+        self.transposed = OnceLock::new();
         Ok(std::mem::replace(&mut self.weights, weights))
     }
 
@@ -267,13 +281,15 @@ impl Layer {
         self.counter().reset()
     }
 
-    /// Bytes held by the parameters (values, indices, row pointers, bias).
+    /// Bytes held by the parameters (values, indices, row pointers, bias) and, once a
+    /// backward-data pass has built it, a sparse layer's transposed structure.
     pub fn memory(&self) -> MemoryReport {
         match self {
             Layer::Sparse(l) => MemoryReport {
                 values: f32_bytes(l.weights.nnz()),
                 col_indices: l.weights.index_bytes(),
                 row_ptrs: l.weights.row_ptr_bytes(),
+                transposed: l.transposed.get().map_or(0, Transposed::bytes),
                 biases: f32_bytes(l.bias.len()),
                 ..Default::default()
             },
@@ -308,7 +324,8 @@ impl Layer {
         dx.ensure_shape(self.n_in(), dy.batch());
         match self {
             Layer::Sparse(l) => {
-                with_csr!(&l.weights, w => kernels::sparse_backward_data(w, dy, dx, &l.flops))
+                let t = l.transposed();
+                with_csr!(&l.weights, w => kernels::sparse_backward_data(w, t, dy, dx, &l.flops))
             }
             Layer::Dense(l) => kernels::dense_backward_data(&l.weights, dy, dx, &l.flops),
         }

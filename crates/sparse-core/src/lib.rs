@@ -28,10 +28,11 @@ pub mod remap;
 
 pub use activations::{Activations, padded_stride};
 pub use adam::{Adam, AdamConfig, LayerMoments, Moments};
-pub use csr::{ColIndex, Csr, SparseWeights};
+pub use csr::{ColIndex, Csr, SparseWeights, Transposed};
 pub use error::{Error, Result};
 pub use flops::{FlopCounter, Flops, KernelKind};
 pub use init::er_connections;
+pub use kernels::Isa;
 pub use layer::{DenseLinear, Layer, LayerGrads, SparseLinear};
 pub use memory::MemoryReport;
 pub use mlp::{Grads, LayerKind, Mlp, Output, Workspace};

@@ -10,6 +10,9 @@ pub struct MemoryReport {
     pub col_indices: usize,
     /// Row pointers of sparse layers.
     pub row_ptrs: usize,
+    /// Transposed structures of sparse layers (column pointers, row indices and value
+    /// permutation for backward-data), where built.
+    pub transposed: usize,
     /// Biases.
     pub biases: usize,
     /// Gradient buffers (weights and biases).
@@ -24,6 +27,7 @@ impl MemoryReport {
         self.values
             + self.col_indices
             + self.row_ptrs
+            + self.transposed
             + self.biases
             + self.gradients
             + self.optimizer
@@ -37,6 +41,7 @@ impl std::ops::Add for MemoryReport {
             values: self.values + o.values,
             col_indices: self.col_indices + o.col_indices,
             row_ptrs: self.row_ptrs + o.row_ptrs,
+            transposed: self.transposed + o.transposed,
             biases: self.biases + o.biases,
             gradients: self.gradients + o.gradients,
             optimizer: self.optimizer + o.optimizer,

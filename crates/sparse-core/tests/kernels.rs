@@ -1,27 +1,39 @@
-//! Sparse (and dense) layer kernels against a dense f64 reference built from the same weights.
+//! Sparse (and dense) layer kernels against a dense f64 reference built from the same weights,
+//! for every kernel implementation this CPU can run ([`Isa::available`]), and the
+//! implementations against each other.
 
 mod common;
 
 use common::{assert_close, dense_weights, random_acts, rng};
 use rand::{RngExt, rngs::StdRng};
-use sparse_core::{Activations, DenseLinear, KernelKind, Layer, SparseLinear};
+use sparse_core::kernels::with_isa;
+use sparse_core::{Activations, DenseLinear, Isa, KernelKind, Layer, SparseLinear};
 
 const REL: f64 = 1e-5;
 
-/// Checks forward, backward-data, weight gradient and bias gradient of `layer` at `batch`.
+/// [`check_layer_with`] under every available implementation.
 fn check_layer(layer: &Layer, batch: usize, r: &mut StdRng) {
+    for isa in Isa::available() {
+        with_isa(isa, || check_layer_with(layer, batch, r, isa)).unwrap();
+    }
+}
+
+/// Checks forward, backward-data, weight gradient and bias gradient of `layer` at `batch`, and
+/// that the padding lanes of the outputs stay zero.
+fn check_layer_with(layer: &Layer, batch: usize, r: &mut StdRng, isa: Isa) {
     let (n_in, n_out) = (layer.n_in(), layer.n_out());
     let w = dense_weights(layer);
     let x = random_acts(r, n_in, batch);
     let dy = random_acts(r, n_out, batch);
     let ctx = format!(
-        "{n_out}x{n_in}, nnz {}, batch {batch}",
+        "{n_out}x{n_in}, nnz {}, batch {batch}, {isa}",
         layer.live_connections()
     );
 
     // Forward: y = W x + b.
     let mut y = Activations::default();
     layer.forward(&x, &mut y).unwrap();
+    assert_padding_zero(&y, &ctx);
     for (j, wj) in w.iter().enumerate() {
         for b in 0..batch {
             let bias = layer.bias()[j] as f64;
@@ -44,6 +56,7 @@ fn check_layer(layer: &Layer, batch: usize, r: &mut StdRng) {
     // Backward-data: dx = Wᵀ dy (the buffer starts dirty to catch missing overwrites).
     let mut dx = random_acts(r, n_in, batch);
     layer.backward_data(&dy, &mut dx).unwrap();
+    assert_padding_zero(&dx, &ctx);
     for k in 0..n_in {
         for b in 0..batch {
             let (mut want, mut scale) = (0.0, 0.0);
@@ -90,7 +103,20 @@ fn check_layer(layer: &Layer, batch: usize, r: &mut StdRng) {
     }
 }
 
-const BATCHES: [usize; 5] = [1, 7, 100, 256, 257];
+/// Lanes beyond `batch` in each row are zero.
+fn assert_padding_zero(a: &Activations, ctx: &str) {
+    for f in 0..a.features() {
+        let row = &a.as_slice()[f * a.stride()..(f + 1) * a.stride()];
+        assert!(
+            row[a.batch()..].iter().all(|&v| v == 0.0),
+            "padding of row {f} written, {ctx}"
+        );
+    }
+}
+
+/// Batch sizes: one lane, a partial vector, multiples and non-multiples of the 16-lane vector
+/// and the 32-lane tile.
+const BATCHES: [usize; 8] = [1, 7, 16, 33, 100, 256, 257, 40];
 
 fn count_for(density: &str, n_in: usize, n_out: usize) -> usize {
     let total = n_in * n_out;
@@ -208,4 +234,97 @@ fn shape_errors_are_errors_not_panics() {
     g.weights.pop();
     let (x, dy) = (random_acts(&mut r, 8, 3), random_acts(&mut r, 4, 3));
     assert!(layer.param_grads(&dy, &x, &mut g).is_err());
+}
+
+#[test]
+fn implementations_agree_with_portable() {
+    let mut r = rng(7);
+    for &(n_in, n_out, count) in &[
+        (256, 256, 32_768),
+        (17, 256, 1_890),
+        (300, 5, 0),
+        (9, 300, 2_700),
+    ] {
+        let layer: Layer = SparseLinear::random(n_in, n_out, count, &mut r)
+            .unwrap()
+            .into();
+        for &batch in &[1, 7, 100, 257] {
+            let x = random_acts(&mut r, n_in, batch);
+            let dy = random_acts(&mut r, n_out, batch);
+            let run = |isa| {
+                with_isa(isa, || {
+                    let (mut y, mut dx, mut g) = (
+                        Activations::default(),
+                        Activations::default(),
+                        layer.zero_grads(),
+                    );
+                    layer.forward(&x, &mut y).unwrap();
+                    layer.backward_data(&dy, &mut dx).unwrap();
+                    layer.param_grads(&dy, &x, &mut g).unwrap();
+                    (y, dx, g.weights)
+                })
+                .unwrap()
+            };
+            let (y0, dx0, g0) = run(Isa::Portable);
+            // Sums of at most n terms of magnitude <= 1 and weights <= 1/sqrt(n_in).
+            let tol = |n: usize| 1e-5 * n as f32;
+            for isa in Isa::available() {
+                let (y, dx, g) = run(isa);
+                let ctx = format!("{n_out}x{n_in} nnz {count} batch {batch} {isa}");
+                for f in 0..n_out {
+                    for (a, b) in y.row(f).iter().zip(y0.row(f)) {
+                        assert!((a - b).abs() <= tol(n_in), "forward {ctx}: {a} vs {b}");
+                    }
+                }
+                for f in 0..n_in {
+                    for (a, b) in dx.row(f).iter().zip(dx0.row(f)) {
+                        assert!((a - b).abs() <= tol(n_out), "backward {ctx}: {a} vs {b}");
+                    }
+                }
+                for (a, b) in g.iter().zip(&g0) {
+                    assert!((a - b).abs() <= tol(batch), "weight grad {ctx}: {a} vs {b}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn implementation_choice_is_validated() {
+    assert!("portable".parse::<Isa>().is_ok());
+    assert!("AVX512".parse::<Isa>().is_ok());
+    assert!("sse9".parse::<Isa>().is_err());
+    assert!(Isa::available().contains(&Isa::Portable));
+    assert!(Isa::best().is_available());
+    for isa in Isa::ALL {
+        assert_eq!(with_isa(isa, || 1).is_ok(), isa.is_available());
+    }
+    let inner = with_isa(Isa::Portable, sparse_core::kernels::active_isa).unwrap();
+    assert_eq!(inner, Isa::Portable);
+}
+
+#[test]
+fn transposed_structure_follows_topology_changes() {
+    let mut r = rng(8);
+    let mut layer = SparseLinear::random(30, 20, 150, &mut r).unwrap();
+    let other = SparseLinear::random(30, 20, 150, &mut r).unwrap();
+    let dy = random_acts(&mut r, 20, 5);
+    let mut dx = Activations::default();
+    let as_layer = |l: &SparseLinear| Layer::from(l.clone());
+    assert_eq!(as_layer(&layer).memory().transposed, 0);
+    let l = as_layer(&layer);
+    l.backward_data(&dy, &mut dx).unwrap();
+    // Column pointers, row indices and permutation: 4 bytes each.
+    assert_eq!(l.memory().transposed, 4 * (31 + 2 * 150));
+    if let Layer::Sparse(s) = &l {
+        layer = s.clone();
+    }
+    layer.replace_weights(other.weights().clone()).unwrap();
+    let l = as_layer(&layer);
+    assert_eq!(
+        l.memory().transposed,
+        0,
+        "a topology change drops the old structure"
+    );
+    check_layer(&l, 5, &mut r);
 }

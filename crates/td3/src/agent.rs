@@ -291,7 +291,7 @@ impl Agent {
         }
 
         let mut actor_loss = None;
-        if iteration % self.hyper.policy_delay == 0 {
+        if iteration.is_multiple_of(self.hyper.policy_delay) {
             actor_loss = Some(self.update_actor(batch)?);
             if evolve_now {
                 let a = &mut self.actor;

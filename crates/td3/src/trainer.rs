@@ -343,7 +343,7 @@ impl Trainer {
             self.progress.episode_return = 0.0;
             self.progress.episode_steps = 0;
         }
-        if t % self.config.eval_every == 0 {
+        if t.is_multiple_of(self.config.eval_every) {
             let e = self.evaluate()?;
             observe(Event::Evaluation(&e))?;
         }

@@ -3,25 +3,203 @@
 //! Sparse kernels touch only live connections, in feature-major layout (see
 //! [`crate::Activations`]):
 //! - [`sparse_forward`]: `y = W x + b`;
-//! - [`sparse_backward_data`]: `dx = Wᵀ dy`;
+//! - [`sparse_backward_data`]: `dx = Wᵀ dy`, gathered per input over the transposed structure
+//!   ([`Transposed`]);
 //! - [`sparse_weight_grad`]: `dW[j,k] = Σ_b dy[j,b] · x[k,b]` at stored positions only;
 //! - [`bias_grad`]: `db[j] = Σ_b dy[j,b]`.
 //!
 //! Dense layers go through matrixmultiply's sgemm ([`dense_forward`], [`dense_backward_data`],
-//! [`dense_weight_grad`]). Implementations live in submodules (`portable`: plain Rust that the
-//! compiler vectorises); this module is the one place that decides which implementation runs, so a
-//! faster one slots in here without touching any caller. Each kernel adds the FLOPs it executes to
-//! the counter it is given (convention in [`crate::flops`]).
+//! [`dense_weight_grad`]). Each kernel adds the FLOPs it executes to the counter it is given
+//! (convention in [`crate::flops`]).
+//!
+//! # Implementations
+//!
+//! The sparse kernels exist in three implementations ([`Isa`]): `portable` (plain Rust that the
+//! compiler vectorises; the reference, and the only one on non-x86 targets), `avx2` (AVX2 + FMA)
+//! and `avx512` (AVX-512F). This module is the one place that picks one:
+//! 1. inside [`with_isa`], the implementation it names (for tests and benchmarks; per thread);
+//! 2. otherwise the process default: [`set_default_isa`] if called, else the environment
+//!    variable `DS_TD3_KERNELS` (`portable`, `avx2`, `avx512`) read once, else the best one the
+//!    CPU supports ([`Isa::best`]). An unknown or unsupported value in the variable is ignored
+//!    with a warning on stderr; [`isa_from_env`] reports it as an error instead.
+//!
+//! The implementations differ only in the order of floating-point additions, so results agree to
+//! rounding; one implementation on one machine is bitwise deterministic.
 //!
 //! These are low-level functions: shapes are checked with assertions (the layer types check them
 //! first and return errors).
 
 mod dense;
 mod portable;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::activations::Activations;
-use crate::csr::{ColIndex, Csr};
+use crate::csr::{ColIndex, Csr, Transposed};
+use crate::error::{Error, Result};
 use crate::flops::{FlopCounter, KernelKind};
+
+/// An implementation of the sparse kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Isa {
+    /// Plain Rust, vectorised by the compiler; runs everywhere.
+    Portable,
+    /// x86-64 AVX2 + FMA, 8 lanes.
+    Avx2,
+    /// x86-64 AVX-512F, 16 lanes.
+    Avx512,
+}
+
+/// The environment variable that picks the default implementation.
+pub const KERNELS_ENV: &str = "DS_TD3_KERNELS";
+
+impl Isa {
+    /// Every implementation, slowest first.
+    pub const ALL: [Isa; 3] = [Isa::Portable, Isa::Avx2, Isa::Avx512];
+
+    /// The name used by `DS_TD3_KERNELS` and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Portable => "portable",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+        }
+    }
+
+    /// Whether this CPU can run the implementation.
+    pub fn is_available(self) -> bool {
+        match self {
+            Isa::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx2")
+                    && is_x86_feature_detected!("fma")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx2 | Isa::Avx512 => false,
+        }
+    }
+
+    /// The implementations this CPU can run, slowest first.
+    pub fn available() -> Vec<Isa> {
+        Isa::ALL.into_iter().filter(|i| i.is_available()).collect()
+    }
+
+    /// The fastest implementation this CPU can run.
+    pub fn best() -> Isa {
+        *Isa::available().last().unwrap_or(&Isa::Portable)
+    }
+
+    fn code(self) -> u8 {
+        self as u8 + 1
+    }
+
+    fn from_code(c: u8) -> Option<Isa> {
+        Isa::ALL.get((c as usize).checked_sub(1)?).copied()
+    }
+}
+
+impl std::fmt::Display for Isa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Isa {
+    type Err = Error;
+    /// Parses a name (`portable`, `avx2`, `avx512`); unknown names are errors.
+    fn from_str(s: &str) -> Result<Isa> {
+        Isa::ALL
+            .into_iter()
+            .find(|i| i.name() == s.trim().to_ascii_lowercase())
+            .ok_or_else(|| {
+                Error::Kernels(format!("unknown kernels {s:?} (portable, avx2, avx512)"))
+            })
+    }
+}
+
+/// The process default (0: not decided yet; otherwise [`Isa::code`]).
+static DEFAULT: AtomicU8 = AtomicU8::new(0);
+
+thread_local! {
+    /// The per-thread override set by [`with_isa`].
+    static OVERRIDE: Cell<Option<Isa>> = const { Cell::new(None) };
+    /// Scratch for backward-data: the values in transposed order.
+    #[cfg(target_arch = "x86_64")]
+    static GATHERED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The implementation `DS_TD3_KERNELS` names: `Ok(None)` when unset, an error when the value is
+/// unknown or the CPU cannot run it.
+pub fn isa_from_env() -> Result<Option<Isa>> {
+    let Some(v) = std::env::var_os(KERNELS_ENV) else {
+        return Ok(None);
+    };
+    let isa: Isa = v.to_string_lossy().parse()?;
+    if isa.is_available() {
+        Ok(Some(isa))
+    } else {
+        Err(Error::Kernels(format!(
+            "{KERNELS_ENV}={isa}: this CPU does not support it"
+        )))
+    }
+}
+
+/// Sets the process-wide default implementation; an error if the CPU cannot run it.
+pub fn set_default_isa(isa: Isa) -> Result<()> {
+    if !isa.is_available() {
+        return Err(Error::Kernels(format!("this CPU does not support {isa}")));
+    }
+    DEFAULT.store(isa.code(), Ordering::Relaxed);
+    Ok(())
+}
+
+/// The process default: [`set_default_isa`]'s choice, else `DS_TD3_KERNELS`, else [`Isa::best`].
+pub fn default_isa() -> Isa {
+    if let Some(isa) = Isa::from_code(DEFAULT.load(Ordering::Relaxed)) {
+        return isa;
+    }
+    let isa = match isa_from_env() {
+        Ok(Some(isa)) => isa,
+        Ok(None) => Isa::best(),
+        Err(e) => {
+            eprintln!("warning: {e}; using {}", Isa::best());
+            Isa::best()
+        }
+    };
+    // Only the first decision sticks (a concurrent `set_default_isa` wins).
+    match DEFAULT.compare_exchange(0, isa.code(), Ordering::Relaxed, Ordering::Relaxed) {
+        Ok(_) => isa,
+        Err(c) => Isa::from_code(c).unwrap_or(isa),
+    }
+}
+
+/// The implementation the kernels use on this thread now.
+pub fn active_isa() -> Isa {
+    OVERRIDE.with(Cell::get).unwrap_or_else(default_isa)
+}
+
+/// Runs `f` with the kernels of this thread forced to `isa` (work `f` hands to other threads
+/// uses their own choice); an error if the CPU cannot run `isa`.
+pub fn with_isa<R>(isa: Isa, f: impl FnOnce() -> R) -> Result<R> {
+    if !isa.is_available() {
+        return Err(Error::Kernels(format!("this CPU does not support {isa}")));
+    }
+    struct Restore(Option<Isa>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            OVERRIDE.with(|o| o.set(self.0));
+        }
+    }
+    let _restore = Restore(OVERRIDE.with(|o| o.replace(Some(isa))));
+    Ok(f())
+}
 
 fn assert_shape(what: &str, a: &Activations, features: usize, batch: usize) {
     assert!(
@@ -48,26 +226,78 @@ pub fn sparse_forward<I: ColIndex>(
     assert_shape("input", x, w.n_cols(), batch);
     assert_shape("output", y, w.n_rows(), batch);
     let (xs, ys) = (x.stride(), y.stride());
-    portable::forward(w, bias, x.as_slice(), xs, y.as_mut_slice(), ys, batch);
+    match active_isa() {
+        #[cfg(target_arch = "x86_64")]
+        isa @ (Isa::Avx2 | Isa::Avx512) => {
+            let (ptr, idx, val) = (w.row_ptr(), w.col_idx(), w.values());
+            let (xp, yp) = (x.as_slice().as_ptr(), y.as_mut_slice().as_mut_ptr());
+            // SAFETY: `isa` is active only if the CPU supports it (checked when chosen); the CSR
+            // invariants make `ptr` valid offsets into `idx` with every index below `n_cols`,
+            // the rows `x` holds; `y` holds `n_rows` rows; both strides cover `batch` lanes, and
+            // `y` is a unique borrow distinct from `x`.
+            unsafe {
+                if isa == Isa::Avx512 {
+                    x86::avx512::spmm::<I>(ptr, idx, val, Some(bias), xp, xs, yp, ys, batch)
+                } else {
+                    x86::avx2::spmm::<I>(ptr, idx, val, Some(bias), xp, xs, yp, ys, batch)
+                }
+            }
+        }
+        _ => portable::forward(w, bias, x.as_slice(), xs, y.as_mut_slice(), ys, batch),
+    }
     flops.add(KernelKind::Forward, 2 * (w.nnz() * batch) as u64);
 }
 
-/// `dx = Wᵀ dy` for CSR `W` (`n_out × n_in`), `dy` (`n_out × batch`), `dx` (`n_in × batch`);
-/// `dx` is overwritten.
+/// `dx = Wᵀ dy` for CSR `W` (`n_out × n_in`) with transposed structure `t` (from
+/// [`Transposed::of`]`(w)` or any matrix of the same topology), `dy` (`n_out × batch`), `dx`
+/// (`n_in × batch`); `dx` is overwritten.
 ///
 /// # Panics
-/// If shapes disagree.
+/// If shapes disagree, or `t` does not fit `w` ([`Transposed::fits`]).
 pub fn sparse_backward_data<I: ColIndex>(
     w: &Csr<I>,
+    t: &Transposed,
     dy: &Activations,
     dx: &mut Activations,
     flops: &FlopCounter,
 ) {
     let batch = dy.batch();
+    assert!(t.fits(w), "transposed structure does not fit the weights");
     assert_shape("output gradient", dy, w.n_rows(), batch);
     assert_shape("input gradient", dx, w.n_cols(), batch);
     let (dys, dxs) = (dy.stride(), dx.stride());
-    portable::backward_data(w, dy.as_slice(), dys, dx.as_mut_slice(), dxs, batch);
+    match active_isa() {
+        #[cfg(target_arch = "x86_64")]
+        isa @ (Isa::Avx2 | Isa::Avx512) => {
+            let (ptr, idx, val) = (t.col_ptr(), t.rows(), w.values());
+            let (dyp, dxp) = (dy.as_slice().as_ptr(), dx.as_mut_slice().as_mut_ptr());
+            GATHERED.with_borrow_mut(|tv| {
+                // The values in transposed order, gathered once per call (not once per tile).
+                tv.clear();
+                tv.extend(t.perm().iter().map(|&p| val[p as usize]));
+                // SAFETY: `isa` is supported (checked when chosen); `t` fits `w`, so its offsets
+                // are valid for `idx` and `tv` (both `nnz` long) and every row index is below
+                // `n_rows`, the rows `dy` holds; `dx` holds `n_cols` rows; strides cover `batch`
+                // lanes and `dx` is a unique borrow distinct from `dy`.
+                unsafe {
+                    if isa == Isa::Avx512 {
+                        x86::avx512::spmm::<u32>(ptr, idx, tv, None, dyp, dys, dxp, dxs, batch)
+                    } else {
+                        x86::avx2::spmm::<u32>(ptr, idx, tv, None, dyp, dys, dxp, dxs, batch)
+                    }
+                }
+            });
+        }
+        _ => portable::backward_data(
+            t,
+            w.values(),
+            dy.as_slice(),
+            dys,
+            dx.as_mut_slice(),
+            dxs,
+            batch,
+        ),
+    }
     flops.add(KernelKind::BackwardData, 2 * (w.nnz() * batch) as u64);
 }
 
@@ -87,15 +317,25 @@ pub fn sparse_weight_grad<I: ColIndex>(
     assert_eq!(grad.len(), w.nnz(), "gradient length");
     assert_shape("output gradient", dy, w.n_rows(), batch);
     assert_shape("input", x, w.n_cols(), batch);
-    portable::weight_grad(
-        w,
-        dy.as_slice(),
-        dy.stride(),
-        x.as_slice(),
-        x.stride(),
-        grad,
-        batch,
-    );
+    let (dys, xs) = (dy.stride(), x.stride());
+    match active_isa() {
+        #[cfg(target_arch = "x86_64")]
+        isa @ (Isa::Avx2 | Isa::Avx512) => {
+            let (ptr, idx) = (w.row_ptr(), w.col_idx());
+            let (dyp, xp) = (dy.as_slice().as_ptr(), x.as_slice().as_ptr());
+            // SAFETY: `isa` is supported (checked when chosen); the CSR invariants make `ptr`
+            // valid offsets into `idx` with indices below `n_cols` (the rows `x` holds); `dy`
+            // holds `n_rows` rows; `grad` has `nnz` entries; strides cover `batch` lanes.
+            unsafe {
+                if isa == Isa::Avx512 {
+                    x86::avx512::sddmm::<I>(ptr, idx, dyp, dys, xp, xs, grad, batch)
+                } else {
+                    x86::avx2::sddmm::<I>(ptr, idx, dyp, dys, xp, xs, grad, batch)
+                }
+            }
+        }
+        _ => portable::weight_grad(w, dy.as_slice(), dys, x.as_slice(), xs, grad, batch),
+    }
     flops.add(KernelKind::WeightGrad, 2 * (w.nnz() * batch) as u64);
 }
 

@@ -3,7 +3,7 @@
 //! Loops run over the `batch` live lanes of feature-major rows, one length-`batch` vector
 //! operation per live connection, written so the compiler vectorises them.
 
-use crate::csr::{ColIndex, Csr};
+use crate::csr::{ColIndex, Csr, Transposed};
 
 /// Independent accumulators for reductions (lets the compiler keep a vector of partial sums).
 const ACC: usize = 16;
@@ -66,24 +66,24 @@ pub(super) fn forward<I: ColIndex>(
     }
 }
 
-/// `dx = Wᵀ dy` by scattering each row of `dy` into the inputs it connects to.
-pub(super) fn backward_data<I: ColIndex>(
-    w: &Csr<I>,
+/// `dx = Wᵀ dy` by gathering, input by input, over the transposed structure `t` of `W` (whose
+/// values are `vals`, reached through `t.perm()`).
+pub(super) fn backward_data(
+    t: &Transposed,
+    vals: &[f32],
     dy: &[f32],
     dy_stride: usize,
     dx: &mut [f32],
     dx_stride: usize,
     batch: usize,
 ) {
-    for k in 0..w.n_cols() {
-        dx[k * dx_stride..k * dx_stride + batch].fill(0.0);
-    }
-    for j in 0..w.n_rows() {
-        let dyj = &dy[j * dy_stride..j * dy_stride + batch];
-        let (cols, vals) = w.row(j);
-        for (&k, &v) in cols.iter().zip(vals) {
-            let k = k.col();
-            let dxk = &mut dx[k * dx_stride..k * dx_stride + batch];
+    let (col_ptr, rows, perm) = (t.col_ptr(), t.rows(), t.perm());
+    for k in 0..t.n_cols() {
+        let dxk = &mut dx[k * dx_stride..k * dx_stride + batch];
+        dxk.fill(0.0);
+        for e in col_ptr[k] as usize..col_ptr[k + 1] as usize {
+            let (j, v) = (rows[e] as usize, vals[perm[e] as usize]);
+            let dyj = &dy[j * dy_stride..j * dy_stride + batch];
             for (o, &g) in dxk.iter_mut().zip(dyj) {
                 *o += v * g;
             }

@@ -1,0 +1,227 @@
+//! `ds-td3 bench`: sparse against dense in one process — the kernels of a 256×256 layer and whole
+//! TD3 iterations — printed as a table of times, same-run sparse/dense ratios and achieved GFLOPS.
+//!
+//! The workloads are those of the criterion benchmarks (`src/workloads.rs`). Each time is the
+//! median over several samples of repeated calls, on one thread. GFLOPS divide the FLOPs the
+//! kernels' own counters recorded during the timed calls (2 per multiply-add; the bias gradient
+//! 1 per addition) by the time. Ratios divide a sparse time by the dense time of the same table,
+//! measured minutes apart in the same process.
+
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use rand::{SeedableRng, rngs::StdRng};
+use sparse_core::kernels::{self, Isa};
+use sparse_core::{Activations, Layer};
+
+use crate::workloads::{
+    KERNEL_BATCHES, N, SHAPES, Setting, TD3_BATCH, kernel_layers, random_acts, sparsity, warm_agent,
+};
+
+/// Options of `ds-td3 bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Shorter measurements: fewer, shorter samples (under a minute in all).
+    #[arg(long)]
+    pub quick: bool,
+    /// Kernel implementation: portable, avx2 or avx512 (default: the DS_TD3_KERNELS environment
+    /// variable, else the fastest this CPU supports).
+    #[arg(long, value_name = "ISA")]
+    pub kernels: Option<String>,
+    /// Which comparisons to run.
+    #[arg(long, value_enum, default_value_t = Section::All)]
+    pub only: Section,
+}
+
+/// Parts of the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Section {
+    /// Kernels and TD3 iterations.
+    All,
+    /// Kernels of a 256×256 layer only.
+    Kernels,
+    /// Whole TD3 iterations only.
+    Td3,
+}
+
+/// How long and how often to sample.
+#[derive(Debug, Clone, Copy)]
+struct Sampling {
+    samples: usize,
+    sample_time: Duration,
+}
+
+/// Median seconds per call of `f`: calls are repeated until a sample lasts about
+/// `sampling.sample_time` (at least `min_reps` calls, a multiple of `min_reps`).
+fn median_time(sampling: Sampling, min_reps: usize, mut f: impl FnMut()) -> f64 {
+    let start = Instant::now();
+    for _ in 0..min_reps {
+        f();
+    }
+    let once = start.elapsed().as_secs_f64() / min_reps as f64;
+    let reps = ((sampling.sample_time.as_secs_f64() / once.max(1e-9)) as usize / min_reps).max(1)
+        * min_reps;
+    let mut times: Vec<f64> = (0..sampling.samples)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..reps {
+                f();
+            }
+            t.elapsed().as_secs_f64() / reps as f64
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// One timed measurement: seconds per call and FLOPs per call.
+struct Timing {
+    secs: f64,
+    flops: f64,
+}
+
+impl Timing {
+    fn gflops(&self) -> f64 {
+        self.flops / self.secs / 1e9
+    }
+}
+
+/// Times one kernel of `layer`, counting FLOPs with the layer's own counter.
+fn time_kernel(sampling: Sampling, layer: &Layer, kernel: &str, batch: usize) -> Timing {
+    let mut rng = StdRng::seed_from_u64(1);
+    let x = random_acts(&mut rng, N, batch);
+    let dy = random_acts(&mut rng, N, batch);
+    let (mut y, mut dx) = (Activations::zeros(N, batch), Activations::zeros(N, batch));
+    let mut grads = layer.zero_grads();
+    let mut calls = 0u64;
+    layer.reset_flops();
+    let mut run = || {
+        match kernel {
+            "forward" => layer.forward(&x, &mut y),
+            "backward-data" => layer.backward_data(&dy, &mut dx),
+            "weight-grad" => layer.param_grads(&dy, &x, &mut grads),
+            _ => layer
+                .forward(&x, &mut y)
+                .and_then(|()| layer.param_grads(&dy, &x, &mut grads))
+                .and_then(|()| layer.backward_data(&dy, &mut dx)),
+        }
+        .expect("shapes are consistent");
+        calls += 1;
+    };
+    let secs = median_time(sampling, 1, &mut run);
+    let flops = layer.flops().total() as f64 / calls as f64;
+    Timing { secs, flops }
+}
+
+fn kernel_table(sampling: Sampling) {
+    println!("Kernels: {N}x{N} layer, dense (matrixmultiply) vs CSR at each density");
+    println!(
+        "{:>5}  {:<13}  {:<8}  {:>10}  {:>8}  {:>7}",
+        "batch", "kernel", "density", "time", "/dense", "GFLOPS"
+    );
+    let layers = kernel_layers(&mut StdRng::seed_from_u64(0));
+    for batch in KERNEL_BATCHES {
+        for kernel in ["forward", "backward-data", "weight-grad", "step"] {
+            let mut dense_secs = None;
+            for (name, layer) in &layers {
+                let t = time_kernel(sampling, layer, kernel, batch);
+                let dense = *dense_secs.get_or_insert(t.secs);
+                let density = name.strip_prefix("sparse-").unwrap_or(name);
+                println!(
+                    "{batch:>5}  {kernel:<13}  {density:<8}  {:>10}  {:>8.3}  {:>7.1}",
+                    fmt_secs(t.secs),
+                    t.secs / dense,
+                    t.gflops()
+                );
+            }
+        }
+    }
+    println!("(step = forward + weight and bias gradient + backward-data)");
+}
+
+fn td3_table(sampling: Sampling) {
+    println!(
+        "TD3 iterations: Agent::train on a synthetic minibatch of {TD3_BATCH}, 1 thread; sparse \
+         agents timed after their first evolution"
+    );
+    println!(
+        "{:<15}  {:<9}  {:>8}  {:>11}  {:>10}  {:>8}  {:>7}",
+        "shape", "setting", "sparsity", "connections", "time/iter", "/dense", "GFLOPS"
+    );
+    for shape in SHAPES {
+        let mut dense_secs = None;
+        for setting in Setting::ALL {
+            let (mut agent, batch, mut rng) = warm_agent(shape, setting, 0);
+            let before = agent.flops().total();
+            let mut iterations = 0u64;
+            // Whole pairs of iterations: the actor and targets update every second one.
+            let secs = median_time(sampling, 2, || {
+                agent.train(&batch, &mut rng).expect("iteration runs");
+                iterations += 1;
+            });
+            let flops = (agent.flops().total() - before) as f64 / iterations as f64;
+            let t = Timing { secs, flops };
+            let dense = *dense_secs.get_or_insert(secs);
+            println!(
+                "{:<15}  {:<9}  {:>7.1}%  {:>11}  {:>10}  {:>8.3}  {:>7.1}",
+                shape.env,
+                setting.name(),
+                100.0 * sparsity(&agent, shape),
+                agent.live_connections(),
+                fmt_secs(secs),
+                secs / dense,
+                t.gflops()
+            );
+        }
+    }
+}
+
+fn fmt_secs(s: f64) -> String {
+    if s < 1e-3 {
+        format!("{:.1} µs", s * 1e6)
+    } else {
+        format!("{:.3} ms", s * 1e3)
+    }
+}
+
+/// Runs `ds-td3 bench`.
+pub fn run(args: &BenchArgs) -> Result<(), String> {
+    let isa = match &args.kernels {
+        Some(name) => {
+            let isa: Isa = name.parse().map_err(|e| format!("--kernels: {e}"))?;
+            kernels::set_default_isa(isa).map_err(|e| format!("--kernels: {e}"))?;
+            isa
+        }
+        None => {
+            kernels::isa_from_env().map_err(|e| e.to_string())?;
+            kernels::default_isa()
+        }
+    };
+    let sampling = if args.quick {
+        Sampling {
+            samples: 3,
+            sample_time: Duration::from_millis(40),
+        }
+    } else {
+        Sampling {
+            samples: 7,
+            sample_time: Duration::from_millis(150),
+        }
+    };
+    let available: Vec<&str> = Isa::available().iter().map(|i| i.name()).collect();
+    println!(
+        "ds-td3 bench: sparse kernels {isa} (available: {}); times are medians of {} samples; \
+         ratios are same-run",
+        available.join(", "),
+        sampling.samples
+    );
+    if args.only != Section::Td3 {
+        println!();
+        kernel_table(sampling);
+    }
+    if args.only != Section::Kernels {
+        println!();
+        td3_table(sampling);
+    }
+    Ok(())
+}

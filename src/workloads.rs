@@ -1,0 +1,165 @@
+//! The workloads `ds-td3 bench` and the criterion benchmarks (`benches/`, which include this file
+//! by path) both time, so the two always measure the same things.
+//!
+//! - Kernels: a 256×256 layer, dense and sparse at [`DENSITIES`], on random inputs.
+//! - TD3 iterations: [`Agent::train`] on a fixed synthetic minibatch of 100 transitions for the
+//!   Hopper (11 observations, 3 actions) and HalfCheetah (17, 6) shapes, as dense TD3, DS-TD3 at
+//!   the paper's λ, and DS-TD3 at about 90% sparsity ([`Setting`]). Sparse agents are first run
+//!   through their first topology evolution (iteration 1 000), so that from then on the targets'
+//!   topologies differ from the online networks' and the soft update merges and prunes, as in a
+//!   real run.
+
+#![allow(dead_code)] // each includer uses a part
+
+use rand::{RngExt, SeedableRng, rngs::StdRng};
+use sparse_core::{Activations, DenseLinear, Layer, SparseLinear};
+use td3::{Agent, Algo, Batch, Config};
+
+/// Width of the benchmarked layer.
+pub const N: usize = 256;
+
+/// Densities of the sparse layers benchmarked (1.0: every connection stored sparse).
+pub const DENSITIES: [f64; 5] = [1.0, 0.5, 0.25, 0.1, 0.05];
+
+/// Batch sizes of the kernel benchmarks: TD3's minibatch, and a larger one.
+pub const KERNEL_BATCHES: [usize; 2] = [100, 256];
+
+/// Minibatch of the TD3 iterations (the paper's).
+pub const TD3_BATCH: usize = 100;
+
+/// Iterations run before timing a sparse agent: through the first evolution.
+pub const WARM_ITERATIONS: u64 = 1_000;
+
+/// A `features × batch` buffer of values uniform in [-1, 1).
+pub fn random_acts(rng: &mut StdRng, features: usize, batch: usize) -> Activations {
+    let data: Vec<f32> = (0..features * batch)
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
+    Activations::from_samples(features, batch, &data).expect("shape is consistent")
+}
+
+/// The layers compared: `("dense", …)`, then `("sparse-<density>", …)` for each of
+/// [`DENSITIES`], all `N × N`.
+pub fn kernel_layers(rng: &mut StdRng) -> Vec<(String, Layer)> {
+    let mut out = vec![(
+        "dense".to_string(),
+        DenseLinear::pytorch_default(N, N, rng)
+            .expect("valid shape")
+            .into(),
+    )];
+    for density in DENSITIES {
+        let count = (density * (N * N) as f64).round() as usize;
+        let layer = SparseLinear::random(N, N, count, rng).expect("valid shape");
+        out.push((format!("sparse-{density}"), layer.into()));
+    }
+    out
+}
+
+/// A task's network dimensions.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// The task whose dimensions these are.
+    pub env: &'static str,
+    /// Observation dimension.
+    pub obs: usize,
+    /// Action dimension.
+    pub act: usize,
+}
+
+/// The shapes benchmarked.
+pub const SHAPES: [Shape; 2] = [
+    Shape {
+        env: "Hopper-v3",
+        obs: 11,
+        act: 3,
+    },
+    Shape {
+        env: "HalfCheetah-v3",
+        obs: 17,
+        act: 6,
+    },
+];
+
+/// The agents compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// Dense TD3.
+    Dense,
+    /// DS-TD3 at the paper's λ (λ1 = 7, λ2 = 64: about 50% sparse).
+    DsPaper,
+    /// DS-TD3 at about 90% sparsity: λ1 = 1, λ2 = 12.8 (10% of a 256×256 layer).
+    Ds90,
+}
+
+impl Setting {
+    /// All settings, dense first.
+    pub const ALL: [Setting; 3] = [Setting::Dense, Setting::DsPaper, Setting::Ds90];
+
+    /// Short name for tables and benchmark ids.
+    pub fn name(self) -> &'static str {
+        match self {
+            Setting::Dense => "dense",
+            Setting::DsPaper => "ds-paper",
+            Setting::Ds90 => "ds-90%",
+        }
+    }
+
+    /// The run configuration for `shape` (paper settings otherwise, one thread).
+    pub fn config(self, shape: Shape) -> Config {
+        let algo = if self == Setting::Dense {
+            Algo::Dense
+        } else {
+            Algo::Ds
+        };
+        let mut c = Config::paper(shape.env, algo);
+        if self == Setting::Ds90 {
+            c.lambda1 = 1.0;
+            c.lambda2 = 12.8;
+        }
+        c
+    }
+}
+
+/// A fixed synthetic minibatch: observations and actions uniform in [-1, 1), rewards in [-1, 1),
+/// every tenth transition terminal.
+pub fn synthetic_batch(rng: &mut StdRng, shape: Shape, size: usize) -> Batch {
+    let mut not_done = Activations::zeros(1, size);
+    for b in 0..size {
+        not_done.set(0, b, if b % 10 == 9 { 0.0 } else { 1.0 });
+    }
+    Batch {
+        obs: random_acts(rng, shape.obs, size),
+        actions: random_acts(rng, shape.act, size),
+        rewards: random_acts(rng, 1, size),
+        next_obs: random_acts(rng, shape.obs, size),
+        not_done,
+    }
+}
+
+/// An agent for `shape` and `setting` with its minibatch and noise generator, warmed up
+/// (sparse agents through [`WARM_ITERATIONS`], dense ones through 10 iterations).
+pub fn warm_agent(shape: Shape, setting: Setting, seed: u64) -> (Agent, Batch, StdRng) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let config = setting.config(shape);
+    let mut agent =
+        Agent::new(&config, shape.obs, shape.act, 1.0, &mut rng).expect("valid configuration");
+    agent.set_parallel_critics(false);
+    let batch = synthetic_batch(&mut rng, shape, TD3_BATCH);
+    let warm = if setting == Setting::Dense {
+        10
+    } else {
+        WARM_ITERATIONS
+    };
+    for _ in 0..warm {
+        agent.train(&batch, &mut rng).expect("iteration runs");
+    }
+    (agent, batch, rng)
+}
+
+/// Fraction of weight connections that are absent, over the online networks.
+pub fn sparsity(agent: &Agent, shape: Shape) -> f64 {
+    let h = N;
+    let dense =
+        (shape.obs * h + h * h + h * shape.act) + 2 * ((shape.obs + shape.act) * h + h * h + h);
+    1.0 - agent.live_connections() as f64 / dense as f64
+}
