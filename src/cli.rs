@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 use crate::bench::BenchArgs;
 use crate::eval::EvalArgs;
+use crate::flops::FlopsArgs;
 use crate::networks::NetworksArgs;
 use crate::train::TrainArgs;
 
@@ -51,6 +52,10 @@ pub enum Command {
     /// about 90% sparsity) for Hopper and HalfCheetah shapes; prints times, same-run
     /// sparse/dense ratios and GFLOPS from the kernels' FLOP counters.
     Bench(BenchArgs),
+    /// The paper's Table 2 from our counters: connections and training FLOPs of dense TD3,
+    /// Static-TD3 and DS-TD3, measured over a short real run and extrapolated to 1e6 steps,
+    /// beside an analytic per-layer count.
+    Flops(FlopsArgs),
 }
 
 /// Runs the parsed command line.
@@ -64,5 +69,6 @@ pub fn run(cli: Cli) -> Result<(), String> {
         #[cfg(feature = "mujoco")]
         Some(Command::Replay(args)) => crate::replay::run(&args),
         Some(Command::Bench(args)) => crate::bench::run(&args),
+        Some(Command::Flops(args)) => crate::flops::run(&args),
     }
 }

@@ -8,6 +8,7 @@ use clap::Parser;
 mod bench;
 mod cli;
 mod eval;
+mod flops;
 mod networks;
 #[cfg(feature = "mujoco")]
 mod replay;

@@ -260,7 +260,14 @@ fn bad_training_input_is_a_clear_error() {
 #[test]
 fn bench_quick_kernels_prints_the_table() {
     // The kernel comparison only (the TD3 part warms four agents through 1 000 iterations).
-    let o = ds_td3(&["bench", "--quick", "--only", "kernels", "--kernels", "portable"]);
+    let o = ds_td3(&[
+        "bench",
+        "--quick",
+        "--only",
+        "kernels",
+        "--kernels",
+        "portable",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = stdout(&o);
     assert!(out.contains("sparse kernels portable"), "{out}");
@@ -282,5 +289,29 @@ fn bench_rejects_unknown_kernels() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("sse9"), "{err}");
     let o = ds_td3(&["bench", "--only", "nothing"]);
+    assert!(!o.status.success());
+}
+
+#[test]
+fn flops_table_agrees_with_the_analytic_count() {
+    let o = ds_td3(&[
+        "flops",
+        "--env",
+        "Pendulum-v1",
+        "--iterations",
+        "4",
+        "--random-steps",
+        "100",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = stdout(&o);
+    assert!(
+        out.contains("measured and analytic counts agree exactly"),
+        "{out}"
+    );
+    for algo in ["dense", "static", "ds"] {
+        assert!(out.lines().any(|l| l.starts_with(algo)), "{out}");
+    }
+    let o = ds_td3(&["flops", "--env", "NoSuchEnv-v0"]);
     assert!(!o.status.success());
 }
