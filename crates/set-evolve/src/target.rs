@@ -34,33 +34,54 @@ fn soft_update_csr<I: ColIndex>(target: &Csr<I>, online: &Csr<I>, c: (f32, f32))
     let budget = target.nnz();
     let capacity = budget + online.nnz();
     let mut row_ptr = Vec::with_capacity(target.n_rows() + 1);
-    let mut cols: Vec<I> = Vec::with_capacity(capacity);
-    let mut values: Vec<f32> = Vec::with_capacity(capacity);
+    // Written by index into arrays sized for the worst case (no per-entry capacity checks),
+    // then truncated to the union's size.
+    let mut cols: Vec<I> = vec![I::from_col(0); capacity];
+    let mut values: Vec<f32> = vec![0.0; capacity];
+    let mut n = 0;
     row_ptr.push(0u32);
     for row in 0..target.n_rows() {
         let (tc, tv) = target.row(row);
         let (oc, ov) = online.row(row);
-        let (mut i, mut j) = (0, 0);
+        // The row's union has at most tc.len() + oc.len() entries from n on.
+        let out_c = &mut cols[n..n + tc.len() + oc.len()];
+        let out_v = &mut values[n..n + tc.len() + oc.len()];
+        let (mut i, mut j, mut k) = (0, 0, 0);
         // Each value is the dense formula with the absent side as 0.0, so a dense reference
         // gives the same bits.
-        while i < tc.len() || j < oc.len() {
-            if j == oc.len() || (i < tc.len() && tc[i] < oc[j]) {
-                cols.push(tc[i]);
-                values.push(t * 0.0 + u * tv[i]);
+        while i < tc.len() && j < oc.len() {
+            let (a, b) = (tc[i], oc[j]);
+            if a == b {
+                out_c[k] = a;
+                out_v[k] = t * ov[j] + u * tv[i];
                 i += 1;
-            } else if i == tc.len() || oc[j] < tc[i] {
-                cols.push(oc[j]);
-                values.push(t * ov[j] + u * 0.0);
                 j += 1;
-            } else {
-                cols.push(tc[i]);
-                values.push(t * ov[j] + u * tv[i]);
+            } else if a < b {
+                out_c[k] = a;
+                out_v[k] = t * 0.0 + u * tv[i];
                 i += 1;
+            } else {
+                out_c[k] = b;
+                out_v[k] = t * ov[j] + u * 0.0;
                 j += 1;
             }
+            k += 1;
         }
-        row_ptr.push(cols.len() as u32);
+        for (&a, &v) in tc[i..].iter().zip(&tv[i..]) {
+            out_c[k] = a;
+            out_v[k] = t * 0.0 + u * v;
+            k += 1;
+        }
+        for (&b, &v) in oc[j..].iter().zip(&ov[j..]) {
+            out_c[k] = b;
+            out_v[k] = t * v + u * 0.0;
+            k += 1;
+        }
+        n += k;
+        row_ptr.push(n as u32);
     }
+    cols.truncate(n);
+    values.truncate(n);
     let extra = values.len() - budget;
     if extra > 0 {
         // For finite floats, the bits of |v| order like |v|: select the extra-th smallest key.
