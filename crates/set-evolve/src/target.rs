@@ -87,8 +87,9 @@ fn soft_update_csr<I: ColIndex>(target: &Csr<I>, online: &Csr<I>, c: (f32, f32))
         // For finite floats, the bits of |v| order like |v|: select the extra-th smallest key.
         let key = |v: f32| v.abs().to_bits();
         let mut keys: Vec<u32> = values.iter().map(|&v| key(v)).collect();
-        let threshold = *keys.select_nth_unstable(extra - 1).1;
-        let below = values.iter().filter(|&&v| key(v) < threshold).count();
+        let (smaller, &mut threshold, _) = keys.select_nth_unstable(extra - 1);
+        // Every key below the threshold lies among the `extra - 1` placed before it.
+        let below = smaller.iter().filter(|&&k| k < threshold).count();
         // Entries at the threshold are dropped in position order (lower first) until `extra`.
         let mut ties_to_drop = extra - below;
         let mut kept = 0;
