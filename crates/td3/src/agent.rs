@@ -304,11 +304,25 @@ impl Agent {
                 )?;
                 evolutions.push(("actor", stats));
             }
+            // The actor's target on one thread and the critics' on the other (when parallel):
+            // independent work, so the results do not depend on the thread count.
             let tau = self.hyper.tau;
-            soft_update_and_prune(&mut self.actor_target, &self.actor.net, tau)?;
-            for (target, online) in self.critic_targets.iter_mut().zip(&self.critics) {
-                soft_update_and_prune(target, &online.net, tau)?;
-            }
+            let (actor_target, actor) = (&mut self.actor_target, &self.actor.net);
+            let (critic_targets, critics) = (&mut self.critic_targets, &self.critics);
+            let (a, c) = both(
+                self.hyper.parallel_critics,
+                || soft_update_and_prune(actor_target, actor, tau),
+                || {
+                    critic_targets
+                        .iter_mut()
+                        .zip(critics)
+                        .try_for_each(|(target, online)| {
+                            soft_update_and_prune(target, &online.net, tau)
+                        })
+                },
+            );
+            a?;
+            c?;
         }
         Ok(IterationReport {
             iteration,
