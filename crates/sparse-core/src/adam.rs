@@ -140,6 +140,40 @@ impl StepScalars {
     }
 
     fn apply(&self, params: &mut [f32], grads: &[f32], st: &mut Moments) {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            return unsafe { self.apply_avx512(params, grads, st) };
+        } else if is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { self.apply_avx2(params, grads, st) };
+        }
+        self.apply_any(params, grads, st)
+    }
+
+    /// [`Self::apply_any`] compiled for AVX-512F. The loop is element-wise (no reductions and no
+    /// fused multiply-adds), so every instruction set gives the same bits.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn apply_avx512(&self, params: &mut [f32], grads: &[f32], st: &mut Moments) {
+        self.apply_any(params, grads, st)
+    }
+
+    /// [`Self::apply_any`] compiled for AVX2 (same bits, as for AVX-512).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn apply_avx2(&self, params: &mut [f32], grads: &[f32], st: &mut Moments) {
+        self.apply_any(params, grads, st)
+    }
+
+    #[inline(always)]
+    fn apply_any(&self, params: &mut [f32], grads: &[f32], st: &mut Moments) {
         // Two monomorphised loops: PyTorch skips the decay term entirely when it is zero.
         if self.weight_decay != 0.0 {
             self.apply_loop::<true>(params, grads, st)
