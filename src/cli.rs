@@ -6,6 +6,8 @@ use crate::bench::BenchArgs;
 use crate::eval::EvalArgs;
 use crate::flops::FlopsArgs;
 use crate::networks::NetworksArgs;
+use crate::report::ReportArgs;
+use crate::sweep::SweepArgs;
 use crate::train::TrainArgs;
 
 /// Dynamic Sparse TD3 with truly sparse (CSR) networks.
@@ -39,6 +41,12 @@ pub enum Command {
     Eval(EvalArgs),
     /// List the tasks with their observation and action dimensions.
     Envs,
+    /// Run a grid of tasks × algorithms × seeds (× settings) in parallel, resumably, or write
+    /// it as a Slurm job array (`--emit slurm`).
+    Sweep(SweepArgs),
+    /// Build the paper's tables (Markdown and CSV) and learning curves (PNG and SVG) from run
+    /// directories.
+    Report(ReportArgs),
     /// Build TD3's actor and twin critics as DS-TD3 initialises them and report each layer's
     /// live connections, density and memory.
     Networks(NetworksArgs),
@@ -65,6 +73,8 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Some(Command::Train(args)) => crate::train::run(&args),
         Some(Command::Eval(args)) => crate::eval::run(&args),
         Some(Command::Envs) => crate::eval::list_envs(),
+        Some(Command::Sweep(args)) => crate::sweep::run(&args),
+        Some(Command::Report(args)) => crate::report::run(&args),
         Some(Command::Networks(args)) => crate::networks::run(&args),
         #[cfg(feature = "mujoco")]
         Some(Command::Replay(args)) => crate::replay::run(&args),

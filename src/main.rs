@@ -10,9 +10,12 @@ mod cli;
 mod eval;
 mod flops;
 mod networks;
+mod plot;
 #[cfg(feature = "mujoco")]
 mod replay;
+mod report;
 mod run_dir;
+mod sweep;
 mod train;
 mod workloads;
 

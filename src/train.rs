@@ -133,8 +133,13 @@ pub struct TrainArgs {
     #[arg(long)]
     pub force: bool,
     /// Continue the run in DIR from its latest checkpoint
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["env", "out", "force", "seed"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["env", "out", "force", "seed", "config"])]
     pub resume: Option<PathBuf>,
+    /// Start a run from a complete configuration file (a run's config.json, as `ds-td3 sweep`
+    /// writes them); only --steps, --out, --force, --threads, --checkpoint-every and --quiet
+    /// may accompany it
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["env", "seed", "algo"])]
+    pub config: Option<PathBuf>,
     /// Write a checkpoint every N steps (and always at the end and on Ctrl-C)
     #[arg(long, value_parser = parse_count, default_value = "50000", value_name = "N")]
     pub checkpoint_every: u64,
@@ -148,8 +153,38 @@ pub struct TrainArgs {
     pub hyper: HyperArgs,
 }
 
+/// Reads a complete configuration file and applies the command line's --steps and --threads.
+fn config_from_file(path: &std::path::Path, args: &TrainArgs) -> Result<Config, String> {
+    if any_hyper(&args.hyper) {
+        return Err(
+            "--config gives the complete configuration: no hyper-parameter may accompany it".into(),
+        );
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut c: Config =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Some(s) = args.steps {
+        c.steps = s;
+    }
+    c.threads = args.threads as usize;
+    if !mujoco_env::known_ids().contains(&c.env.as_str()) {
+        return Err(format!(
+            "{}: unknown environment '{}'; known: {}",
+            path.display(),
+            c.env,
+            mujoco_env::known_ids().join(", ")
+        ));
+    }
+    c.validate()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(c)
+}
+
 /// The configuration of a new run from the command line.
 fn new_config(args: &TrainArgs) -> Result<Config, String> {
+    if let Some(path) = &args.config {
+        return config_from_file(path, args);
+    }
     let env = args.env.clone().ok_or(
         "which task? pass --env, e.g. `ds-td3 --env Hopper-v3` (`ds-td3 envs` lists them)",
     )?;

@@ -1,0 +1,336 @@
+//! `ds-td3 sweep` and `ds-td3 report` end to end: tables against hand-computed numbers on
+//! synthetic run directories, figures of the expected size, the Slurm script, and a sweep that
+//! is interrupted and restarted finishing every run exactly once.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use td3::{Algo, Config};
+
+fn ds_td3(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ds-td3"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ds-td3-results-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A synthetic run: config.json and an evaluations.csv with the given (mean, flops) rows every
+/// 100 steps from 0 (`steps` = 300, so 4 evaluations make it complete).
+fn synthetic_run(root: &Path, algo: Algo, seed: u64, period: u64, rows: &[(f64, u64)]) {
+    let mut c = Config::paper("Pendulum-v1", algo);
+    c.seed = seed;
+    c.steps = 300;
+    c.start_steps = 100;
+    c.eval_every = 100;
+    c.evolution_period = period;
+    let dir = root.join(format!("{algo}-e{period}-s{seed}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.json"), serde_json::to_string(&c).unwrap()).unwrap();
+    let mut csv = String::from("step,mean,std,wall_seconds,flops,live_connections,return_0\n");
+    for (i, (mean, flops)) in rows.iter().enumerate() {
+        csv.push_str(&format!(
+            "{},{mean},0,1.0,{flops},{},{mean}\n",
+            100 * i,
+            if algo == Algo::Dense { 1000 } else { 500 }
+        ));
+    }
+    std::fs::write(dir.join("evaluations.csv"), csv).unwrap();
+}
+
+fn csv_rows(path: &Path) -> Vec<Vec<String>> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect()
+}
+
+/// Width and height from a PNG's IHDR chunk.
+fn png_size(path: &Path) -> (u32, u32) {
+    let b = std::fs::read(path).unwrap();
+    assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n", "{} is a PNG", path.display());
+    let be = |i: usize| u32::from_be_bytes(b[i..i + 4].try_into().unwrap());
+    (be(16), be(20))
+}
+
+#[test]
+fn report_tables_match_hand_computed_numbers() {
+    let root = temp_dir("report");
+    let runs = root.join("runs");
+    // Dense: final scores (mean of all 4 evaluations) -700 and -675.
+    synthetic_run(
+        &runs,
+        Algo::Dense,
+        0,
+        1000,
+        &[(-1000.0, 0), (-800.0, 300), (-600.0, 600), (-400.0, 1000)],
+    );
+    synthetic_run(
+        &runs,
+        Algo::Dense,
+        1,
+        1000,
+        &[(-1000.0, 0), (-900.0, 300), (-500.0, 600), (-300.0, 1000)],
+    );
+    // DS, e = 1000: finals -600 and -550; FLOPs 490 and 510 at the end.
+    synthetic_run(
+        &runs,
+        Algo::Ds,
+        0,
+        1000,
+        &[(-1000.0, 0), (-700.0, 100), (-500.0, 300), (-200.0, 490)],
+    );
+    synthetic_run(
+        &runs,
+        Algo::Ds,
+        1,
+        1000,
+        &[(-1000.0, 0), (-600.0, 100), (-400.0, 300), (-200.0, 510)],
+    );
+    // DS, e = 200 (a schedule comparison), one seed: final -500.
+    synthetic_run(
+        &runs,
+        Algo::Ds,
+        0,
+        200,
+        &[(-900.0, 0), (-500.0, 100), (-400.0, 300), (-200.0, 500)],
+    );
+    // A partial run and one without evaluations: reported, not in the tables.
+    synthetic_run(&runs, Algo::Ds, 2, 1000, &[(-1000.0, 0), (0.0, 100)]);
+    synthetic_run(&runs, Algo::Ds, 3, 1000, &[]);
+    std::fs::remove_file(runs.join("ds-e1000-s3/evaluations.csv")).unwrap();
+
+    let out = root.join("out");
+    let o = ds_td3(&[
+        "report",
+        runs.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let t1 = csv_rows(&out.join("table1.csv"));
+    let row = |label: &str| {
+        t1.iter()
+            .find(|r| r[1] == label)
+            .unwrap_or_else(|| panic!("{label} in {t1:?}"))
+            .clone()
+    };
+    assert_eq!(row("dense")[2..], ["2", "-687.5", "12.5"]);
+    assert_eq!(row("ds e=1000")[2..], ["2", "-575", "25"]);
+    assert_eq!(row("ds e=200")[2..], ["1", "-500", "0"]);
+    let t2 = csv_rows(&out.join("table2.csv"));
+    let ds = t2.iter().find(|r| r[1] == "ds e=1000").unwrap();
+    assert_eq!(ds[2..], ["500", "300", "500", "0.5"]);
+    // DS e=1000 seed mean: -1000, -650, ... reaches dense's -687.5 at step 100 (1/3 of the run).
+    let reach = csv_rows(&out.join("reach.csv"));
+    let r = reach.iter().find(|r| r[1] == "ds e=1000").unwrap();
+    assert_eq!(r[2..], ["-687.5", "100", "0.33"]);
+
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("ds-e1000-s2: partial: 2 of 4 evaluations"),
+        "{md}"
+    );
+    assert!(md.contains("ds-e1000-s3: missing evaluations.csv"), "{md}");
+    for stem in ["curves-Pendulum-v1", "schedule-Pendulum-v1"] {
+        assert_eq!(png_size(&out.join(format!("{stem}.png"))), (960, 600));
+        let svg = std::fs::read_to_string(out.join(format!("{stem}.svg"))).unwrap();
+        assert!(
+            svg.contains("<svg") && svg.contains("width=\"960\"") && svg.contains("<text"),
+            "{stem}.svg"
+        );
+    }
+    // The output directory is not overwritten without --force.
+    let o = ds_td3(&[
+        "report",
+        runs.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+fn write_grid(root: &Path, body: &str) -> PathBuf {
+    let path = root.join("grid.toml");
+    std::fs::write(
+        &path,
+        format!("out = \"{}\"\n{body}", root.join("runs").display()),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn slurm_script_names_every_run_once() {
+    let root = temp_dir("slurm");
+    let grid = write_grid(
+        &root,
+        "envs = [\"Pendulum-v1\"]\nalgos = [\"dense\", \"static\", \"ds\"]\nseeds = [0, 1]\n[set]\nsteps = 30000\n[sweep]\nevolution_period = [100, 200]\n",
+    );
+    let o = ds_td3(&["sweep", grid.to_str().unwrap(), "--emit", "slurm"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let script = std::fs::read_to_string(root.join("runs/sweep.slurm")).unwrap();
+    assert!(script.contains("#SBATCH --array=0-11"));
+    for algo in ["dense", "static", "ds"] {
+        for e in [100, 200] {
+            for s in [0, 1] {
+                let name = format!("'Pendulum-v1-{algo}-evolution_period{e}-s{s}'");
+                assert_eq!(script.matches(&name).count(), 1, "{name}");
+                let cfg = root.join(format!(
+                    "runs/configs/Pendulum-v1-{algo}-evolution_period{e}-s{s}.json"
+                ));
+                let c: Config =
+                    serde_json::from_str(&std::fs::read_to_string(cfg).unwrap()).unwrap();
+                assert_eq!((c.evolution_period, c.seed, c.steps), (e, s, 30000));
+            }
+        }
+    }
+    assert_eq!(
+        script
+            .lines()
+            .filter(|l| l.starts_with("  'Pendulum"))
+            .count(),
+        12
+    );
+    // Bad grids are clear errors.
+    let bad = write_grid(
+        &root,
+        "envs = [\"Pendulum-v1\"]\nalgos = [\"ds\"]\nseeds = [0]\n[set]\nlambda3 = 2\n",
+    );
+    let o = ds_td3(&["sweep", bad.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown setting 'lambda3'"));
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// Evaluations without the wall-clock column.
+fn evaluations(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("evaluations.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            l.split(',')
+                .enumerate()
+                .filter(|(i, _)| *i != 3)
+                .map(|(_, f)| f)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect()
+}
+
+#[test]
+fn interrupted_sweep_restarts_and_finishes_each_run_once() {
+    let root = temp_dir("sweep");
+    let grid = write_grid(
+        &root,
+        "envs = [\"Pendulum-v1\"]\nalgos = [\"ds\"]\nseeds = [0, 1, 2]\n[set]\nsteps = 40000\nstart_steps = 200\neval_every = 5000\neval_episodes = 1\nhidden = 16\nlambda1 = 1.0\nlambda2 = 4.0\nbatch_size = 16\nevolution_period = 100\n",
+    );
+    let grid_s = grid.to_str().unwrap();
+    // One worker: interrupt the sweep after its first run finished, while the second trains.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ds-td3"))
+        .args(["sweep", grid_s, "--workers", "1", "-q"])
+        .spawn()
+        .unwrap();
+    let runs = root.join("runs");
+    let wait_for = |path: PathBuf| {
+        let started = Instant::now();
+        while !path.exists() && started.elapsed() < Duration::from_secs(120) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for(runs.join("Pendulum-v1-ds-s0/summary.json"));
+    wait_for(runs.join("Pendulum-v1-ds-s1/evaluations.csv"));
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: kill(2) on our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "the sweep reports the interruption"
+    );
+    let names: Vec<String> = (0..3).map(|s| format!("Pendulum-v1-ds-s{s}")).collect();
+    let unfinished = names
+        .iter()
+        .filter(|n| !runs.join(n).join("summary.json").exists())
+        .count();
+    assert!(
+        unfinished > 0,
+        "the interruption came before the sweep finished"
+    );
+    assert!(
+        runs.join("Pendulum-v1-ds-s1/checkpoints/latest.ckpt")
+            .exists(),
+        "the interrupted run checkpointed"
+    );
+    let mtimes: Vec<Option<std::time::SystemTime>> = names
+        .iter()
+        .map(|n| {
+            std::fs::metadata(runs.join(n).join("summary.json"))
+                .and_then(|m| m.modified())
+                .ok()
+        })
+        .collect();
+
+    // Restart: everything finishes; finished runs are not touched.
+    let o = ds_td3(&["sweep", grid_s, "--workers", "2", "-q"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for (n, before) in names.iter().zip(&mtimes) {
+        let dir = runs.join(n);
+        let after = std::fs::metadata(dir.join("summary.json"))
+            .and_then(|m| m.modified())
+            .ok();
+        assert!(after.is_some(), "{n} finished");
+        if before.is_some() {
+            assert_eq!(&after, before, "{n} was finished and must not run again");
+        }
+        // Exactly once: every evaluation step once, every episode once, and the same results
+        // as an uninterrupted run of the same configuration.
+        let steps: Vec<String> = evaluations(&dir)
+            .iter()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap().to_string())
+            .collect();
+        let want: Vec<String> = (0..=8).map(|i| (5000 * i).to_string()).collect();
+        assert_eq!(steps, want, "{n}");
+        let log = std::fs::read_to_string(dir.join("train_log.jsonl")).unwrap();
+        let episodes: Vec<u64> = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["type"] == "episode")
+            .map(|v| v["episode"].as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            episodes,
+            (1..=episodes.len() as u64).collect::<Vec<_>>(),
+            "{n}: episodes logged once each"
+        );
+    }
+    let reference = root.join("reference");
+    let cfg = runs.join("configs/Pendulum-v1-ds-s1.json");
+    let o = ds_td3(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        reference.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        evaluations(&runs.join("Pendulum-v1-ds-s1")),
+        evaluations(&reference)
+    );
+    std::fs::remove_dir_all(&root).unwrap();
+}
