@@ -163,8 +163,23 @@ impl ReplayBuffer {
     }
 }
 
-/// The serialised buffer holds only the filled part.
-#[derive(Serialize, Deserialize)]
+/// The serialised buffer holds only the filled part (written from borrowed slices, so saving a
+/// checkpoint never copies the buffer).
+#[derive(Serialize)]
+struct ReplayPartsRef<'a> {
+    obs_dim: usize,
+    act_dim: usize,
+    capacity: usize,
+    next: usize,
+    obs: &'a [f32],
+    actions: &'a [f32],
+    rewards: &'a [f32],
+    next_obs: &'a [f32],
+    not_done: &'a [f32],
+}
+
+/// The read side of [`ReplayPartsRef`].
+#[derive(Deserialize)]
 struct ReplayParts {
     obs_dim: usize,
     act_dim: usize,
@@ -180,16 +195,16 @@ struct ReplayParts {
 impl Serialize for ReplayBuffer {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         let n = self.len;
-        ReplayParts {
+        ReplayPartsRef {
             obs_dim: self.obs_dim,
             act_dim: self.act_dim,
             capacity: self.capacity,
             next: self.next,
-            obs: self.obs[..n * self.obs_dim].to_vec(),
-            actions: self.actions[..n * self.act_dim].to_vec(),
-            rewards: self.rewards[..n].to_vec(),
-            next_obs: self.next_obs[..n * self.obs_dim].to_vec(),
-            not_done: self.not_done[..n].to_vec(),
+            obs: &self.obs[..n * self.obs_dim],
+            actions: &self.actions[..n * self.act_dim],
+            rewards: &self.rewards[..n],
+            next_obs: &self.next_obs[..n * self.obs_dim],
+            not_done: &self.not_done[..n],
         }
         .serialize(s)
     }
