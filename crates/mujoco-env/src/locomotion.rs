@@ -381,40 +381,24 @@ impl Env for Locomotion {
                     // gymnasium overwrites reward_ctrl with the contact cost here; kept for parity.
                     reward_ctrl = -contact_cost;
                 }
-                let info = vec![
+                let mut info = vec![
                     ("reward_forward", forward),
                     ("reward_ctrl", reward_ctrl),
                     ("reward_survive", survive),
-                    ("x_position", after[0]),
-                    ("y_position", after[1]),
-                    (
-                        "distance_from_origin",
-                        (after[0] * after[0] + after[1] * after[1]).sqrt(),
-                    ),
-                    ("x_velocity", vx),
-                    ("y_velocity", vy),
-                    ("forward_reward", forward),
                 ];
+                info.extend(planar_info(&after, vx, vy, forward));
                 ((forward + survive) - costs, info)
             }
             Kind::Humanoid => {
                 let ctrl_cost = 0.1 * sum_sq(self.sim.get(Array::Ctrl));
                 let forward = 1.25 * vx;
                 let alive = self.healthy_reward(healthy, 5.0);
-                let info = vec![
+                let mut info = vec![
                     ("reward_linvel", forward),
                     ("reward_quadctrl", -ctrl_cost),
                     ("reward_alive", alive),
-                    ("x_position", after[0]),
-                    ("y_position", after[1]),
-                    (
-                        "distance_from_origin",
-                        (after[0] * after[0] + after[1] * after[1]).sqrt(),
-                    ),
-                    ("x_velocity", vx),
-                    ("y_velocity", vy),
-                    ("forward_reward", forward),
                 ];
+                info.extend(planar_info(&after, vx, vy, forward));
                 ((forward + alive) - ctrl_cost, info)
             }
         };
@@ -457,6 +441,22 @@ impl Env for Locomotion {
     fn qvel(&self) -> &[f64] {
         self.sim.get(Array::Qvel)
     }
+}
+
+/// The position and velocity entries Ant and Humanoid report after their reward terms, in
+/// gymnasium's order.
+fn planar_info(after: &[f64], vx: f64, vy: f64, forward: f64) -> [(&'static str, f64); 6] {
+    [
+        ("x_position", after[0]),
+        ("y_position", after[1]),
+        (
+            "distance_from_origin",
+            (after[0] * after[0] + after[1] * after[1]).sqrt(),
+        ),
+        ("x_velocity", vx),
+        ("y_velocity", vy),
+        ("forward_reward", forward),
+    ]
 }
 
 impl Locomotion {
