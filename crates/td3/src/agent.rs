@@ -51,16 +51,12 @@ impl Learner {
         })
     }
 
-    /// Gradient buffers shaped like the network (created on first use, realigned by evolution).
-    fn grads(&mut self) -> &mut Grads {
-        self.grads
-            .get_or_insert_with(|| Grads::zeros_like(&self.net))
-    }
-
-    /// Backward pass from `d_out` into the gradients, then one Adam step.
+    /// Backward pass from `d_out` into the gradients (created on first use, realigned by
+    /// evolution), then one Adam step.
     fn step(&mut self, d_out: &Activations) -> Result<()> {
-        self.grads();
-        let grads = self.grads.as_mut().expect("created above");
+        let grads = self
+            .grads
+            .get_or_insert_with(|| Grads::zeros_like(&self.net));
         self.net.backward(&mut self.ws, d_out, Some(grads), None)?;
         self.adam.step(&mut self.net, grads)?;
         Ok(())

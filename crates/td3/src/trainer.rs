@@ -290,13 +290,10 @@ impl Trainer {
     fn env_step(&mut self, observe: &mut dyn FnMut(Event<'_>) -> Result<()>) -> Result<()> {
         let c = &self.config;
         let t = self.progress.step + 1;
-        let (low, high) = (
-            self.env.action_low().to_vec(),
-            self.env.action_high().to_vec(),
-        );
+        let (low, high) = (self.env.action_low(), self.env.action_high());
         let action: Vec<f64> = if t <= c.start_steps {
             low.iter()
-                .zip(&high)
+                .zip(high)
                 .map(|(&l, &h)| self.rng.random_range(l..=h))
                 .collect()
         } else {
