@@ -112,19 +112,34 @@ pub struct Adam {
     layers: Vec<LayerMoments>,
 }
 
-/// One Adam update of `params` in place, with scalars precomputed for step `t`.
-struct StepScalars {
-    one_minus_beta1: f32,
-    beta2: f32,
-    one_minus_beta2: f32,
-    weight_decay: f32,
-    neg_step_size: f32,
-    bias_correction2_sqrt: f32,
-    eps: f32,
+/// The `f32` scalars of Adam step `t`, formed in `f64` as PyTorch does. Other backends (the GPU
+/// kernels of `sparse-cuda`) apply the update with exactly these values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepScalars {
+    /// `1 − β1`.
+    pub one_minus_beta1: f32,
+    /// `β2`.
+    pub beta2: f32,
+    /// `1 − β2`.
+    pub one_minus_beta2: f32,
+    /// Coupled L2 weight decay (0 skips the term).
+    pub weight_decay: f32,
+    /// `−lr / (1 − β1^t)`.
+    pub neg_step_size: f32,
+    /// `√(1 − β2^t)`.
+    pub bias_correction2_sqrt: f32,
+    /// `ε`.
+    pub eps: f32,
 }
 
 impl StepScalars {
-    fn new(c: &AdamConfig, t: u64) -> Self {
+    /// Gradients with magnitude below this are treated as 0 (see the module documentation).
+    pub const TINY_GRAD: f32 = TINY_GRAD;
+    /// Moments with magnitude below this are flushed to 0.
+    pub const TINY_MOMENT: f32 = TINY_MOMENT;
+
+    /// The scalars of step `t` (counted from 1) under `c`.
+    pub fn new(c: &AdamConfig, t: u64) -> Self {
         let t = t as i32;
         let bias_correction1 = 1.0 - c.beta1.powi(t);
         let bias_correction2 = 1.0 - c.beta2.powi(t);
@@ -241,6 +256,30 @@ impl Adam {
         Ok(Self {
             config,
             steps: 0,
+            layers,
+        })
+    }
+
+    /// Rebuilds an optimiser from its parts (state kept elsewhere, e.g. on a GPU), checking that
+    /// the moments match `mlp`'s parameters.
+    pub fn from_state(
+        config: AdamConfig,
+        steps: u64,
+        layers: Vec<LayerMoments>,
+        mlp: &Mlp,
+    ) -> Result<Self> {
+        config.validate()?;
+        check_len("optimiser layers", mlp.layers().len(), layers.len())?;
+        for (layer, st) in mlp.layers().iter().zip(&layers) {
+            let n = layer.live_connections();
+            check_len("weight first moments", n, st.weights.m.len())?;
+            check_len("weight second moments", n, st.weights.v.len())?;
+            check_len("bias first moments", layer.n_out(), st.bias.m.len())?;
+            check_len("bias second moments", layer.n_out(), st.bias.v.len())?;
+        }
+        Ok(Self {
+            config,
+            steps,
             layers,
         })
     }

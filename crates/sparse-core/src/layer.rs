@@ -264,7 +264,8 @@ impl Layer {
         }
     }
 
-    fn counter(&self) -> &FlopCounter {
+    /// The layer's FLOP counter (other backends add the work they did for this layer here).
+    pub fn counter(&self) -> &FlopCounter {
         match self {
             Layer::Sparse(l) => &l.flops,
             Layer::Dense(l) => &l.flops,

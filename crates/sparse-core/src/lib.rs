@@ -27,7 +27,7 @@ pub mod mlp;
 pub mod remap;
 
 pub use activations::{Activations, padded_stride};
-pub use adam::{Adam, AdamConfig, LayerMoments, Moments};
+pub use adam::{Adam, AdamConfig, LayerMoments, Moments, StepScalars};
 pub use csr::{ColIndex, Csr, SparseWeights, Transposed};
 pub use error::{Error, Result};
 pub use flops::{FlopCounter, Flops, KernelKind};

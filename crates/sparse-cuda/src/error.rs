@@ -1,0 +1,67 @@
+//! Errors of the GPU backend.
+
+/// What can go wrong on the GPU path.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No CUDA driver library could be loaded.
+    #[error(
+        "no CUDA driver found (libcuda.so could not be loaded): this machine has no NVIDIA GPU \
+         driver; use the CPU (`--device cpu`)"
+    )]
+    NoDriver,
+    /// A CUDA 13 library the backend loads at run time is missing.
+    #[error(
+        "{0} could not be loaded: install the CUDA 13 toolkit (or `pip install {1}`) and put \
+         the directory holding it on LD_LIBRARY_PATH"
+    )]
+    MissingLibrary(&'static str, &'static str),
+    /// The driver found no usable GPU, or failed to set one up.
+    #[error("CUDA device {ordinal}: {message}")]
+    NoDevice {
+        /// The device ordinal asked for.
+        ordinal: usize,
+        /// What the driver said.
+        message: String,
+    },
+    /// A CUDA driver call failed.
+    #[error("CUDA driver: {0}")]
+    Driver(#[from] cudarc::driver::DriverError),
+    /// NVRTC did not compile the kernels.
+    #[error("NVRTC could not compile the kernels: {0}")]
+    Compile(String),
+    /// A cuBLAS call failed.
+    #[error("cuBLAS: {0}")]
+    Blas(#[from] cudarc::cublas::result::CublasError),
+    /// An error from the CPU-side types (shapes, invalid CSR, optimiser state).
+    #[error(transparent)]
+    Core(#[from] sparse_core::Error),
+    /// Arguments that do not fit together.
+    #[error("{what}: expected {expected}, got {got}")]
+    Shape {
+        /// What was checked.
+        what: &'static str,
+        /// The size required.
+        expected: usize,
+        /// The size given.
+        got: usize,
+    },
+    /// Networks or layers that cannot be combined.
+    #[error("{0}")]
+    Mismatch(&'static str),
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Checks that `got == expected`.
+pub(crate) fn check_len(what: &'static str, expected: usize, got: usize) -> Result<()> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(Error::Shape {
+            what,
+            expected,
+            got,
+        })
+    }
+}
