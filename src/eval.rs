@@ -31,7 +31,7 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
     }
     let trainer = checkpoint::load(&ckpt, 1, Some(&config)).map_err(|e| e.to_string())?;
     let step = trainer.step();
-    let mut agent = trainer.into_agent();
+    let mut agent = trainer.into_agent().map_err(|e| e.to_string())?;
     let mut env = mujoco_env::make_with(
         &config.env,
         &mujoco_env::Options {

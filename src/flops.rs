@@ -127,7 +127,7 @@ fn measure(args: &FlopsArgs, algo: Algo) -> Result<Row, String> {
         .run_until(config.start_steps, &mut |_| Ok(()), &|| false)
         .map_err(err)?;
     let replay = trainer.replay().clone();
-    let mut agent = trainer.into_agent();
+    let mut agent = trainer.into_agent().map_err(|e| e.to_string())?;
     let mut rng = StdRng::seed_from_u64(args.seed);
     let mut batch = Batch::default();
     let before = agent.flops().total();

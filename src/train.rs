@@ -510,7 +510,7 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
             .run_until(next, &mut observe, &|| stop.load(Ordering::SeqCst))
             .map_err(|e| e.to_string())?;
         logs.flush()?;
-        checkpoint::save(&trainer, &dir.latest_checkpoint()).map_err(|e| e.to_string())?;
+        checkpoint::save(&mut trainer, &dir.latest_checkpoint()).map_err(|e| e.to_string())?;
         if trainer.is_finished() || stop.load(Ordering::SeqCst) {
             break;
         }

@@ -11,7 +11,8 @@
 //!    target layers re-pruned to their connection budget.
 //!
 //! Dense TD3, Static-TD3 and DS-TD3 all run this code; they differ in layer kinds and in whether
-//! the evolution controller is enabled.
+//! the evolution controller is enabled. With a GPU attached ([`Agent::attach_gpu`]) each step
+//! runs on the device instead (`crate::gpu`), in the same order; evolution stays on the host.
 
 use rand::Rng;
 use rand_distr::{Distribution, Normal};
@@ -22,6 +23,7 @@ use sparse_core::{
 };
 
 use crate::config::{Algo, Config};
+use crate::gpu::{GpuNets, Which};
 use crate::replay::Batch;
 use crate::{Error, Result};
 
@@ -35,7 +37,7 @@ pub struct Learner {
     /// What its previous evolution added (for statistics).
     pub memory: EvolutionMemory,
     #[serde(skip, default)]
-    grads: Option<Grads>,
+    pub(crate) grads: Option<Grads>,
     #[serde(skip, default)]
     ws: Workspace,
 }
@@ -80,12 +82,12 @@ impl Learner {
 
 /// The scalars of the update, in the units the networks see.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-struct Hyper {
-    gamma: f32,
-    tau: f64,
-    max_action: f32,
+pub(crate) struct Hyper {
+    pub(crate) gamma: f32,
+    pub(crate) tau: f64,
+    pub(crate) max_action: f32,
     policy_noise: f32,
-    noise_clip: f32,
+    pub(crate) noise_clip: f32,
     policy_delay: u64,
     /// A run-time choice, not state: a resumed run sets it from its own thread count.
     #[serde(skip)]
@@ -137,6 +139,10 @@ pub struct Agent {
     pub evolution: EvolutionController,
     #[serde(skip, default)]
     scratch: Scratch,
+    /// The networks on a GPU, when one is attached; the host copies above are then refreshed
+    /// only by [`Agent::sync_host`].
+    #[serde(skip, default)]
+    gpu: Option<Box<GpuNets>>,
 }
 
 impl Agent {
@@ -202,7 +208,42 @@ impl Agent {
             critics: [Learner::new(q1, adam)?, Learner::new(q2, adam)?],
             evolution,
             scratch: Scratch::default(),
+            gpu: None,
         })
+    }
+
+    /// Moves training to a GPU: uploads every network and optimiser state to `device`; from now
+    /// on iterations and [`Self::act`] run there. Results match the CPU path to rounding.
+    pub fn attach_gpu(&mut self, device: sparse_cuda::Device) -> Result<()> {
+        let nets = GpuNets::upload(
+            device,
+            (self.obs_dim, self.act_dim),
+            &self.actor,
+            &self.critics,
+            &self.actor_target,
+            &self.critic_targets,
+        )?;
+        self.gpu = Some(Box::new(nets));
+        Ok(())
+    }
+
+    /// The device training runs on, when a GPU is attached.
+    pub fn gpu_name(&self) -> Option<String> {
+        self.gpu.as_ref().map(|g| g.device_name())
+    }
+
+    /// Copies the GPU's networks, optimiser states and targets into the host fields (a no-op
+    /// without a GPU). Checkpoints call this first.
+    pub fn sync_host(&mut self) -> Result<()> {
+        if let Some(g) = &self.gpu {
+            g.download_all(
+                &mut self.actor,
+                &mut self.critics,
+                &mut self.actor_target,
+                &mut self.critic_targets,
+            )?;
+        }
+        Ok(())
     }
 
     /// Training iterations done.
@@ -228,6 +269,9 @@ impl Agent {
                 obs.len(),
                 self.obs_dim
             )));
+        }
+        if let Some(g) = &mut self.gpu {
+            return g.act(obs);
         }
         let s = &mut self.scratch;
         s.act_in.ensure_shape(self.obs_dim, 1);
@@ -269,20 +313,15 @@ impl Agent {
         let evolve_now = self.evolution.tick();
         let iteration = self.evolution.iteration();
         let mut evolutions = Vec::new();
+        if let Some(g) = &mut self.gpu {
+            g.load_batch(batch, noise)?;
+        }
 
         self.td_target(batch, noise)?;
         let critic_loss = self.update_critics(batch)?;
         if evolve_now {
             for (i, name) in ["critic1", "critic2"].into_iter().enumerate() {
-                let c = &mut self.critics[i];
-                let stats = self.evolution.evolve(
-                    &mut c.net,
-                    Some(&mut c.adam),
-                    c.grads.as_mut(),
-                    &mut c.memory,
-                    rng,
-                )?;
-                evolutions.push((name, stats));
+                evolutions.push((name, self.evolve(Which::Critic(i), rng)?));
             }
         }
 
@@ -290,35 +329,9 @@ impl Agent {
         if iteration.is_multiple_of(self.hyper.policy_delay) {
             actor_loss = Some(self.update_actor(batch)?);
             if evolve_now {
-                let a = &mut self.actor;
-                let stats = self.evolution.evolve(
-                    &mut a.net,
-                    Some(&mut a.adam),
-                    a.grads.as_mut(),
-                    &mut a.memory,
-                    rng,
-                )?;
-                evolutions.push(("actor", stats));
+                evolutions.push(("actor", self.evolve(Which::Actor, rng)?));
             }
-            // The actor's target on one thread and the critics' on the other (when parallel):
-            // independent work, so the results do not depend on the thread count.
-            let tau = self.hyper.tau;
-            let (actor_target, actor) = (&mut self.actor_target, &self.actor.net);
-            let (critic_targets, critics) = (&mut self.critic_targets, &self.critics);
-            let (a, c) = both(
-                self.hyper.parallel_critics,
-                || soft_update_and_prune(actor_target, actor, tau),
-                || {
-                    critic_targets
-                        .iter_mut()
-                        .zip(critics)
-                        .try_for_each(|(target, online)| {
-                            soft_update_and_prune(target, &online.net, tau)
-                        })
-                },
-            );
-            a?;
-            c?;
+            self.update_targets()?;
         }
         Ok(IterationReport {
             iteration,
@@ -328,9 +341,62 @@ impl Agent {
         })
     }
 
+    /// Step 4 for one online network: SET evolution of its sparse layers, with its Adam state
+    /// realigned (on the host; a GPU copy is downloaded first and uploaded after).
+    fn evolve<R: Rng + ?Sized>(&mut self, which: Which, rng: &mut R) -> Result<EvolutionStats> {
+        let l = match which {
+            Which::Actor => &mut self.actor,
+            Which::Critic(i) => &mut self.critics[i],
+        };
+        if let Some(g) = &mut self.gpu {
+            g.download(which, l)?;
+        }
+        let stats = self.evolution.evolve(
+            &mut l.net,
+            Some(&mut l.adam),
+            l.grads.as_mut(),
+            &mut l.memory,
+            rng,
+        )?;
+        if let Some(g) = &mut self.gpu {
+            g.upload_learner(which, l)?;
+        }
+        Ok(stats)
+    }
+
+    /// Step 5b: `θ' ← τθ + (1 − τ)θ'` for every target, sparse layers re-pruned to their budget.
+    fn update_targets(&mut self) -> Result<()> {
+        let tau = self.hyper.tau;
+        if let Some(g) = &mut self.gpu {
+            return g.update_targets(tau);
+        }
+        // The actor's target on one thread and the critics' on the other (when parallel):
+        // independent work, so the results do not depend on the thread count.
+        let (actor_target, actor) = (&mut self.actor_target, &self.actor.net);
+        let (critic_targets, critics) = (&mut self.critic_targets, &self.critics);
+        let (a, c) = both(
+            self.hyper.parallel_critics,
+            || soft_update_and_prune(actor_target, actor, tau),
+            || {
+                critic_targets
+                    .iter_mut()
+                    .zip(critics)
+                    .try_for_each(|(target, online)| {
+                        soft_update_and_prune(target, &online.net, tau)
+                    })
+            },
+        );
+        a?;
+        c?;
+        Ok(())
+    }
+
     /// Steps 1–2: `y = r + γ (1 − d) min(Q'₁(s', ã), Q'₂(s', ã))` into `scratch.y`.
     fn td_target(&mut self, batch: &Batch, noise: &Activations) -> Result<()> {
         let h = self.hyper;
+        if let Some(g) = &mut self.gpu {
+            return g.td_target(&h);
+        }
         let s = &mut self.scratch;
         let n = batch.obs.batch();
         let [ws_actor, ws_q1, ws_q2] = &mut s.target_ws;
@@ -364,6 +430,9 @@ impl Agent {
 
     /// Step 3: one Adam step of each critic on its squared TD error; returns the summed loss.
     fn update_critics(&mut self, batch: &Batch) -> Result<f64> {
+        if let Some(g) = &mut self.gpu {
+            return g.update_critics();
+        }
         let s = &mut self.scratch;
         stack(&mut s.input, &batch.obs, &batch.actions)?;
         let (input, y) = (&s.input, &s.y);
@@ -379,6 +448,9 @@ impl Agent {
 
     /// Step 5a: one Adam step of the actor on `−mean(Q₁(s, π(s)))`; returns that loss.
     fn update_actor(&mut self, batch: &Batch) -> Result<f64> {
+        if let Some(g) = &mut self.gpu {
+            return g.update_actor();
+        }
         let s = &mut self.scratch;
         let n = batch.obs.batch();
         let pi = self.actor.net.forward(&batch.obs, &mut self.actor.ws)?;
@@ -415,6 +487,9 @@ impl Agent {
 
     /// FLOPs executed by every network's kernels (online and target) so far.
     pub fn flops(&self) -> Flops {
+        if let Some(g) = &self.gpu {
+            return g.flops();
+        }
         let targets = [
             &self.actor_target,
             &self.critic_targets[0],

@@ -44,9 +44,10 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// Writes `trainer`'s complete state to `path` (atomically). The payload is streamed to disk,
-/// never held in memory as a whole.
-pub fn save(trainer: &Trainer, path: &Path) -> Result<()> {
+/// Writes `trainer`'s complete state to `path` (atomically), first syncing a GPU run's networks
+/// to the host. The payload is streamed to disk, never held in memory as a whole.
+pub fn save(trainer: &mut Trainer, path: &Path) -> Result<()> {
+    trainer.sync_host()?;
     let tmp = path.with_extension("tmp");
     let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
     file.write_all(&[0u8; HEADER]).map_err(io(&tmp))?;

@@ -56,6 +56,44 @@ impl std::str::FromStr for Algo {
     }
 }
 
+/// Where the networks train.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Device {
+    /// The CPU kernels of sparse-core (the default).
+    #[default]
+    Cpu,
+    /// The first CUDA GPU, through sparse-cuda (needs an NVIDIA driver and CUDA 13's NVRTC and
+    /// cuBLAS at run time).
+    Cuda,
+}
+
+impl Device {
+    /// The lowercase name used on the command line and in files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Device::Cpu => "cpu",
+            Device::Cuda => "cuda",
+        }
+    }
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Device {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        [Device::Cpu, Device::Cuda]
+            .into_iter()
+            .find(|d| d.name() == s)
+            .ok_or_else(|| Error::Config(format!("unknown device '{s}' (known: cpu, cuda)")))
+    }
+}
+
 /// The paper's λ1 (first-layer Erdős–Rényi parameter) for a task: 40 for Ant, 61 for Humanoid,
 /// 7 otherwise.
 pub fn paper_lambda1(env: &str) -> f64 {
@@ -120,6 +158,9 @@ pub struct Config {
     pub buffer_capacity: usize,
     /// Worker threads (the twin critics run side by side when 2 or more).
     pub threads: usize,
+    /// Where the networks train (absent from files written before GPUs were supported: CPU).
+    #[serde(default)]
+    pub device: Device,
 }
 
 impl Config {
@@ -150,6 +191,7 @@ impl Config {
             batch_size: 100,
             buffer_capacity: 1_000_000,
             threads: 1,
+            device: Device::Cpu,
         }
     }
 

@@ -3,17 +3,19 @@
 //! - [`config`]: every setting, the paper's values as defaults, validation;
 //! - [`replay`]: the preallocated replay buffer and feature-major minibatches;
 //! - [`agent`]: actor, twin critics and their targets, and the TD3 update (Algorithm 1);
+//! - `gpu`: the same update on a CUDA GPU through `sparse-cuda` (`Config::device`);
 //! - [`trainer`]: the environment loop — exploration, evaluation, checkpoints and resume;
 //! - [`checkpoint`]: the on-disk format of a complete training state.
 
 pub mod agent;
 pub mod checkpoint;
 pub mod config;
+mod gpu;
 pub mod replay;
 pub mod trainer;
 
 pub use agent::{Agent, IterationReport, Learner};
-pub use config::{Algo, Config, paper_lambda1};
+pub use config::{Algo, Config, Device, paper_lambda1};
 pub use replay::{Batch, ReplayBuffer};
 pub use trainer::{Evaluation, Event, Trainer, evaluate_policy};
 
@@ -32,6 +34,9 @@ pub enum Error {
     /// Topology evolution or target pruning failed.
     #[error(transparent)]
     Evolve(#[from] set_evolve::Error),
+    /// The GPU backend failed (or no GPU is usable).
+    #[error("GPU: {0}")]
+    Gpu(String),
     /// A checkpoint is corrupt, truncated or belongs to another run.
     #[error("checkpoint: {0}")]
     Checkpoint(String),

@@ -18,7 +18,7 @@ use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
 use crate::agent::{Agent, IterationReport};
-use crate::config::Config;
+use crate::config::{Config, Device};
 use crate::replay::{Batch, ReplayBuffer};
 use crate::{Error, Result};
 
@@ -141,6 +141,14 @@ fn action_bound(env: &dyn Env) -> Result<f32> {
     Ok(max as f32)
 }
 
+/// Moves `agent` to the configured device (nothing to do for the CPU).
+fn attach_device(agent: &mut Agent, device: Device) -> Result<()> {
+    match device {
+        Device::Cpu => Ok(()),
+        Device::Cuda => agent.attach_gpu(sparse_cuda::Device::cuda(0)?),
+    }
+}
+
 impl Trainer {
     /// A fresh run: environments, networks and buffer built from `config`, first episode reset.
     pub fn new(config: Config) -> Result<Self> {
@@ -150,7 +158,8 @@ impl Trainer {
         let (obs_dim, act_dim) = (env.obs_dim(), env.action_dim());
         let max_action = action_bound(env.as_ref())?;
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-        let agent = Agent::new(&config, obs_dim, act_dim, max_action, &mut rng)?;
+        let mut agent = Agent::new(&config, obs_dim, act_dim, max_action, &mut rng)?;
+        attach_device(&mut agent, config.device)?;
         let replay = ReplayBuffer::new(config.buffer_capacity, obs_dim, act_dim)?;
         let obs = env.reset(Some(rng.random()));
         Ok(Self {
@@ -184,6 +193,7 @@ impl Trainer {
         let eval_env = make_env(&config)?;
         let mut agent = state.agent;
         agent.set_parallel_critics(threads > 1);
+        attach_device(&mut agent, config.device)?;
         Ok(Self {
             config,
             env,
@@ -218,9 +228,15 @@ impl Trainer {
         &self.config
     }
 
-    /// The agent.
+    /// The agent. On a GPU run its host copies of the networks are as of the last
+    /// [`Self::sync_host`] (checkpoints sync); FLOP counts are always current.
     pub fn agent(&self) -> &Agent {
         &self.agent
+    }
+
+    /// Refreshes the agent's host copies of the networks from the GPU (no-op on the CPU).
+    pub fn sync_host(&mut self) -> Result<()> {
+        self.agent.sync_host()
     }
 
     /// The replay buffer.
@@ -253,9 +269,10 @@ impl Trainer {
         Ok(())
     }
 
-    /// The agent, giving up the rest of the run.
-    pub fn into_agent(self) -> Agent {
-        self.agent
+    /// The agent (host copies synced from the GPU), giving up the rest of the run.
+    pub fn into_agent(mut self) -> Result<Agent> {
+        self.agent.sync_host()?;
+        Ok(self.agent)
     }
 
     /// Whether the run has done all its steps.

@@ -89,7 +89,7 @@ fn check_resume(env: &str, total: u64, split: u64) {
     let dir = std::env::temp_dir().join(format!("td3-resume-{env}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("latest.ckpt");
-    checkpoint::save(&first, &path).unwrap();
+    checkpoint::save(&mut first, &path).unwrap();
     drop(first);
     let mut resumed = checkpoint::load(&path, 1, Some(&config)).unwrap();
     resumed.run_until(total, &mut no_events, &never).unwrap();
@@ -113,7 +113,7 @@ fn check_resume(env: &str, total: u64, split: u64) {
     assert!(err.to_string().contains("corrupt"), "{err}");
     std::fs::write(&path, b"not a checkpoint").unwrap();
     assert!(checkpoint::load(&path, 1, None).is_err());
-    checkpoint::save(&resumed, &path).unwrap();
+    checkpoint::save(&mut resumed, &path).unwrap();
     let mut other = config.clone();
     other.seed += 1;
     let err = checkpoint::load(&path, 1, Some(&other))

@@ -1,0 +1,315 @@
+//! The TD3 update on a CUDA GPU (`sparse-cuda`): the same steps as the CPU path in
+//! [`crate::agent`], with every network, gradient and Adam state kept on the device.
+//!
+//! Per iteration the minibatch and the smoothing noise (drawn on the host from the run's
+//! generator, so a GPU run draws the same numbers as a CPU run) are uploaded, and the two losses
+//! come back; everything else stays on the device. Topology evolution runs on the host every
+//! `e` iterations: the learner is downloaded, evolved by set-evolve, and uploaded again.
+//! [`GpuNets::download_all`] refreshes the host copies (for checkpoints).
+
+use sparse_core::{Activations, Mlp};
+use sparse_cuda::{
+    Buffer, Device, GpuActivations, GpuAdam, GpuGrads, GpuMlp, GpuWorkspace, ops,
+    soft_update_and_prune,
+};
+
+use crate::agent::{Hyper, Learner};
+use crate::replay::Batch;
+use crate::{Error, Result};
+
+impl From<sparse_cuda::Error> for Error {
+    fn from(e: sparse_cuda::Error) -> Self {
+        Error::Gpu(e.to_string())
+    }
+}
+
+/// An online network on the device with its optimiser, gradients and workspace.
+#[derive(Debug)]
+struct GpuLearner {
+    net: GpuMlp,
+    adam: GpuAdam,
+    grads: GpuGrads,
+    ws: GpuWorkspace,
+}
+
+impl GpuLearner {
+    fn upload(dev: &Device, l: &Learner) -> Result<Self> {
+        let net = GpuMlp::upload(dev, &l.net, true)?;
+        Ok(Self {
+            adam: GpuAdam::upload(dev, &l.adam)?,
+            grads: GpuGrads::zeros_like(&net)?,
+            net,
+            ws: GpuWorkspace::new(),
+        })
+    }
+
+    /// Backward pass from `d_out` into the gradients, then one Adam step.
+    fn step(&mut self, d_out: &GpuActivations) -> Result<()> {
+        self.net
+            .backward(&mut self.ws, d_out, Some(&mut self.grads), None)?;
+        self.adam.step(&mut self.net, &self.grads)?;
+        Ok(())
+    }
+
+    /// Overwrites the host learner's network and optimiser with the device's.
+    fn download_into(&self, l: &mut Learner) -> Result<()> {
+        l.net = self.net.to_host()?;
+        l.adam = self.adam.to_host(&l.net)?;
+        l.grads = None;
+        Ok(())
+    }
+}
+
+/// Minibatch and intermediate buffers on the device, reused across iterations.
+#[derive(Debug)]
+struct Scratch {
+    obs: GpuActivations,
+    actions: GpuActivations,
+    rewards: GpuActivations,
+    next_obs: GpuActivations,
+    not_done: GpuActivations,
+    noise: GpuActivations,
+    next_action: GpuActivations,
+    next_input: GpuActivations,
+    input: GpuActivations,
+    y: GpuActivations,
+    d_q: GpuActivations,
+    d_input: GpuActivations,
+    d_action: GpuActivations,
+    act_in: GpuActivations,
+    target_ws: [GpuWorkspace; 3],
+    squares: Buffer<f32>,
+}
+
+/// Actor, critics and targets on a GPU.
+#[derive(Debug)]
+pub(crate) struct GpuNets {
+    dev: Device,
+    obs_dim: usize,
+    act_dim: usize,
+    actor: GpuLearner,
+    critics: [GpuLearner; 2],
+    actor_target: GpuMlp,
+    critic_targets: [GpuMlp; 2],
+    s: Scratch,
+}
+
+/// Which online network.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Which {
+    Actor,
+    Critic(usize),
+}
+
+/// Uploads `host` into `dev_buf`, reshaping it first.
+fn upload(dev: &Device, dev_buf: &mut GpuActivations, host: &Activations) -> Result<()> {
+    dev_buf.ensure_shape(dev, host.features(), host.batch())?;
+    dev_buf.upload(host)?;
+    Ok(())
+}
+
+/// `out = [top; bottom]`.
+fn stack(
+    dev: &Device,
+    out: &mut GpuActivations,
+    top: &GpuActivations,
+    bottom: &GpuActivations,
+) -> Result<()> {
+    out.ensure_shape(dev, top.features() + bottom.features(), top.batch())?;
+    out.copy_rows_from(0, top)?;
+    out.copy_rows_from(top.features(), bottom)?;
+    Ok(())
+}
+
+impl GpuNets {
+    /// Uploads every network and optimiser state.
+    pub(crate) fn upload(
+        dev: Device,
+        (obs_dim, act_dim): (usize, usize),
+        actor: &Learner,
+        critics: &[Learner; 2],
+        actor_target: &Mlp,
+        critic_targets: &[Mlp; 2],
+    ) -> Result<Self> {
+        let z = || GpuActivations::zeros(&dev, 0, 0);
+        let s = Scratch {
+            obs: z()?,
+            actions: z()?,
+            rewards: z()?,
+            next_obs: z()?,
+            not_done: z()?,
+            noise: z()?,
+            next_action: z()?,
+            next_input: z()?,
+            input: z()?,
+            y: z()?,
+            d_q: z()?,
+            d_input: z()?,
+            d_action: z()?,
+            act_in: z()?,
+            target_ws: Default::default(),
+            squares: dev.zeros(0)?,
+        };
+        Ok(Self {
+            obs_dim,
+            act_dim,
+            actor: GpuLearner::upload(&dev, actor)?,
+            critics: [
+                GpuLearner::upload(&dev, &critics[0])?,
+                GpuLearner::upload(&dev, &critics[1])?,
+            ],
+            actor_target: GpuMlp::upload(&dev, actor_target, false)?,
+            critic_targets: [
+                GpuMlp::upload(&dev, &critic_targets[0], false)?,
+                GpuMlp::upload(&dev, &critic_targets[1], false)?,
+            ],
+            s,
+            dev,
+        })
+    }
+
+    /// A description of the device.
+    pub(crate) fn device_name(&self) -> String {
+        self.dev.name()
+    }
+
+    /// Uploads the minibatch and the smoothing noise.
+    pub(crate) fn load_batch(&mut self, batch: &Batch, noise: &Activations) -> Result<()> {
+        let (d, s) = (&self.dev, &mut self.s);
+        upload(d, &mut s.obs, &batch.obs)?;
+        upload(d, &mut s.actions, &batch.actions)?;
+        upload(d, &mut s.rewards, &batch.rewards)?;
+        upload(d, &mut s.next_obs, &batch.next_obs)?;
+        upload(d, &mut s.not_done, &batch.not_done)?;
+        upload(d, &mut s.noise, noise)
+    }
+
+    /// Steps 1–2: `y = r + γ (1 − d) min(Q'₁(s', ã), Q'₂(s', ã))`.
+    pub(crate) fn td_target(&mut self, h: &Hyper) -> Result<()> {
+        let (dev, s) = (&self.dev, &mut self.s);
+        let [ws_actor, ws_q1, ws_q2] = &mut s.target_ws;
+        let pi = self.actor_target.forward(&s.next_obs, ws_actor)?;
+        ops::smoothed_action(
+            dev,
+            pi,
+            &s.noise,
+            &mut s.next_action,
+            h.noise_clip,
+            h.max_action,
+        )?;
+        stack(dev, &mut s.next_input, &s.next_obs, &s.next_action)?;
+        let [t1, t2] = &self.critic_targets;
+        let q1 = t1.forward(&s.next_input, ws_q1)?;
+        let q2 = t2.forward(&s.next_input, ws_q2)?;
+        ops::td_target(dev, (q1, q2), &s.rewards, &s.not_done, h.gamma, &mut s.y)?;
+        Ok(())
+    }
+
+    /// Step 3: one Adam step of each critic; returns the summed loss.
+    pub(crate) fn update_critics(&mut self) -> Result<f64> {
+        let (dev, s) = (&self.dev, &mut self.s);
+        stack(dev, &mut s.input, &s.obs, &s.actions)?;
+        let mut total = 0.0;
+        for c in &mut self.critics {
+            let q = c.net.forward(&s.input, &mut c.ws)?;
+            total += ops::mse_loss_grad(dev, q, &s.y, &mut s.d_q, &mut s.squares)?;
+            c.step(&s.d_q)?;
+        }
+        Ok(total)
+    }
+
+    /// Step 5a: one Adam step of the actor on `−mean(Q₁(s, π(s)))`; returns that loss.
+    pub(crate) fn update_actor(&mut self) -> Result<f64> {
+        let (dev, s) = (&self.dev, &mut self.s);
+        let n = s.obs.batch();
+        let pi = self.actor.net.forward(&s.obs, &mut self.actor.ws)?;
+        stack(dev, &mut s.input, &s.obs, pi)?;
+        let critic = &mut self.critics[0];
+        let q = critic.net.forward(&s.input, &mut critic.ws)?;
+        let loss = -q.buffer().read(n)?.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+        s.d_q.ensure_shape(dev, 1, n)?;
+        ops::fill(dev, &mut s.d_q, -1.0 / n as f32)?;
+        critic
+            .net
+            .backward(&mut critic.ws, &s.d_q, None, Some(&mut s.d_input))?;
+        s.d_action.ensure_shape(dev, self.act_dim, n)?;
+        let rows = self.obs_dim..self.obs_dim + self.act_dim;
+        s.d_action.copy_rows_of(&s.d_input, rows)?;
+        self.actor.step(&s.d_action)?;
+        Ok(loss)
+    }
+
+    /// Step 5b: every target moves towards its online network, sparse layers re-pruned.
+    pub(crate) fn update_targets(&mut self, tau: f64) -> Result<()> {
+        soft_update_and_prune(&mut self.actor_target, &self.actor.net, tau)?;
+        for (t, c) in self.critic_targets.iter_mut().zip(&self.critics) {
+            soft_update_and_prune(t, &c.net, tau)?;
+        }
+        Ok(())
+    }
+
+    fn learner(&mut self, which: Which) -> &mut GpuLearner {
+        match which {
+            Which::Actor => &mut self.actor,
+            Which::Critic(i) => &mut self.critics[i],
+        }
+    }
+
+    /// Copies one online learner to the host (before evolving it there).
+    pub(crate) fn download(&mut self, which: Which, host: &mut Learner) -> Result<()> {
+        self.learner(which).download_into(host)
+    }
+
+    /// Replaces one online learner with the host's (after evolving it there).
+    pub(crate) fn upload_learner(&mut self, which: Which, host: &Learner) -> Result<()> {
+        let dev = self.dev.clone();
+        *self.learner(which) = GpuLearner::upload(&dev, host)?;
+        Ok(())
+    }
+
+    /// Refreshes every host copy: online networks with their optimisers, and the targets.
+    pub(crate) fn download_all(
+        &self,
+        actor: &mut Learner,
+        critics: &mut [Learner; 2],
+        actor_target: &mut Mlp,
+        critic_targets: &mut [Mlp; 2],
+    ) -> Result<()> {
+        self.actor.download_into(actor)?;
+        for (g, h) in self.critics.iter().zip(critics) {
+            g.download_into(h)?;
+        }
+        *actor_target = self.actor_target.to_host()?;
+        for (g, h) in self.critic_targets.iter().zip(critic_targets) {
+            *h = g.to_host()?;
+        }
+        Ok(())
+    }
+
+    /// The deterministic policy's action for one observation.
+    pub(crate) fn act(&mut self, obs: &[f64]) -> Result<Vec<f64>> {
+        let (dev, s) = (&self.dev, &mut self.s);
+        s.act_in.ensure_shape(dev, obs.len(), 1)?;
+        let x: Vec<f32> = obs.iter().map(|&o| o as f32).collect();
+        s.act_in.buffer_mut().write(0, &x)?;
+        let a = self.actor.net.forward(&s.act_in, &mut self.actor.ws)?;
+        Ok(a.buffer()
+            .read(self.act_dim)?
+            .iter()
+            .map(|&v| v as f64)
+            .collect())
+    }
+
+    /// FLOPs executed by every network's kernels (online and target), including those counted
+    /// before upload.
+    pub(crate) fn flops(&self) -> sparse_core::Flops {
+        let online = [&self.actor, &self.critics[0], &self.critics[1]].map(|l| l.net.flops());
+        let targets = [
+            &self.actor_target,
+            &self.critic_targets[0],
+            &self.critic_targets[1],
+        ]
+        .map(GpuMlp::flops);
+        online.into_iter().chain(targets).sum()
+    }
+}

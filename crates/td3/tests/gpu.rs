@@ -1,0 +1,244 @@
+//! The GPU path of the TD3 update against the CPU path: from the same state, one iteration on
+//! each — TD target, critic and actor steps, SET evolution (on the host, between download and
+//! upload) and the targets' soft update with pruning — must give the same losses, topologies
+//! and parameters (norm-wise relative 1e-4). Runs on sparse-cuda's kernel emulator everywhere,
+//! and on a CUDA GPU too when one is usable (otherwise that half says it was skipped).
+
+use rand::{RngExt, SeedableRng, rngs::StdRng};
+use sparse_core::{Activations, Layer, Mlp};
+use td3::{Agent, Algo, Batch, Config, Device, Trainer};
+
+fn devices() -> Vec<sparse_cuda::Device> {
+    let mut all = vec![sparse_cuda::Device::emulator()];
+    match sparse_cuda::Device::cuda(0) {
+        Ok(gpu) => all.push(gpu),
+        Err(e) => eprintln!("GPU half SKIPPED (emulator only): {e}"),
+    }
+    all
+}
+
+fn close(what: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    let d: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(&a, &b)| ((a - b) as f64).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    let n: f64 = want.iter().map(|&b| (b as f64).powi(2)).sum::<f64>().sqrt();
+    assert!(
+        d <= 1e-4 * n || d <= 1e-6,
+        "{what}: |diff| {d:e}, |want| {n:e}"
+    );
+}
+
+fn nets_close(what: &str, got: &Mlp, want: &Mlp) {
+    for (i, (g, w)) in got.layers().iter().zip(want.layers()).enumerate() {
+        if let (Layer::Sparse(g), Layer::Sparse(w)) = (g, w) {
+            assert_eq!(
+                g.weights().positions(),
+                w.weights().positions(),
+                "{what} layer {i} topology"
+            );
+        }
+        close(
+            &format!("{what} layer {i} weights"),
+            g.weight_values(),
+            w.weight_values(),
+        );
+        close(&format!("{what} layer {i} bias"), g.bias(), w.bias());
+    }
+}
+
+fn random_batch(r: &mut StdRng, obs_dim: usize, act_dim: usize, n: usize) -> (Batch, Activations) {
+    let mut acts = |f: usize, lo: f32, hi: f32| {
+        let data: Vec<f32> = (0..f * n).map(|_| r.random_range(lo..hi)).collect();
+        Activations::from_samples(f, n, &data).unwrap()
+    };
+    let mut batch = Batch {
+        obs: acts(obs_dim, -1.0, 1.0),
+        actions: acts(act_dim, -2.0, 2.0),
+        rewards: acts(1, -1.0, 1.0),
+        next_obs: acts(obs_dim, -1.0, 1.0),
+        not_done: acts(1, 0.0, 1.0),
+    };
+    let noise = acts(act_dim, -1.5, 1.5);
+    for b in 0..n {
+        batch.not_done.set(0, b, if b % 4 == 0 { 0.0 } else { 1.0 });
+    }
+    (batch, noise)
+}
+
+fn copy(agent: &Agent) -> Agent {
+    postcard::from_bytes(&postcard::to_stdvec(agent).unwrap()).unwrap()
+}
+
+#[test]
+fn gpu_iterations_match_the_cpu_from_the_same_state() {
+    for dev in devices() {
+        for algo in [Algo::Ds, Algo::Static, Algo::Dense] {
+            let (obs_dim, act_dim, max_action) = (6, 2, 2.0f32);
+            let mut config = Config::paper("Pendulum-v1", algo);
+            config.hidden = 48;
+            config.lambda1 = 3.0;
+            config.lambda2 = 8.0;
+            config.evolution_period = 2; // evolutions within the test's few iterations
+            let mut r = StdRng::seed_from_u64(11);
+            let mut cpu = Agent::new(&config, obs_dim, act_dim, max_action, &mut r).unwrap();
+            for it in 0..6 {
+                let ctx = format!("{} {algo} iteration {}", dev.name(), it + 1);
+                let mut gpu = copy(&cpu);
+                gpu.attach_gpu(dev.clone()).unwrap();
+                let (batch, noise) =
+                    random_batch(&mut r, obs_dim, act_dim, [100, 17, 100, 1, 64, 100][it]);
+                let seed = r.random::<u64>();
+                let want = cpu
+                    .train_with_noise(&batch, &noise, &mut StdRng::seed_from_u64(seed))
+                    .unwrap();
+                let got = gpu
+                    .train_with_noise(&batch, &noise, &mut StdRng::seed_from_u64(seed))
+                    .unwrap();
+                assert_eq!(got.iteration, want.iteration);
+                assert!(
+                    (got.critic_loss - want.critic_loss).abs() <= 1e-4 * want.critic_loss.abs(),
+                    "{ctx}: critic loss"
+                );
+                match (got.actor_loss, want.actor_loss) {
+                    (Some(g), Some(w)) => assert!(
+                        (g - w).abs() <= 1e-4 * w.abs().max(1e-3),
+                        "{ctx}: actor loss"
+                    ),
+                    (g, w) => assert_eq!(g.is_some(), w.is_some(), "{ctx}: actor step"),
+                }
+                let names = |r: &td3::IterationReport| {
+                    r.evolutions
+                        .iter()
+                        .map(|(n, s)| {
+                            (
+                                *n,
+                                s.removed(),
+                                s.layers
+                                    .iter()
+                                    .map(|l| l.removed_were_new)
+                                    .collect::<Vec<_>>(),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(names(&got), names(&want), "{ctx}: evolutions");
+                // Acting goes through the GPU copy of the policy.
+                let obs: Vec<f64> = (0..obs_dim).map(|i| i as f64 * 0.1 - 0.2).collect();
+                let (ga, ca) = (gpu.act(&obs).unwrap(), cpu.act(&obs).unwrap());
+                for (g, c) in ga.iter().zip(&ca) {
+                    assert!((g - c).abs() <= 1e-4 * (max_action as f64), "{ctx}: action");
+                }
+                assert_eq!(gpu.flops(), cpu.flops(), "{ctx}: FLOP counts");
+                gpu.sync_host().unwrap();
+                nets_close(&format!("{ctx} actor"), &gpu.actor.net, &cpu.actor.net);
+                nets_close(
+                    &format!("{ctx} actor target"),
+                    &gpu.actor_target,
+                    &cpu.actor_target,
+                );
+                for i in 0..2 {
+                    nets_close(
+                        &format!("{ctx} critic {i}"),
+                        &gpu.critics[i].net,
+                        &cpu.critics[i].net,
+                    );
+                    nets_close(
+                        &format!("{ctx} critic target {i}"),
+                        &gpu.critic_targets[i],
+                        &cpu.critic_targets[i],
+                    );
+                    let (g, w) = (&gpu.critics[i].adam, &cpu.critics[i].adam);
+                    assert_eq!(g.steps(), w.steps());
+                    for (gl, wl) in g.layers().iter().zip(w.layers()) {
+                        close(
+                            &format!("{ctx} critic {i} Adam m"),
+                            &gl.weights.m,
+                            &wl.weights.m,
+                        );
+                        close(
+                            &format!("{ctx} critic {i} Adam v"),
+                            &gl.weights.v,
+                            &wl.weights.v,
+                        );
+                    }
+                }
+                // The synced host copies serialise like a CPU agent's (checkpoints).
+                let again = copy(&gpu);
+                nets_close(
+                    &format!("{ctx} round trip"),
+                    &again.actor.net,
+                    &cpu.actor.net,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_gpu_agent_trains_several_iterations_in_a_row() {
+    // Many iterations on the device alone (emulated), evolutions included: every sparse layer
+    // keeps its connection count, the losses stay finite, and the host copy is consistent.
+    let mut config = Config::paper("Pendulum-v1", Algo::Ds);
+    config.hidden = 32;
+    config.lambda1 = 3.0;
+    config.lambda2 = 6.0;
+    config.evolution_period = 3;
+    let mut r = StdRng::seed_from_u64(3);
+    let mut agent = Agent::new(&config, 3, 1, 2.0, &mut r).unwrap();
+    let counts: Vec<Vec<usize>> = agent
+        .online()
+        .map(|n| n.layers().iter().map(|l| l.live_connections()).collect())
+        .collect();
+    agent.attach_gpu(sparse_cuda::Device::emulator()).unwrap();
+    let mut evolved = 0;
+    for _ in 0..20 {
+        let (batch, noise) = random_batch(&mut r, 3, 1, 32);
+        let report = agent.train_with_noise(&batch, &noise, &mut r).unwrap();
+        assert!(report.critic_loss.is_finite());
+        evolved += report.evolutions.len();
+    }
+    assert_eq!(
+        evolved,
+        6 * 2 + 3,
+        "critics every 3rd iteration, the actor when it also updates"
+    );
+    agent.sync_host().unwrap();
+    let after: Vec<Vec<usize>> = agent
+        .online()
+        .map(|n| n.layers().iter().map(|l| l.live_connections()).collect())
+        .collect();
+    assert_eq!(after, counts);
+    for t in [
+        &agent.actor_target,
+        &agent.critic_targets[0],
+        &agent.critic_targets[1],
+    ] {
+        let online_like = t
+            .layers()
+            .iter()
+            .map(|l| l.live_connections())
+            .collect::<Vec<_>>();
+        assert!(counts.contains(&online_like), "targets keep their budgets");
+    }
+}
+
+#[test]
+fn asking_for_cuda_without_a_gpu_is_a_clear_error() {
+    let Err(why) = sparse_cuda::Device::cuda_available() else {
+        eprintln!("SKIPPED: this machine has a usable GPU");
+        return;
+    };
+    let mut config = Config::paper("Pendulum-v1", Algo::Ds);
+    config.device = Device::Cuda;
+    config.steps = 100;
+    config.start_steps = 10;
+    let Err(e) = Trainer::new(config) else {
+        panic!("a CUDA run started without a usable GPU");
+    };
+    let msg = e.to_string();
+    assert!(msg.contains("GPU") && msg.contains(&why), "{msg}");
+}
