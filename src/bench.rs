@@ -31,6 +31,21 @@ pub struct BenchArgs {
     /// Which comparisons to run.
     #[arg(long, value_enum, default_value_t = Section::All)]
     pub only: Section,
+    /// Where to run: cpu, cuda (the first NVIDIA GPU, through sparse-cuda), or emulator (the
+    /// host emulator of the GPU kernels: checks the GPU path without a GPU, times meaningless)
+    #[arg(long, value_enum, default_value_t = BenchDevice::Cpu)]
+    pub device: BenchDevice,
+}
+
+/// `--device` of `ds-td3 bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchDevice {
+    /// sparse-core's CPU kernels.
+    Cpu,
+    /// The first CUDA GPU.
+    Cuda,
+    /// sparse-cuda's host emulator of its kernels.
+    Emulator,
 }
 
 /// Parts of the benchmark.
@@ -46,18 +61,25 @@ pub enum Section {
 
 /// How long and how often to sample.
 #[derive(Debug, Clone, Copy)]
-struct Sampling {
+pub struct Sampling {
     samples: usize,
     sample_time: Duration,
 }
 
 /// Median seconds per call of `f`: calls are repeated until a sample lasts about
-/// `sampling.sample_time` (at least `min_reps` calls, a multiple of `min_reps`).
-fn median_time(sampling: Sampling, min_reps: usize, mut f: impl FnMut()) -> f64 {
+/// `sampling.sample_time` (at least `min_reps` calls, a multiple of `min_reps`); `finish` runs
+/// at the end of each sample, inside its time (a GPU's synchronize; nothing on the CPU).
+pub fn median_time(
+    sampling: Sampling,
+    min_reps: usize,
+    mut f: impl FnMut(),
+    finish: &dyn Fn(),
+) -> f64 {
     let start = Instant::now();
     for _ in 0..min_reps {
         f();
     }
+    finish();
     let once = start.elapsed().as_secs_f64() / min_reps as f64;
     let reps = ((sampling.sample_time.as_secs_f64() / once.max(1e-9)) as usize / min_reps).max(1)
         * min_reps;
@@ -67,6 +89,7 @@ fn median_time(sampling: Sampling, min_reps: usize, mut f: impl FnMut()) -> f64 
             for _ in 0..reps {
                 f();
             }
+            finish();
             t.elapsed().as_secs_f64() / reps as f64
         })
         .collect();
@@ -75,13 +98,14 @@ fn median_time(sampling: Sampling, min_reps: usize, mut f: impl FnMut()) -> f64 
 }
 
 /// One timed measurement: seconds per call and FLOPs per call.
-struct Timing {
-    secs: f64,
-    flops: f64,
+pub struct Timing {
+    pub secs: f64,
+    pub flops: f64,
 }
 
 impl Timing {
-    fn gflops(&self) -> f64 {
+    /// Achieved GFLOPS.
+    pub fn gflops(&self) -> f64 {
         self.flops / self.secs / 1e9
     }
 }
@@ -108,7 +132,7 @@ fn time_kernel(sampling: Sampling, layer: &Layer, kernel: &str, batch: usize) ->
         .expect("shapes are consistent");
         calls += 1;
     };
-    let secs = median_time(sampling, 1, &mut run);
+    let secs = median_time(sampling, 1, &mut run, &|| ());
     let flops = layer.flops().total() as f64 / calls as f64;
     Timing { secs, flops }
 }
@@ -155,10 +179,15 @@ fn td3_table(sampling: Sampling) {
             let before = agent.flops().total();
             let mut iterations = 0u64;
             // Whole pairs of iterations: the actor and targets update every second one.
-            let secs = median_time(sampling, 2, || {
-                agent.train(&batch, &mut rng).expect("iteration runs");
-                iterations += 1;
-            });
+            let secs = median_time(
+                sampling,
+                2,
+                || {
+                    agent.train(&batch, &mut rng).expect("iteration runs");
+                    iterations += 1;
+                },
+                &|| (),
+            );
             let flops = (agent.flops().total() - before) as f64 / iterations as f64;
             let t = Timing { secs, flops };
             let dense = *dense_secs.get_or_insert(secs);
@@ -176,7 +205,8 @@ fn td3_table(sampling: Sampling) {
     }
 }
 
-fn fmt_secs(s: f64) -> String {
+/// `12.3 µs` or `4.567 ms`.
+pub fn fmt_secs(s: f64) -> String {
     if s < 1e-3 {
         format!("{:.1} µs", s * 1e6)
     } else {
@@ -186,6 +216,13 @@ fn fmt_secs(s: f64) -> String {
 
 /// Runs `ds-td3 bench`.
 pub fn run(args: &BenchArgs) -> Result<(), String> {
+    let gpu = match args.device {
+        BenchDevice::Cpu => None,
+        BenchDevice::Cuda => {
+            Some(sparse_cuda::Device::cuda(0).map_err(|e| format!("--device cuda: {e}"))?)
+        }
+        BenchDevice::Emulator => Some(sparse_cuda::Device::emulator()),
+    };
     let isa = match &args.kernels {
         Some(name) => {
             let isa: Isa = name.parse().map_err(|e| format!("--kernels: {e}"))?;
@@ -209,6 +246,23 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         }
     };
     let available: Vec<&str> = Isa::available().iter().map(|i| i.name()).collect();
+    if let Some(dev) = &gpu {
+        println!(
+            "ds-td3 bench on {}: times are medians of {} samples, each ended by a device \
+             synchronize; ratios are same-run",
+            dev.name(),
+            sampling.samples
+        );
+        if args.only != Section::Td3 {
+            println!();
+            crate::bench_gpu::kernel_table(sampling, dev)?;
+        }
+        if args.only != Section::Kernels {
+            println!();
+            crate::bench_gpu::td3_table(sampling, dev)?;
+        }
+        return Ok(());
+    }
     println!(
         "ds-td3 bench: sparse kernels {isa} (available: {}); times are medians of {} samples; \
          ratios are same-run",

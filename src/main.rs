@@ -6,6 +6,7 @@
 use clap::Parser;
 
 mod bench;
+mod bench_gpu;
 mod cli;
 mod eval;
 mod flops;

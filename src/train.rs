@@ -9,7 +9,7 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
-use td3::{Algo, Config, Event, Trainer, checkpoint};
+use td3::{Algo, Config, Device, Event, Trainer, checkpoint};
 
 use crate::run_dir::{Logs, RunDir};
 
@@ -22,6 +22,24 @@ pub enum AlgoArg {
     Static,
     /// TD3 with dense networks.
     Dense,
+}
+
+/// `--device`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeviceArg {
+    /// The CPU (sparse-core's kernels; the default).
+    Cpu,
+    /// The first CUDA GPU (an NVIDIA driver for CUDA 13 and its NVRTC and cuBLAS libraries).
+    Cuda,
+}
+
+impl From<DeviceArg> for Device {
+    fn from(d: DeviceArg) -> Device {
+        match d {
+            DeviceArg::Cpu => Device::Cpu,
+            DeviceArg::Cuda => Device::Cuda,
+        }
+    }
 }
 
 impl From<AlgoArg> for Algo {
@@ -146,6 +164,10 @@ pub struct TrainArgs {
     /// Worker threads; with 2 or more the twin critics train side by side
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: u16,
+    /// Where the networks train: cpu, or cuda (the first NVIDIA GPU; evolution stays on the
+    /// CPU). A resumed run continues on the device it started on [default: cpu]
+    #[arg(long, value_enum, conflicts_with = "resume")]
+    pub device: Option<DeviceArg>,
     /// Print nothing but errors and the final result
     #[arg(long, short)]
     pub quiet: bool,
@@ -167,6 +189,9 @@ fn config_from_file(path: &std::path::Path, args: &TrainArgs) -> Result<Config, 
         c.steps = s;
     }
     c.threads = args.threads as usize;
+    if let Some(d) = args.device {
+        c.device = d.into();
+    }
     if !mujoco_env::known_ids().contains(&c.env.as_str()) {
         return Err(format!(
             "{}: unknown environment '{}'; known: {}",
@@ -197,6 +222,7 @@ fn new_config(args: &TrainArgs) -> Result<Config, String> {
     let mut c = Config::paper(&env, args.algo.into());
     c.seed = args.seed;
     c.threads = args.threads as usize;
+    c.device = args.device.map_or(Device::Cpu, Into::into);
     if let Some(s) = args.steps {
         c.steps = s;
     }
@@ -255,7 +281,7 @@ fn print_start(trainer: &Trainer, dir: &RunDir) {
     let c = trainer.config();
     println!("run directory: {}", dir.root().display());
     println!(
-        "{} on {} (seed {}), {} steps, {} thread(s)",
+        "{} on {} (seed {}), {} steps, {} thread(s), on {}",
         match c.algo {
             Algo::Ds => "DS-TD3",
             Algo::Static => "Static-TD3",
@@ -264,7 +290,11 @@ fn print_start(trainer: &Trainer, dir: &RunDir) {
         c.env,
         c.seed,
         c.steps,
-        c.threads
+        c.threads,
+        trainer
+            .agent()
+            .gpu_name()
+            .unwrap_or_else(|| "the CPU".into())
     );
     println!(
         "  λ1 {} λ2 {} hidden {} | e {} η {} | γ {} τ {} d {} | policy noise {} clip {} exploration {} | lr {} wd {} batch {} | start {} eval every {}×{}",
@@ -453,6 +483,10 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
         }
         None => {
             let config = new_config(args)?;
+            if config.device == Device::Cuda {
+                // Before anything is written: a run that cannot start leaves no directory.
+                sparse_cuda::Device::cuda_available().map_err(|e| format!("--device cuda: {e}"))?;
+            }
             let out = args.out.clone().unwrap_or_else(|| {
                 PathBuf::from("runs")
                     .join(format!("{}-{}-s{}", config.env, config.algo, config.seed))

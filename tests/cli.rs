@@ -283,6 +283,48 @@ fn bench_quick_kernels_prints_the_table() {
 }
 
 #[test]
+fn bench_runs_the_gpu_path_on_the_kernel_emulator() {
+    let o = ds_td3(&[
+        "bench", "--quick", "--only", "kernels", "--device", "emulator",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = stdout(&o);
+    assert!(out.contains("kernel emulator"), "{out}");
+    let rows: Vec<&str> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("100 ") || l.trim_start().starts_with("256 "))
+        .collect();
+    assert_eq!(rows.len(), 48, "{out}");
+    for row in rows.iter().filter(|r| r.contains("dense")) {
+        assert!(row.contains("1.000"), "dense rows are the reference: {row}");
+    }
+}
+
+#[test]
+fn cuda_without_a_gpu_is_a_clear_error_that_writes_nothing() {
+    if sparse_cuda::Device::cuda_available().is_ok() {
+        eprintln!("SKIPPED: this machine has a usable GPU");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("ds-td3-cuda-{}", std::process::id()));
+    let out = dir.to_str().unwrap();
+    let o = ds_td3(&["--env", "Pendulum-v1", "--device", "cuda", "--out", out]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--device cuda: no CUDA driver"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !dir.exists(),
+        "nothing is written for a run that cannot start"
+    );
+    let o = ds_td3(&["bench", "--quick", "--device", "cuda"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--device cuda"), "{}", stderr(&o));
+}
+
+#[test]
 fn bench_rejects_unknown_kernels() {
     let o = ds_td3(&["bench", "--quick", "--kernels", "sse9"]);
     assert!(!o.status.success());

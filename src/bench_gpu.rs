@@ -1,0 +1,139 @@
+//! `ds-td3 bench --device cuda`: the same comparisons as `bench` on a GPU (sparse-cuda) —
+//! the kernels of a 256×256 layer and whole TD3 iterations — with times taken after the device
+//! has finished (`synchronize`), same-run ratios against the dense layer or agent, and GFLOPS
+//! from the GPU layers' own FLOP counters. `--device emulator` runs the same code on the host
+//! emulator of the kernels (for checking this path without a GPU; its times mean nothing).
+
+use rand::{SeedableRng, rngs::StdRng};
+use sparse_cuda::{Activation, Device, GpuActivations, GpuLayer};
+
+use crate::bench::{Sampling, Timing, fmt_secs, median_time};
+use crate::workloads::{
+    KERNEL_BATCHES, N, SHAPES, Setting, TD3_BATCH, kernel_layers, random_acts, sparsity, warm_agent,
+};
+
+/// Times one kernel of `layer` on `dev`.
+fn time_kernel(
+    sampling: Sampling,
+    dev: &Device,
+    layer: &GpuLayer,
+    kernel: &str,
+    batch: usize,
+) -> Result<Timing, String> {
+    let e = |e: sparse_cuda::Error| e.to_string();
+    let mut rng = StdRng::seed_from_u64(1);
+    let x = GpuActivations::from_host(dev, &random_acts(&mut rng, N, batch)).map_err(e)?;
+    let dy = GpuActivations::from_host(dev, &random_acts(&mut rng, N, batch)).map_err(e)?;
+    let mut y = GpuActivations::zeros(dev, N, batch).map_err(e)?;
+    let mut dx = GpuActivations::zeros(dev, N, batch).map_err(e)?;
+    let mut grads = layer.zero_grads(dev).map_err(e)?;
+    let (mut calls, mut failed) = (0u64, None);
+    let before = layer.flops().total();
+    let mut run = || {
+        let r = match kernel {
+            "forward" => layer.forward(dev, &x, &mut y, Activation::Linear),
+            "backward-data" => layer.backward_data(dev, &dy, &mut dx),
+            "weight-grad" => layer.param_grads(dev, &dy, &x, &mut grads),
+            _ => layer
+                .forward(dev, &x, &mut y, Activation::Linear)
+                .and_then(|()| layer.param_grads(dev, &dy, &x, &mut grads))
+                .and_then(|()| layer.backward_data(dev, &dy, &mut dx)),
+        };
+        if let Err(err) = r {
+            failed.get_or_insert(err.to_string());
+        }
+        calls += 1;
+    };
+    let secs = median_time(sampling, 1, &mut run, &|| {
+        dev.synchronize().expect("device synchronises")
+    });
+    if let Some(err) = failed {
+        return Err(err);
+    }
+    let flops = (layer.flops().total() - before) as f64 / calls as f64;
+    Ok(Timing { secs, flops })
+}
+
+/// The kernel table on `dev`.
+pub fn kernel_table(sampling: Sampling, dev: &Device) -> Result<(), String> {
+    println!(
+        "Kernels on {}: {N}x{N} layer, dense (cuBLAS) vs CSR at each density",
+        dev.name()
+    );
+    println!(
+        "{:>5}  {:<13}  {:<8}  {:>10}  {:>8}  {:>7}",
+        "batch", "kernel", "density", "time", "/dense", "GFLOPS"
+    );
+    let layers = kernel_layers(&mut StdRng::seed_from_u64(0));
+    for batch in KERNEL_BATCHES {
+        for kernel in ["forward", "backward-data", "weight-grad", "step"] {
+            let mut dense_secs = None;
+            for (name, host) in &layers {
+                let layer = GpuLayer::upload(dev, host, true).map_err(|e| e.to_string())?;
+                let t = time_kernel(sampling, dev, &layer, kernel, batch)?;
+                let dense = *dense_secs.get_or_insert(t.secs);
+                let density = name.strip_prefix("sparse-").unwrap_or(name);
+                println!(
+                    "{batch:>5}  {kernel:<13}  {density:<8}  {:>10}  {:>8.3}  {:>7.1}",
+                    fmt_secs(t.secs),
+                    t.secs / dense,
+                    t.gflops()
+                );
+            }
+        }
+    }
+    println!("(step = forward + weight and bias gradient + backward-data)");
+    Ok(())
+}
+
+/// Whole TD3 iterations on `dev`: agents warmed up on the CPU (through their first evolution),
+/// then moved to the device.
+pub fn td3_table(sampling: Sampling, dev: &Device) -> Result<(), String> {
+    println!(
+        "TD3 iterations on {}: Agent::train on a synthetic minibatch of {TD3_BATCH} (upload, \
+         update, losses back); agents warmed up on the CPU through their first evolution; a \
+         later evolution (on the host, every 1000 iterations) lands in a sample now and then",
+        dev.name()
+    );
+    println!(
+        "{:<15}  {:<9}  {:>8}  {:>11}  {:>10}  {:>8}  {:>7}",
+        "shape", "setting", "sparsity", "connections", "time/iter", "/dense", "GFLOPS"
+    );
+    for shape in SHAPES {
+        let mut dense_secs = None;
+        for setting in Setting::ALL {
+            let (mut agent, batch, mut rng) = warm_agent(shape, setting, 0);
+            agent.attach_gpu(dev.clone()).map_err(|e| e.to_string())?;
+            let before = agent.flops().total();
+            let (mut iterations, mut failed) = (0u64, None);
+            let secs = median_time(
+                sampling,
+                2,
+                || {
+                    if let Err(e) = agent.train(&batch, &mut rng) {
+                        failed.get_or_insert(e.to_string());
+                    }
+                    iterations += 1;
+                },
+                &|| dev.synchronize().expect("device synchronises"),
+            );
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            let flops = (agent.flops().total() - before) as f64 / iterations as f64;
+            let t = Timing { secs, flops };
+            let dense = *dense_secs.get_or_insert(secs);
+            println!(
+                "{:<15}  {:<9}  {:>7.1}%  {:>11}  {:>10}  {:>8.3}  {:>7.1}",
+                shape.env,
+                setting.name(),
+                100.0 * sparsity(&agent, shape),
+                agent.live_connections(),
+                fmt_secs(secs),
+                secs / dense,
+                t.gflops()
+            );
+        }
+    }
+    Ok(())
+}
