@@ -14,6 +14,7 @@ use rand::{SeedableRng, rngs::StdRng};
 use sparse_core::kernels::{self, Isa};
 use sparse_core::{Activations, Layer};
 
+use crate::train::DeviceArg;
 use crate::workloads::{
     KERNEL_BATCHES, N, SHAPES, Setting, TD3_BATCH, kernel_layers, random_acts, sparsity, warm_agent,
 };
@@ -33,19 +34,8 @@ pub struct BenchArgs {
     pub only: Section,
     /// Where to run: cpu, cuda (the first NVIDIA GPU, through sparse-cuda), or emulator (the
     /// host emulator of the GPU kernels: checks the GPU path without a GPU, times meaningless)
-    #[arg(long, value_enum, default_value_t = BenchDevice::Cpu)]
-    pub device: BenchDevice,
-}
-
-/// `--device` of `ds-td3 bench`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BenchDevice {
-    /// sparse-core's CPU kernels.
-    Cpu,
-    /// The first CUDA GPU.
-    Cuda,
-    /// sparse-cuda's host emulator of its kernels.
-    Emulator,
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
 }
 
 /// Parts of the benchmark.
@@ -217,11 +207,11 @@ pub fn fmt_secs(s: f64) -> String {
 /// Runs `ds-td3 bench`.
 pub fn run(args: &BenchArgs) -> Result<(), String> {
     let gpu = match args.device {
-        BenchDevice::Cpu => None,
-        BenchDevice::Cuda => {
+        DeviceArg::Cpu => None,
+        DeviceArg::Cuda => {
             Some(sparse_cuda::Device::cuda(0).map_err(|e| format!("--device cuda: {e}"))?)
         }
-        BenchDevice::Emulator => Some(sparse_cuda::Device::emulator()),
+        DeviceArg::Emulator => Some(sparse_cuda::Device::emulator()),
     };
     let isa = match &args.kernels {
         Some(name) => {

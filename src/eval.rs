@@ -29,7 +29,9 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
     if !ckpt.is_file() {
         return Err(format!("{} has no checkpoint yet", args.run.display()));
     }
-    let trainer = checkpoint::load(&ckpt, 1, Some(&config)).map_err(|e| e.to_string())?;
+    // Always on the CPU: evaluating needs no GPU, whatever the run trained on.
+    let trainer = checkpoint::load(&ckpt, 1, Some(td3::Device::Cpu), Some(&config))
+        .map_err(|e| e.to_string())?;
     let step = trainer.step();
     let mut agent = trainer.into_agent().map_err(|e| e.to_string())?;
     let mut env = mujoco_env::make_with(

@@ -31,6 +31,8 @@ pub enum DeviceArg {
     Cpu,
     /// The first CUDA GPU (an NVIDIA driver for CUDA 13 and its NVRTC and cuBLAS libraries).
     Cuda,
+    /// sparse-cuda's host emulator of its GPU kernels (slow).
+    Emulator,
 }
 
 impl From<DeviceArg> for Device {
@@ -38,6 +40,7 @@ impl From<DeviceArg> for Device {
         match d {
             DeviceArg::Cpu => Device::Cpu,
             DeviceArg::Cuda => Device::Cuda,
+            DeviceArg::Emulator => Device::Emulator,
         }
     }
 }
@@ -154,7 +157,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR", conflicts_with_all = ["env", "out", "force", "seed", "config"])]
     pub resume: Option<PathBuf>,
     /// Start a run from a complete configuration file (a run's config.json, as `ds-td3 sweep`
-    /// writes them); only --steps, --out, --force, --threads, --checkpoint-every and --quiet
+    /// writes them); only --steps, --out, --force, --threads, --device, --checkpoint-every and --quiet
     /// may accompany it
     #[arg(long, value_name = "FILE", conflicts_with_all = ["env", "seed", "algo"])]
     pub config: Option<PathBuf>,
@@ -164,9 +167,10 @@ pub struct TrainArgs {
     /// Worker threads; with 2 or more the twin critics train side by side
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: u16,
-    /// Where the networks train: cpu, or cuda (the first NVIDIA GPU; evolution stays on the
-    /// CPU). A resumed run continues on the device it started on [default: cpu]
-    #[arg(long, value_enum, conflicts_with = "resume")]
+    /// Where the networks train: cpu, cuda (the first NVIDIA GPU; evolution stays on the CPU),
+    /// or emulator (the GPU code path on the host; slow, for checking it without a GPU). With
+    /// --resume, moves the run to that device [default: cpu, or the resumed run's device]
+    #[arg(long, value_enum)]
     pub device: Option<DeviceArg>,
     /// Print nothing but errors and the final result
     #[arg(long, short)]
@@ -347,6 +351,12 @@ fn print_start(trainer: &Trainer, dir: &RunDir) {
         mib(online.optimizer),
         mib(trainer.replay().bytes())
     );
+    if let Some(bytes) = agent.gpu_bytes() {
+        println!(
+            "  device memory: {} (networks, targets, gradients, Adam state, batch buffers)",
+            mib(bytes)
+        );
+    }
 }
 
 /// Shows progress on a terminal, or prints a plain line per evaluation otherwise.
@@ -452,7 +462,7 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
         Some(path) => {
             if any_hyper(&args.hyper) {
                 return Err(
-                    "a resumed run keeps its configuration: only --steps, --threads, \
+                    "a resumed run keeps its configuration: only --steps, --threads, --device, \
                             --checkpoint-every and --quiet may be given with --resume"
                         .into(),
                 );
@@ -467,8 +477,12 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
                     path.display()
                 ));
             }
-            let mut trainer =
-                checkpoint::load(&ckpt, threads, Some(&config)).map_err(|e| e.to_string())?;
+            let device = args.device.map(Device::from);
+            if device == Some(Device::Cuda) {
+                sparse_cuda::Device::cuda_available().map_err(|e| format!("--device cuda: {e}"))?;
+            }
+            let mut trainer = checkpoint::load(&ckpt, threads, device, Some(&config))
+                .map_err(|e| e.to_string())?;
             if let Some(steps) = args.steps {
                 if steps < trainer.step() {
                     return Err(format!(

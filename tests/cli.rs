@@ -301,6 +301,33 @@ fn bench_runs_the_gpu_path_on_the_kernel_emulator() {
 }
 
 #[test]
+fn a_gpu_run_on_the_emulator_resumes_on_the_cpu_and_evaluates() {
+    let dir = temp_dir("emulated-gpu-run");
+    let out = dir.to_str().unwrap();
+    let mut args = SMALL.to_vec();
+    args.extend(["--steps", "400", "--out", out, "--device", "emulator"]);
+    let o = ds_td3(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("on kernel emulator (host)"), "{text}");
+    assert!(text.contains("device memory:"), "{text}");
+    let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    assert!(config.contains("\"device\": \"emulator\""), "{config}");
+
+    // Moved to the CPU on resume; the run directory records it.
+    let o = ds_td3(&[
+        "train", "--resume", out, "--steps", "600", "--device", "cpu", "-q",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(evaluation_steps(&dir), ["0", "200", "400", "600"]);
+    let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    assert!(config.contains("\"device\": \"cpu\""), "{config}");
+    let o = ds_td3(&["eval", "--run", out, "--episodes", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn cuda_without_a_gpu_is_a_clear_error_that_writes_nothing() {
     if sparse_cuda::Device::cuda_available().is_ok() {
         eprintln!("SKIPPED: this machine has a usable GPU");

@@ -227,6 +227,12 @@ impl Agent {
         Ok(())
     }
 
+    /// Device bytes held by the GPU copy (networks, targets, gradients, Adam state and scratch),
+    /// when a GPU is attached.
+    pub fn gpu_bytes(&self) -> Option<usize> {
+        self.gpu.as_ref().map(|g| g.bytes())
+    }
+
     /// The device training runs on, when a GPU is attached.
     pub fn gpu_name(&self) -> Option<String> {
         self.gpu.as_ref().map(|g| g.device_name())

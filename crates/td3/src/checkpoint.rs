@@ -11,7 +11,7 @@ use std::io::{Seek, Write};
 use std::path::Path;
 
 use crate::trainer::{State, Trainer};
-use crate::{Config, Error, Result};
+use crate::{Config, Device, Error, Result};
 
 const MAGIC: &[u8; 8] = b"DSTD3CKP";
 const VERSION: u32 = 1;
@@ -95,14 +95,21 @@ fn decode(bytes: &[u8]) -> Result<State> {
     postcard::from_bytes(payload).map_err(|e| Error::Checkpoint(format!("cannot decode: {e}")))
 }
 
-/// Restores a run from `path`, running on `threads` threads. When `expected` is given, the
-/// checkpoint must belong to a run with that configuration (the thread count aside).
-pub fn load(path: &Path, threads: usize, expected: Option<&Config>) -> Result<Trainer> {
+/// Restores a run from `path`, running on `threads` threads, on `device` when given (else on the
+/// run's own device). When `expected` is given, the checkpoint must belong to a run with that
+/// configuration (thread count and device aside).
+pub fn load(
+    path: &Path,
+    threads: usize,
+    device: Option<Device>,
+    expected: Option<&Config>,
+) -> Result<Trainer> {
     let bytes = std::fs::read(path).map_err(io(path))?;
     let state = decode(&bytes)?;
     if let Some(want) = expected {
         let mut have = state.config.clone();
         have.threads = want.threads;
+        have.device = want.device;
         if &have != want {
             return Err(Error::Checkpoint(format!(
                 "{} belongs to another run (its configuration differs from this run's)",
@@ -110,5 +117,5 @@ pub fn load(path: &Path, threads: usize, expected: Option<&Config>) -> Result<Tr
             )));
         }
     }
-    Trainer::from_state(state, threads)
+    Trainer::from_state(state, threads, device)
 }

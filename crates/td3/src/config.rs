@@ -66,6 +66,9 @@ pub enum Device {
     /// The first CUDA GPU, through sparse-cuda (needs an NVIDIA driver and CUDA 13's NVRTC and
     /// cuBLAS at run time).
     Cuda,
+    /// The GPU code path on sparse-cuda's host emulator of its kernels: slow, for checking that
+    /// path on machines without a GPU.
+    Emulator,
 }
 
 impl Device {
@@ -74,6 +77,7 @@ impl Device {
         match self {
             Device::Cpu => "cpu",
             Device::Cuda => "cuda",
+            Device::Emulator => "emulator",
         }
     }
 }
@@ -87,10 +91,12 @@ impl std::fmt::Display for Device {
 impl std::str::FromStr for Device {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        [Device::Cpu, Device::Cuda]
+        [Device::Cpu, Device::Cuda, Device::Emulator]
             .into_iter()
             .find(|d| d.name() == s)
-            .ok_or_else(|| Error::Config(format!("unknown device '{s}' (known: cpu, cuda)")))
+            .ok_or_else(|| {
+                Error::Config(format!("unknown device '{s}' (known: cpu, cuda, emulator)"))
+            })
     }
 }
 

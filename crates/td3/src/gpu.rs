@@ -300,6 +300,45 @@ impl GpuNets {
             .collect())
     }
 
+    /// Device bytes held: networks, targets, gradients, Adam state, workspaces and scratch.
+    pub(crate) fn bytes(&self) -> usize {
+        let learner =
+            |l: &GpuLearner| l.net.bytes() + l.grads.bytes() + l.adam.bytes() + l.ws.bytes();
+        let learners: usize = [&self.actor, &self.critics[0], &self.critics[1]]
+            .map(learner)
+            .iter()
+            .sum();
+        let targets: usize = [
+            &self.actor_target,
+            &self.critic_targets[0],
+            &self.critic_targets[1],
+        ]
+        .map(GpuMlp::bytes)
+        .iter()
+        .sum();
+        let s = &self.s;
+        let acts = [
+            &s.obs,
+            &s.actions,
+            &s.rewards,
+            &s.next_obs,
+            &s.not_done,
+            &s.noise,
+            &s.next_action,
+            &s.next_input,
+            &s.input,
+            &s.y,
+            &s.d_q,
+            &s.d_input,
+            &s.d_action,
+            &s.act_in,
+        ];
+        let scratch: usize = acts.iter().map(|a| a.bytes()).sum::<usize>()
+            + s.target_ws.iter().map(GpuWorkspace::bytes).sum::<usize>()
+            + s.squares.bytes();
+        learners + targets + scratch
+    }
+
     /// FLOPs executed by every network's kernels (online and target), including those counted
     /// before upload.
     pub(crate) fn flops(&self) -> sparse_core::Flops {

@@ -146,6 +146,7 @@ fn attach_device(agent: &mut Agent, device: Device) -> Result<()> {
     match device {
         Device::Cpu => Ok(()),
         Device::Cuda => agent.attach_gpu(sparse_cuda::Device::cuda(0)?),
+        Device::Emulator => agent.attach_gpu(sparse_cuda::Device::emulator()),
     }
 }
 
@@ -183,10 +184,12 @@ impl Trainer {
         })
     }
 
-    /// Rebuilds a run from a checkpoint's state; `threads` may differ from the original run's.
-    pub(crate) fn from_state(state: State, threads: usize) -> Result<Self> {
+    /// Rebuilds a run from a checkpoint's state; `threads` may differ from the original run's,
+    /// and `device`, when given, replaces the run's device.
+    pub(crate) fn from_state(state: State, threads: usize, device: Option<Device>) -> Result<Self> {
         let mut config = state.config;
         config.threads = threads;
+        config.device = device.unwrap_or(config.device);
         config.validate()?;
         let mut env = make_env(&config)?;
         env.restore(&state.env)?;

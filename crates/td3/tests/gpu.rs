@@ -242,3 +242,96 @@ fn asking_for_cuda_without_a_gpu_is_a_clear_error() {
     let msg = e.to_string();
     assert!(msg.contains("GPU") && msg.contains(&why), "{msg}");
 }
+
+fn no_events(_: td3::Event<'_>) -> td3::Result<()> {
+    Ok(())
+}
+
+fn never() -> bool {
+    false
+}
+
+/// An evaluation's step, return bits and FLOPs.
+type EvalRecord = (u64, Vec<u64>, u64);
+
+/// Serialised agent and buffer, and the evaluations' steps and return bits.
+fn outcome(t: &mut Trainer) -> (Vec<u8>, Vec<u8>, Vec<EvalRecord>) {
+    t.sync_host().unwrap();
+    let evals = t
+        .evaluations()
+        .iter()
+        .map(|e| {
+            (
+                e.step,
+                e.returns.iter().map(|r| r.to_bits()).collect(),
+                e.flops,
+            )
+        })
+        .collect();
+    (
+        postcard::to_stdvec(t.agent()).unwrap(),
+        postcard::to_stdvec(t.replay()).unwrap(),
+        evals,
+    )
+}
+
+#[test]
+fn a_gpu_run_resumes_exactly_and_can_move_to_the_cpu() {
+    let mut config = Config::paper("Pendulum-v1", Algo::Ds);
+    config.device = Device::Emulator;
+    (
+        config.steps,
+        config.start_steps,
+        config.eval_every,
+        config.eval_episodes,
+    ) = (900, 300, 300, 2);
+    (config.hidden, config.lambda1, config.lambda2) = (32, 2.0, 8.0);
+    (
+        config.evolution_period,
+        config.batch_size,
+        config.buffer_capacity,
+    ) = (50, 32, 10_000);
+    let mut whole = Trainer::new(config.clone()).unwrap();
+    assert!(
+        whole
+            .agent()
+            .gpu_name()
+            .is_some_and(|n| n.contains("emulator"))
+    );
+    whole.run_until(900, &mut no_events, &never).unwrap();
+    assert!(
+        whole.agent().iterations() > 2 * config.evolution_period,
+        "evolution happened"
+    );
+
+    let mut first = Trainer::new(config.clone()).unwrap();
+    first.run_until(550, &mut no_events, &never).unwrap();
+    let dir = std::env::temp_dir().join(format!("td3-gpu-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("latest.ckpt");
+    td3::checkpoint::save(&mut first, &path).unwrap();
+    let mut resumed = td3::checkpoint::load(&path, 1, None, Some(&config)).unwrap();
+    assert!(
+        resumed.agent().gpu_name().is_some(),
+        "resumes on its own device"
+    );
+    resumed.run_until(900, &mut no_events, &never).unwrap();
+    assert!(
+        outcome(&mut whole) == outcome(&mut resumed),
+        "resumed GPU run differs"
+    );
+
+    // The same checkpoint continues on the CPU: same configuration otherwise, same counts.
+    let mut on_cpu = td3::checkpoint::load(&path, 1, Some(Device::Cpu), Some(&config)).unwrap();
+    assert_eq!(on_cpu.config().device, Device::Cpu);
+    assert!(on_cpu.agent().gpu_name().is_none());
+    on_cpu.run_until(900, &mut no_events, &never).unwrap();
+    assert_eq!(on_cpu.evaluations().len(), whole.evaluations().len());
+    assert_eq!(
+        on_cpu.agent().live_connections(),
+        whole.agent().live_connections()
+    );
+    // FLOPs are counted identically on both devices.
+    assert_eq!(on_cpu.agent().flops(), whole.agent().flops());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -91,7 +91,7 @@ fn check_resume(env: &str, total: u64, split: u64) {
     let path = dir.join("latest.ckpt");
     checkpoint::save(&mut first, &path).unwrap();
     drop(first);
-    let mut resumed = checkpoint::load(&path, 1, Some(&config)).unwrap();
+    let mut resumed = checkpoint::load(&path, 1, None, Some(&config)).unwrap();
     resumed.run_until(total, &mut no_events, &never).unwrap();
     assert!(
         outcome(&whole) == outcome(&resumed),
@@ -107,16 +107,16 @@ fn check_resume(env: &str, total: u64, split: u64) {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x40;
     std::fs::write(&path, &bytes).unwrap();
-    let err = checkpoint::load(&path, 1, Some(&config))
+    let err = checkpoint::load(&path, 1, None, Some(&config))
         .err()
         .expect("corrupt checkpoint rejected");
     assert!(err.to_string().contains("corrupt"), "{err}");
     std::fs::write(&path, b"not a checkpoint").unwrap();
-    assert!(checkpoint::load(&path, 1, None).is_err());
+    assert!(checkpoint::load(&path, 1, None, None).is_err());
     checkpoint::save(&mut resumed, &path).unwrap();
     let mut other = config.clone();
     other.seed += 1;
-    let err = checkpoint::load(&path, 1, Some(&other))
+    let err = checkpoint::load(&path, 1, None, Some(&other))
         .err()
         .expect("foreign checkpoint rejected");
     assert!(err.to_string().contains("another run"), "{err}");
