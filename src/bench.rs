@@ -13,6 +13,7 @@ use clap::{Args, ValueEnum};
 use rand::{SeedableRng, rngs::StdRng};
 use sparse_core::kernels::{self, Isa};
 use sparse_core::{Activations, Layer};
+use td3::Agent;
 
 use crate::train::DeviceArg;
 use crate::workloads::{
@@ -127,8 +128,13 @@ fn time_kernel(sampling: Sampling, layer: &Layer, kernel: &str, batch: usize) ->
     Timing { secs, flops }
 }
 
-fn kernel_table(sampling: Sampling) {
-    println!("Kernels: {N}x{N} layer, dense (matrixmultiply) vs CSR at each density");
+/// Prints the kernel table for `device`: `time(layer, kernel, batch)` times one kernel of one of
+/// the workload's layers (dense first: the reference of each group).
+pub fn kernel_table(
+    device: &str,
+    mut time: impl FnMut(&Layer, &str, usize) -> Result<Timing, String>,
+) -> Result<(), String> {
+    println!("Kernels{device}: {N}x{N} layer, dense vs CSR at each density");
     println!(
         "{:>5}  {:<13}  {:<8}  {:>10}  {:>8}  {:>7}",
         "batch", "kernel", "density", "time", "/dense", "GFLOPS"
@@ -138,7 +144,7 @@ fn kernel_table(sampling: Sampling) {
         for kernel in ["forward", "backward-data", "weight-grad", "step"] {
             let mut dense_secs = None;
             for (name, layer) in &layers {
-                let t = time_kernel(sampling, layer, kernel, batch);
+                let t = time(layer, kernel, batch)?;
                 let dense = *dense_secs.get_or_insert(t.secs);
                 let density = name.strip_prefix("sparse-").unwrap_or(name);
                 println!(
@@ -151,13 +157,18 @@ fn kernel_table(sampling: Sampling) {
         }
     }
     println!("(step = forward + weight and bias gradient + backward-data)");
+    Ok(())
 }
 
-fn td3_table(sampling: Sampling) {
-    println!(
-        "TD3 iterations: Agent::train on a synthetic minibatch of {TD3_BATCH}, 1 thread; sparse \
-         agents timed after their first evolution"
-    );
+/// Prints the TD3-iteration table: each agent is warmed up on the CPU through its first
+/// evolution, then `prepare` moves it to where it is timed; `finish` ends every sample.
+pub fn td3_table(
+    sampling: Sampling,
+    title: &str,
+    prepare: &dyn Fn(&mut Agent) -> Result<(), String>,
+    finish: &dyn Fn(),
+) -> Result<(), String> {
+    println!("{title}");
     println!(
         "{:<15}  {:<9}  {:>8}  {:>11}  {:>10}  {:>8}  {:>7}",
         "shape", "setting", "sparsity", "connections", "time/iter", "/dense", "GFLOPS"
@@ -166,18 +177,24 @@ fn td3_table(sampling: Sampling) {
         let mut dense_secs = None;
         for setting in Setting::ALL {
             let (mut agent, batch, mut rng) = warm_agent(shape, setting, 0);
+            prepare(&mut agent)?;
             let before = agent.flops().total();
-            let mut iterations = 0u64;
+            let (mut iterations, mut failed) = (0u64, None);
             // Whole pairs of iterations: the actor and targets update every second one.
             let secs = median_time(
                 sampling,
                 2,
                 || {
-                    agent.train(&batch, &mut rng).expect("iteration runs");
+                    if let Err(e) = agent.train(&batch, &mut rng) {
+                        failed.get_or_insert(e.to_string());
+                    }
                     iterations += 1;
                 },
-                &|| (),
+                finish,
             );
+            if let Some(e) = failed {
+                return Err(e);
+            }
             let flops = (agent.flops().total() - before) as f64 / iterations as f64;
             let t = Timing { secs, flops };
             let dense = *dense_secs.get_or_insert(secs);
@@ -193,6 +210,7 @@ fn td3_table(sampling: Sampling) {
             );
         }
     }
+    Ok(())
 }
 
 /// `12.3 µs` or `4.567 ms`.
@@ -261,11 +279,17 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     );
     if args.only != Section::Td3 {
         println!();
-        kernel_table(sampling);
+        kernel_table(" (matrixmultiply for dense)", |layer, kernel, batch| {
+            Ok(time_kernel(sampling, layer, kernel, batch))
+        })?;
     }
     if args.only != Section::Kernels {
         println!();
-        td3_table(sampling);
+        let title = format!(
+            "TD3 iterations: Agent::train on a synthetic minibatch of {TD3_BATCH}, 1 thread; \
+             sparse agents timed after their first evolution"
+        );
+        td3_table(sampling, &title, &|_| Ok(()), &|| ())?;
     }
     Ok(())
 }

@@ -7,10 +7,8 @@
 use rand::{SeedableRng, rngs::StdRng};
 use sparse_cuda::{Activation, Device, GpuActivations, GpuLayer};
 
-use crate::bench::{Sampling, Timing, fmt_secs, median_time};
-use crate::workloads::{
-    KERNEL_BATCHES, N, SHAPES, Setting, TD3_BATCH, kernel_layers, random_acts, sparsity, warm_agent,
-};
+use crate::bench::{Sampling, Timing, median_time};
+use crate::workloads::{N, TD3_BATCH, random_acts};
 
 /// Times one kernel of `layer` on `dev`.
 fn time_kernel(
@@ -56,84 +54,26 @@ fn time_kernel(
 
 /// The kernel table on `dev`.
 pub fn kernel_table(sampling: Sampling, dev: &Device) -> Result<(), String> {
-    println!(
-        "Kernels on {}: {N}x{N} layer, dense (cuBLAS) vs CSR at each density",
-        dev.name()
-    );
-    println!(
-        "{:>5}  {:<13}  {:<8}  {:>10}  {:>8}  {:>7}",
-        "batch", "kernel", "density", "time", "/dense", "GFLOPS"
-    );
-    let layers = kernel_layers(&mut StdRng::seed_from_u64(0));
-    for batch in KERNEL_BATCHES {
-        for kernel in ["forward", "backward-data", "weight-grad", "step"] {
-            let mut dense_secs = None;
-            for (name, host) in &layers {
-                let layer = GpuLayer::upload(dev, host, true).map_err(|e| e.to_string())?;
-                let t = time_kernel(sampling, dev, &layer, kernel, batch)?;
-                let dense = *dense_secs.get_or_insert(t.secs);
-                let density = name.strip_prefix("sparse-").unwrap_or(name);
-                println!(
-                    "{batch:>5}  {kernel:<13}  {density:<8}  {:>10}  {:>8.3}  {:>7.1}",
-                    fmt_secs(t.secs),
-                    t.secs / dense,
-                    t.gflops()
-                );
-            }
-        }
-    }
-    println!("(step = forward + weight and bias gradient + backward-data)");
-    Ok(())
+    let title = format!(" on {} (cuBLAS for dense)", dev.name());
+    crate::bench::kernel_table(&title, |host, kernel, batch| {
+        let layer = GpuLayer::upload(dev, host, true).map_err(|e| e.to_string())?;
+        time_kernel(sampling, dev, &layer, kernel, batch)
+    })
 }
 
 /// Whole TD3 iterations on `dev`: agents warmed up on the CPU (through their first evolution),
 /// then moved to the device.
 pub fn td3_table(sampling: Sampling, dev: &Device) -> Result<(), String> {
-    println!(
+    let title = format!(
         "TD3 iterations on {}: Agent::train on a synthetic minibatch of {TD3_BATCH} (upload, \
          update, losses back); agents warmed up on the CPU through their first evolution; a \
          later evolution (on the host, every 1000 iterations) lands in a sample now and then",
         dev.name()
     );
-    println!(
-        "{:<15}  {:<9}  {:>8}  {:>11}  {:>10}  {:>8}  {:>7}",
-        "shape", "setting", "sparsity", "connections", "time/iter", "/dense", "GFLOPS"
-    );
-    for shape in SHAPES {
-        let mut dense_secs = None;
-        for setting in Setting::ALL {
-            let (mut agent, batch, mut rng) = warm_agent(shape, setting, 0);
-            agent.attach_gpu(dev.clone()).map_err(|e| e.to_string())?;
-            let before = agent.flops().total();
-            let (mut iterations, mut failed) = (0u64, None);
-            let secs = median_time(
-                sampling,
-                2,
-                || {
-                    if let Err(e) = agent.train(&batch, &mut rng) {
-                        failed.get_or_insert(e.to_string());
-                    }
-                    iterations += 1;
-                },
-                &|| dev.synchronize().expect("device synchronises"),
-            );
-            if let Some(e) = failed {
-                return Err(e);
-            }
-            let flops = (agent.flops().total() - before) as f64 / iterations as f64;
-            let t = Timing { secs, flops };
-            let dense = *dense_secs.get_or_insert(secs);
-            println!(
-                "{:<15}  {:<9}  {:>7.1}%  {:>11}  {:>10}  {:>8.3}  {:>7.1}",
-                shape.env,
-                setting.name(),
-                100.0 * sparsity(&agent, shape),
-                agent.live_connections(),
-                fmt_secs(secs),
-                secs / dense,
-                t.gflops()
-            );
-        }
-    }
-    Ok(())
+    crate::bench::td3_table(
+        sampling,
+        &title,
+        &|agent| agent.attach_gpu(dev.clone()).map_err(|e| e.to_string()),
+        &|| dev.synchronize().expect("device synchronises"),
+    )
 }

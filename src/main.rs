@@ -1,7 +1,7 @@
 //! `ds-td3`: the command-line front end of the workspace.
 //!
 //! `ds-td3 --env Hopper-v3` trains DS-TD3 with the paper's settings; `ds-td3 --help` lists the
-//! other commands (evaluation, task list, network report, golden replays).
+//! other commands (evaluation, task list, network report, golden replays, benchmarks).
 
 use clap::Parser;
 
@@ -21,6 +21,13 @@ mod train;
 mod workloads;
 
 fn main() -> std::process::ExitCode {
+    // Output piped into a program that stops reading (`ds-td3 bench | head`) ends this process
+    // quietly, as for other command-line tools, instead of a panic on the failed print.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let args = cli::Cli::parse();
     match cli::run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -13,16 +13,23 @@ use sparse_cuda::{
     Activation, Device, GpuActivations, GpuAdam, GpuGrads, GpuLayer, GpuMlp, GpuWorkspace,
 };
 
-/// The emulator, and the GPU when this machine has a usable one.
+/// The emulator, and the GPU when this machine has a usable one. Whether the GPU half ran is
+/// written straight to the terminal (past the test harness's capture), so a skip is visible.
 fn devices() -> Vec<Device> {
+    use std::io::Write;
     let mut all = vec![Device::emulator()];
-    match Device::cuda(0) {
+    let line = match Device::cuda(0) {
         Ok(gpu) => {
-            eprintln!("parity on {}", gpu.name());
+            let line = format!("sparse-cuda parity: also on {}", gpu.name());
             all.push(gpu);
+            line
         }
-        Err(e) => eprintln!("GPU parity SKIPPED (emulator only): {e}"),
-    }
+        Err(e) => format!("sparse-cuda parity: GPU half SKIPPED, emulator only ({e})"),
+    };
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = writeln!(std::io::stderr(), "{line}");
+    });
     all
 }
 

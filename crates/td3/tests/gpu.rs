@@ -8,11 +8,19 @@ use rand::{RngExt, SeedableRng, rngs::StdRng};
 use sparse_core::{Activations, Layer, Mlp};
 use td3::{Agent, Algo, Batch, Config, Device, Trainer};
 
+/// The emulator, and the GPU when usable; a skipped GPU half is reported straight to the
+/// terminal (past the test harness's capture).
 fn devices() -> Vec<sparse_cuda::Device> {
+    use std::io::Write;
     let mut all = vec![sparse_cuda::Device::emulator()];
     match sparse_cuda::Device::cuda(0) {
         Ok(gpu) => all.push(gpu),
-        Err(e) => eprintln!("GPU half SKIPPED (emulator only): {e}"),
+        Err(e) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "td3 GPU parity: GPU half SKIPPED, emulator only ({e})"
+            );
+        }
     }
     all
 }
