@@ -157,8 +157,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR", conflicts_with_all = ["env", "out", "force", "seed", "config"])]
     pub resume: Option<PathBuf>,
     /// Start a run from a complete configuration file (a run's config.json, as `ds-td3 sweep`
-    /// writes them); only --steps, --out, --force, --threads, --device, --checkpoint-every and --quiet
-    /// may accompany it
+    /// writes them); only --steps, --out, --force, --threads, --device, --checkpoint-every and
+    /// --quiet may accompany it
     #[arg(long, value_name = "FILE", conflicts_with_all = ["env", "seed", "algo"])]
     pub config: Option<PathBuf>,
     /// Write a checkpoint every N steps (and always at the end and on Ctrl-C)

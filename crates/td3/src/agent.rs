@@ -213,7 +213,9 @@ impl Agent {
     }
 
     /// Moves training to a GPU: uploads every network and optimiser state to `device`; from now
-    /// on iterations and [`Self::act`] run there. Results match the CPU path to rounding.
+    /// on iterations and [`Self::act`] run there. Results match the CPU path to rounding. The
+    /// public network fields (and serialisation) then show the host copies as of the last
+    /// [`Self::sync_host`]; [`Self::flops`] is always current.
     pub fn attach_gpu(&mut self, device: sparse_cuda::Device) -> Result<()> {
         let nets = GpuNets::upload(
             device,
