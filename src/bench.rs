@@ -90,7 +90,9 @@ pub fn median_time(
 
 /// One timed measurement: seconds per call and FLOPs per call.
 pub struct Timing {
+    /// Median seconds per call.
     pub secs: f64,
+    /// FLOPs per call, from the kernels' counters.
     pub flops: f64,
 }
 
@@ -128,8 +130,9 @@ fn time_kernel(sampling: Sampling, layer: &Layer, kernel: &str, batch: usize) ->
     Timing { secs, flops }
 }
 
-/// Prints the kernel table for `device`: `time(layer, kernel, batch)` times one kernel of one of
-/// the workload's layers (dense first: the reference of each group).
+/// Prints the kernel table, titled with `device` (e.g. " on <GPU>"): `time(layer, kernel,
+/// batch)` times one kernel of one of the workload's layers (dense first: each group's
+/// reference).
 pub fn kernel_table(
     device: &str,
     mut time: impl FnMut(&Layer, &str, usize) -> Result<Timing, String>,
