@@ -6,7 +6,7 @@
 //! [`Device::emulator`] runs the same kernels compiled for the host (see `csrc/emulate.c`), so
 //! everything above this module is tested on machines without a GPU.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use cudarc::cublas::{CudaBlas, Gemm, GemmConfig, sys::cublasOperation_t};
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DeviceRepr, ValidAsZeroBits};
@@ -90,8 +90,21 @@ impl Device {
     }
 
     /// CUDA device `ordinal`: loads the driver, NVRTC and cuBLAS (CUDA 13), compiles the
-    /// kernels for the device and loads them.
+    /// kernels for the device and loads them. A device is opened once per process; later calls
+    /// share it (a failed attempt is retried).
     pub fn cuda(ordinal: usize) -> Result<Self> {
+        static OPENED: Mutex<Vec<(usize, Device)>> = Mutex::new(Vec::new());
+        let mut opened = OPENED.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, dev)) = opened.iter().find(|(o, _)| *o == ordinal) {
+            return Ok(dev.clone());
+        }
+        let dev = Self::open_cuda(ordinal)?;
+        opened.push((ordinal, dev.clone()));
+        Ok(dev)
+    }
+
+    /// Opens CUDA device `ordinal` (see [`Self::cuda`]).
+    fn open_cuda(ordinal: usize) -> Result<Self> {
         let libs = libraries();
         if !libs[0].2 {
             return Err(Error::NoDriver);
@@ -131,14 +144,10 @@ impl Device {
         })
     }
 
-    /// Whether a CUDA GPU can be used, with the reason when not (for tests and `--help`).
+    /// Whether CUDA device 0 can be used, with the reason when not. It stays open for later
+    /// [`Self::cuda`] calls.
     pub fn cuda_available() -> std::result::Result<(), String> {
         Self::cuda(0).map(|_| ()).map_err(|e| e.to_string())
-    }
-
-    /// Whether this is the host emulator.
-    pub fn is_emulator(&self) -> bool {
-        matches!(*self.inner, Inner::Emulator)
     }
 
     /// A one-line description.

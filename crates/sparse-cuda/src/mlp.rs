@@ -31,11 +31,6 @@ impl GpuWorkspace {
         Self::default()
     }
 
-    /// The output of the last forward pass.
-    pub fn output(&self) -> Option<&GpuActivations> {
-        self.outputs.last()
-    }
-
     /// Device bytes held.
     pub fn bytes(&self) -> usize {
         let all = self.input.iter().chain(&self.outputs).chain(&self.deltas);

@@ -223,7 +223,7 @@ fn network_forward_backward_and_adam_match_the_cpu() {
             }
             // Adam from the same gradients (the CPU's, uploaded), so only the update is compared.
             adam.step(&mut host, &grads).unwrap();
-            let same = upload_grads(&dev, &grads, &gpu);
+            let same = upload_grads(&grads, &gpu);
             gadam.step(&mut gpu, &same).unwrap();
             let back = gpu.to_host().unwrap();
             for (i, (g, h)) in back.layers().iter().zip(host.layers()).enumerate() {
@@ -251,7 +251,8 @@ fn network_forward_backward_and_adam_match_the_cpu() {
     }
 }
 
-fn upload_grads(dev: &Device, grads: &Grads, like: &GpuMlp) -> GpuGrads {
+/// The host gradients `grads`, on `like`'s device.
+fn upload_grads(grads: &Grads, like: &GpuMlp) -> GpuGrads {
     let mut g = GpuGrads::zeros_like(like).unwrap();
     g.layers_mut()
         .iter_mut()
@@ -260,7 +261,6 @@ fn upload_grads(dev: &Device, grads: &Grads, like: &GpuMlp) -> GpuGrads {
             d.weights.write(0, &h.weights).unwrap();
             d.bias.write(0, &h.bias).unwrap();
         });
-    let _ = dev;
     g
 }
 
