@@ -4,10 +4,10 @@
 use std::sync::OnceLock;
 
 use crate::activations::Activations;
-use crate::csr::{SparseWeights, Transposed};
+use crate::csr::{Segments, SparseWeights, Transposed};
 use crate::error::{Error, Result, check_finite, check_len};
 use crate::flops::{FlopCounter, Flops};
-use crate::kernels;
+use crate::kernels::{self, Epilogue};
 use crate::memory::{MemoryReport, f32_bytes};
 use crate::with_csr;
 
@@ -26,6 +26,10 @@ pub struct SparseLinear {
     /// topology changes (target networks, which never run backward-data, never build one).
     #[cfg_attr(feature = "serde", serde(skip))]
     transposed: OnceLock<Transposed>,
+    /// The rows cut into column blocks for the SIMD kernels, built on first use and dropped
+    /// whenever the topology changes.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    segments: OnceLock<Segments>,
 }
 
 impl SparseLinear {
@@ -44,6 +48,7 @@ impl SparseLinear {
             bias,
             flops: FlopCounter::default(),
             transposed: OnceLock::new(),
+            segments: OnceLock::new(),
         })
     }
 
@@ -51,6 +56,13 @@ impl SparseLinear {
     fn transposed(&self) -> &Transposed {
         self.transposed
             .get_or_init(|| with_csr!(&self.weights, w => Transposed::of(w)))
+    }
+
+    /// The column-block segments of the current topology, built on first use.
+    fn segments(&self) -> &Segments {
+        self.segments.get_or_init(
+            || with_csr!(&self.weights, w => Segments::of(w.row_ptr(), w.col_idx(), w.n_cols())),
+        )
     }
 
     /// The CSR weights.
@@ -68,6 +80,7 @@ impl SparseLinear {
             weights.n_cols(),
         )?;
         self.transposed = OnceLock::new();
+        self.segments = OnceLock::new();
         Ok(std::mem::replace(&mut self.weights, weights))
     }
 
@@ -289,7 +302,7 @@ impl Layer {
             Layer::Sparse(l) => MemoryReport {
                 values: f32_bytes(l.weights.nnz()),
                 col_indices: l.weights.index_bytes(),
-                row_ptrs: l.weights.row_ptr_bytes(),
+                row_ptrs: l.weights.row_ptr_bytes() + l.segments.get().map_or(0, Segments::bytes),
                 transposed: l.transposed.get().map_or(0, Transposed::bytes),
                 biases: f32_bytes(l.bias.len()),
                 ..Default::default()
@@ -304,31 +317,58 @@ impl Layer {
 
     /// `y = W x + b`; `y` is reshaped to `n_out × batch` if needed.
     pub fn forward(&self, x: &Activations, y: &mut Activations) -> Result<()> {
+        self.forward_then(x, y, Epilogue::None)
+    }
+
+    /// `y = epilogue(W x + b)` (a ReLU fused into the sparse kernel); `y` is reshaped to
+    /// `n_out × batch` if needed.
+    pub fn forward_then(
+        &self,
+        x: &Activations,
+        y: &mut Activations,
+        epilogue: Epilogue<'_>,
+    ) -> Result<()> {
         check_len("layer input features", self.n_in(), x.features())?;
         y.ensure_shape(self.n_out(), x.batch());
+        check_epilogue(epilogue, y)?;
+        let e = epilogue;
         match self {
             Layer::Sparse(l) => {
-                with_csr!(&l.weights, w => kernels::sparse_forward(w, &l.bias, x, y, &l.flops))
+                let seg = l.segments();
+                with_csr!(&l.weights, w => kernels::sparse_forward(w, seg, &l.bias, x, y, e, &l.flops))
             }
-            Layer::Dense(l) => kernels::dense_forward(&l.weights, &l.bias, x, y, &l.flops),
+            Layer::Dense(l) => kernels::dense_forward(&l.weights, &l.bias, x, y, e, &l.flops),
         }
         Ok(())
     }
 
     /// `dx = Wᵀ dy`; `dx` is reshaped to `n_in × batch` if needed and overwritten.
     pub fn backward_data(&self, dy: &Activations, dx: &mut Activations) -> Result<()> {
+        self.backward_data_then(dy, dx, Epilogue::None)
+    }
+
+    /// `dx = epilogue(Wᵀ dy)` (e.g. the ReLU derivative of the layer below, fused into the
+    /// sparse kernel); `dx` is reshaped to `n_in × batch` if needed and overwritten.
+    pub fn backward_data_then(
+        &self,
+        dy: &Activations,
+        dx: &mut Activations,
+        epilogue: Epilogue<'_>,
+    ) -> Result<()> {
         check_len(
             "layer output-gradient features",
             self.n_out(),
             dy.features(),
         )?;
         dx.ensure_shape(self.n_in(), dy.batch());
+        check_epilogue(epilogue, dx)?;
+        let e = epilogue;
         match self {
             Layer::Sparse(l) => {
                 let t = l.transposed();
-                with_csr!(&l.weights, w => kernels::sparse_backward_data(w, t, dy, dx, &l.flops))
+                with_csr!(&l.weights, w => kernels::sparse_backward_data(w, t, dy, dx, e, &l.flops))
             }
-            Layer::Dense(l) => kernels::dense_backward_data(&l.weights, dy, dx, &l.flops),
+            Layer::Dense(l) => kernels::dense_backward_data(&l.weights, dy, dx, e, &l.flops),
         }
         Ok(())
     }
@@ -356,12 +396,24 @@ impl Layer {
         check_len("bias gradient", self.n_out(), grads.bias.len())?;
         let counter = self.counter();
         match self {
-            Layer::Sparse(l) => with_csr!(&l.weights, w => {
-                kernels::sparse_weight_grad(w, dy, x, &mut grads.weights, counter)
-            }),
+            Layer::Sparse(l) => {
+                let seg = l.segments();
+                with_csr!(&l.weights, w => {
+                    kernels::sparse_weight_grad(w, seg, dy, x, &mut grads.weights, counter)
+                })
+            }
             Layer::Dense(_) => kernels::dense_weight_grad(dy, x, &mut grads.weights, counter),
         }
         kernels::bias_grad(dy, &mut grads.bias, counter);
         Ok(())
     }
+}
+
+/// A ReLU mask must have the shape of the result it masks.
+fn check_epilogue(epilogue: Epilogue<'_>, y: &Activations) -> Result<()> {
+    if let Epilogue::ReluGrad(h) = epilogue {
+        check_len("ReLU output features", y.features(), h.features())?;
+        check_len("ReLU output batch", y.batch(), h.batch())?;
+    }
+    Ok(())
 }

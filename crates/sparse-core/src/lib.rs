@@ -28,7 +28,7 @@ pub mod remap;
 
 pub use activations::{Activations, padded_stride};
 pub use adam::{Adam, AdamConfig, LayerMoments, Moments, StepScalars};
-pub use csr::{ColIndex, Csr, SparseWeights, Transposed};
+pub use csr::{ColIndex, Csr, Segments, SparseWeights, Transposed};
 pub use error::{Error, Result};
 pub use flops::{FlopCounter, Flops, KernelKind};
 pub use init::er_connections;

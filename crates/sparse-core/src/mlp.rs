@@ -11,6 +11,7 @@ use rand::Rng;
 use crate::activations::Activations;
 use crate::error::{Error, Result, check_len};
 use crate::flops::Flops;
+use crate::kernels::Epilogue;
 use crate::layer::{DenseLinear, Layer, LayerGrads, SparseLinear};
 use crate::memory::MemoryReport;
 
@@ -235,11 +236,15 @@ impl Mlp {
             let (done, rest) = ws.outputs.split_at_mut(i);
             let input = if i == 0 { &ws.input } else { &done[i - 1] };
             let out = &mut rest[0];
-            layer.forward(input, out)?;
+            let epilogue = if i < last {
+                Epilogue::Relu
+            } else {
+                Epilogue::None
+            };
+            layer.forward_then(input, out, epilogue)?;
             let n = out.features();
-            if i < last {
-                (0..n).for_each(|f| out.row_mut(f).iter_mut().for_each(|v| *v = v.max(0.0)));
-            } else if let Output::Tanh { bound } = self.output {
+            // Hidden layers' ReLU is fused into the product; the output may need a tanh.
+            if let (true, Output::Tanh { bound }) = (i == last, self.output) {
                 (0..n).for_each(|f| {
                     out.row_mut(f)
                         .iter_mut()
@@ -309,14 +314,9 @@ impl Mlp {
                 layer.param_grads(dz, input, &mut g.layers[i])?;
             }
             if i > 0 {
-                let d_prev = &mut below[i - 1];
-                layer.backward_data(dz, d_prev)?;
-                for f in 0..d_prev.features() {
-                    let h = ws.outputs[i - 1].row(f);
-                    for (d, &a) in d_prev.row_mut(f).iter_mut().zip(h) {
-                        *d = if a > 0.0 { *d } else { 0.0 };
-                    }
-                }
+                // Through the ReLU of layer i − 1 (fused into the product).
+                let relu = Epilogue::ReluGrad(&ws.outputs[i - 1]);
+                layer.backward_data_then(dz, &mut below[i - 1], relu)?;
             } else if let Some(dx) = d_input.as_deref_mut() {
                 layer.backward_data(dz, dx)?;
             }

@@ -6,7 +6,7 @@ mod common;
 
 use common::{assert_close, dense_weights, random_acts, rng};
 use rand::{RngExt, rngs::StdRng};
-use sparse_core::kernels::with_isa;
+use sparse_core::kernels::{Epilogue, with_isa};
 use sparse_core::{Activations, DenseLinear, Isa, KernelKind, Layer, SparseLinear};
 
 const REL: f64 = 1e-5;
@@ -75,6 +75,39 @@ fn check_layer_with(layer: &Layer, batch: usize, r: &mut StdRng, isa: Isa) {
         }
     }
 
+    // Fused epilogues: the same sums, then a ReLU (forward) or the gradient through a ReLU whose
+    // output was `h` (backward-data); exactly what the separate passes give.
+    let mut y_relu = random_acts(r, n_out, batch);
+    layer.forward_then(&x, &mut y_relu, Epilogue::Relu).unwrap();
+    assert_padding_zero(&y_relu, &ctx);
+    let h = random_acts(r, n_in, batch);
+    let mut dx_masked = random_acts(r, n_in, batch);
+    layer
+        .backward_data_then(&dy, &mut dx_masked, Epilogue::ReluGrad(&h))
+        .unwrap();
+    assert_padding_zero(&dx_masked, &ctx);
+    for b in 0..batch {
+        for j in 0..n_out {
+            let want = y.get(j, b).max(0.0);
+            assert_eq!(y_relu.get(j, b), want, "fused ReLU [{j},{b}] {ctx}");
+        }
+        for k in 0..n_in {
+            let want = if h.get(k, b) > 0.0 { dx.get(k, b) } else { 0.0 };
+            assert_eq!(
+                dx_masked.get(k, b),
+                want,
+                "fused ReLU gradient [{k},{b}] {ctx}"
+            );
+        }
+    }
+    let wrong = random_acts(r, n_in + 1, batch);
+    assert!(
+        layer
+            .backward_data_then(&dy, &mut dx_masked, Epilogue::ReluGrad(&wrong))
+            .is_err(),
+        "a mask of the wrong shape is an error"
+    );
+
     // Weight gradient at stored positions, and bias gradient.
     let mut grads = layer.zero_grads();
     grads.weights.iter_mut().for_each(|g| *g = 7.0);
@@ -115,7 +148,8 @@ fn assert_padding_zero(a: &Activations, ctx: &str) {
 }
 
 /// Batch sizes: one lane, a partial vector, multiples and non-multiples of the 16-lane vector
-/// and the 64-lane tile (63: a partial tile of 8 AVX2 vectors, the last masked).
+/// and of the tiles (AVX2: 32 lanes; AVX-512: 128, so 256 is two full tiles and 257 adds a
+/// one-lane tile; 63: a partial AVX2 tile with its last vector masked).
 const BATCHES: [usize; 8] = [1, 7, 16, 33, 63, 100, 256, 257];
 
 fn count_for(density: &str, n_in: usize, n_out: usize) -> usize {
@@ -314,8 +348,9 @@ fn transposed_structure_follows_topology_changes() {
     assert_eq!(as_layer(&layer).memory().transposed, 0);
     let l = as_layer(&layer);
     l.backward_data(&dy, &mut dx).unwrap();
-    // Column pointers, row indices and permutation: 4 bytes each.
-    assert_eq!(l.memory().transposed, 4 * (31 + 2 * 150));
+    // Column pointers, row indices and permutation: 4 bytes each; and the segments (one block of
+    // 20 rows: a start and an end offset per column).
+    assert_eq!(l.memory().transposed, 4 * (31 + 2 * 150) + 4 * 2 * 30);
     if let Layer::Sparse(s) = &l {
         layer = s.clone();
     }

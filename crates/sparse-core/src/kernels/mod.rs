@@ -2,9 +2,9 @@
 //!
 //! Sparse kernels touch only live connections, in feature-major layout (see
 //! [`crate::Activations`]):
-//! - [`sparse_forward`]: `y = W x + b`;
+//! - [`sparse_forward`]: `y = W x + b`, optionally with a fused ReLU ([`Epilogue`]);
 //! - [`sparse_backward_data`]: `dx = Wᵀ dy`, gathered per input over the transposed structure
-//!   ([`Transposed`]);
+//!   ([`Transposed`]), optionally multiplied by the ReLU derivative of the layer below;
 //! - [`sparse_weight_grad`]: `dW[j,k] = Σ_b dy[j,b] · x[k,b]` at stored positions only;
 //! - [`bias_grad`]: `db[j] = Σ_b dy[j,b]`.
 //!
@@ -38,7 +38,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::activations::Activations;
-use crate::csr::{ColIndex, Csr, Transposed};
+use crate::csr::{ColIndex, Csr, Segments, Transposed};
 use crate::error::{Error, Result};
 use crate::flops::{FlopCounter, KernelKind};
 
@@ -201,6 +201,56 @@ pub fn with_isa<R>(isa: Isa, f: impl FnOnce() -> R) -> Result<R> {
     Ok(f())
 }
 
+/// What a product does to each result before storing it (fused into the sparse kernels, a
+/// separate pass after a dense product).
+#[derive(Debug, Clone, Copy)]
+pub enum Epilogue<'a> {
+    /// Store as computed.
+    None,
+    /// `max(r, 0)`: the output of a ReLU layer.
+    Relu,
+    /// `h > 0 ? r : 0`, with `h` of the result's shape: the gradient through a ReLU whose output
+    /// was `h`.
+    ReluGrad(&'a Activations),
+}
+
+impl Epilogue<'_> {
+    /// Applies the epilogue to the `batch` live lanes of every row of `y` (the plain-Rust form,
+    /// for the portable kernels and dense layers).
+    pub fn apply(self, y: &mut Activations) {
+        match self {
+            Epilogue::None => {}
+            Epilogue::Relu => {
+                for f in 0..y.features() {
+                    y.row_mut(f).iter_mut().for_each(|v| *v = v.max(0.0));
+                }
+            }
+            Epilogue::ReluGrad(h) => {
+                for f in 0..y.features() {
+                    for (d, &a) in y.row_mut(f).iter_mut().zip(h.row(f)) {
+                        *d = if a > 0.0 { *d } else { 0.0 };
+                    }
+                }
+            }
+        }
+    }
+
+    fn check(self, y: &Activations) {
+        if let Epilogue::ReluGrad(h) = self {
+            assert_shape("ReLU output", h, y.features(), y.batch());
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn post(self) -> x86::Post {
+        match self {
+            Epilogue::None => x86::Post::Store,
+            Epilogue::Relu => x86::Post::Relu,
+            Epilogue::ReluGrad(h) => x86::Post::Mask(h.as_slice().as_ptr(), h.stride()),
+        }
+    }
+}
+
 fn assert_shape(what: &str, a: &Activations, features: usize, batch: usize) {
     assert!(
         a.features() == features && a.batch() == batch,
@@ -210,45 +260,81 @@ fn assert_shape(what: &str, a: &Activations, features: usize, batch: usize) {
     );
 }
 
-/// `y = W x + b` for CSR `W` (`n_out × n_in`), `x` (`n_in × batch`), `y` (`n_out × batch`).
+/// `y = epilogue(W x + b)` for CSR `W` (`n_out × n_in`) with column-block segments `seg`
+/// (from [`Segments::of`] on `w`'s structure), `x` (`n_in × batch`), `y` (`n_out × batch`).
 ///
 /// # Panics
-/// If shapes disagree.
+/// If shapes disagree or `seg` does not fit `w` ([`Segments::fits`]).
 pub fn sparse_forward<I: ColIndex>(
     w: &Csr<I>,
+    seg: &Segments,
     bias: &[f32],
     x: &Activations,
     y: &mut Activations,
+    epilogue: Epilogue<'_>,
     flops: &FlopCounter,
 ) {
     let batch = x.batch();
     assert_eq!(bias.len(), w.n_rows(), "bias length");
     assert_shape("input", x, w.n_cols(), batch);
     assert_shape("output", y, w.n_rows(), batch);
+    assert!(seg.fits(w.row_ptr()), "segments do not fit the weights");
+    epilogue.check(y);
     let (xs, ys) = (x.stride(), y.stride());
     match active_isa() {
         #[cfg(target_arch = "x86_64")]
         isa @ (Isa::Avx2 | Isa::Avx512) => {
-            let (ptr, idx, val) = (w.row_ptr(), w.col_idx(), w.values());
+            let (s, parts, idx, val) = (seg.as_slice(), seg.parts(), w.col_idx(), w.values());
             let (xp, yp) = (x.as_slice().as_ptr(), y.as_mut_slice().as_mut_ptr());
-            // SAFETY: `isa` is active only if the CPU supports it (checked when chosen); the CSR
-            // invariants make `ptr` valid offsets into `idx` with every index below `n_cols`,
-            // the rows `x` holds; `y` holds `n_rows` rows; both strides cover `batch` lanes, and
-            // `y` is a unique borrow distinct from `x`.
+            let (post, rows) = (epilogue.post(), 0..w.n_rows());
+            // SAFETY: `isa` is active only if the CPU supports it (checked when chosen); `seg`
+            // fits `w`, so its offsets are valid and increasing within each row of `idx` (whose
+            // indices are below `n_cols`, the rows `x` holds); `y` and a ReLU mask hold
+            // `n_rows` rows; all strides cover `batch` lanes, and `y` is a unique borrow
+            // distinct from `x`.
             unsafe {
                 if isa == Isa::Avx512 {
-                    x86::avx512::spmm::<I>(ptr, idx, val, Some(bias), xp, xs, yp, ys, batch)
+                    x86::avx512::spmm::<I>(
+                        s,
+                        parts,
+                        idx,
+                        val,
+                        Some(bias),
+                        xp,
+                        xs,
+                        yp,
+                        ys,
+                        batch,
+                        rows,
+                        post,
+                    )
                 } else {
-                    x86::avx2::spmm::<I>(ptr, idx, val, Some(bias), xp, xs, yp, ys, batch)
+                    x86::avx2::spmm::<I>(
+                        s,
+                        parts,
+                        idx,
+                        val,
+                        Some(bias),
+                        xp,
+                        xs,
+                        yp,
+                        ys,
+                        batch,
+                        rows,
+                        post,
+                    )
                 }
             }
         }
-        _ => portable::forward(w, bias, x.as_slice(), xs, y.as_mut_slice(), ys, batch),
+        _ => {
+            portable::forward(w, bias, x.as_slice(), xs, y.as_mut_slice(), ys, batch);
+            epilogue.apply(y);
+        }
     }
     flops.add(KernelKind::Forward, 2 * (w.nnz() * batch) as u64);
 }
 
-/// `dx = Wᵀ dy` for CSR `W` (`n_out × n_in`) with transposed structure `t` (from
+/// `dx = epilogue(Wᵀ dy)` for CSR `W` (`n_out × n_in`) with transposed structure `t` (from
 /// [`Transposed::of`]`(w)` or any matrix of the same topology), `dy` (`n_out × batch`), `dx`
 /// (`n_in × batch`); `dx` is overwritten.
 ///
@@ -259,55 +345,69 @@ pub fn sparse_backward_data<I: ColIndex>(
     t: &Transposed,
     dy: &Activations,
     dx: &mut Activations,
+    epilogue: Epilogue<'_>,
     flops: &FlopCounter,
 ) {
     let batch = dy.batch();
     assert!(t.fits(w), "transposed structure does not fit the weights");
     assert_shape("output gradient", dy, w.n_rows(), batch);
     assert_shape("input gradient", dx, w.n_cols(), batch);
+    epilogue.check(dx);
     let (dys, dxs) = (dy.stride(), dx.stride());
     match active_isa() {
         #[cfg(target_arch = "x86_64")]
         isa @ (Isa::Avx2 | Isa::Avx512) => {
-            let (ptr, idx, val) = (t.col_ptr(), t.rows(), w.values());
+            let seg = t.segments();
+            let (s, parts, idx, val) = (seg.as_slice(), seg.parts(), t.rows(), w.values());
             let (dyp, dxp) = (dy.as_slice().as_ptr(), dx.as_mut_slice().as_mut_ptr());
+            let (post, rows) = (epilogue.post(), 0..w.n_cols());
             GATHERED.with_borrow_mut(|tv| {
                 // The values in transposed order, gathered once per call (not once per tile).
                 tv.clear();
                 tv.extend(t.perm().iter().map(|&p| val[p as usize]));
-                // SAFETY: `isa` is supported (checked when chosen); `t` fits `w`, so its offsets
-                // are valid for `idx` and `tv` (both `nnz` long) and every row index is below
-                // `n_rows`, the rows `dy` holds; `dx` holds `n_cols` rows; strides cover `batch`
-                // lanes and `dx` is a unique borrow distinct from `dy`.
+                // SAFETY: `isa` is supported (checked when chosen); `t` fits `w` and its
+                // segments were built from its own offsets, so they are valid, increasing
+                // offsets for `idx` and `tv` (both `nnz` long) and every row index is below
+                // `n_rows`, the rows `dy` holds; `dx` and a ReLU mask hold `n_cols` rows;
+                // strides cover `batch` lanes and `dx` is a unique borrow distinct from `dy`.
                 unsafe {
                     if isa == Isa::Avx512 {
-                        x86::avx512::spmm::<u32>(ptr, idx, tv, None, dyp, dys, dxp, dxs, batch)
+                        x86::avx512::spmm::<u32>(
+                            s, parts, idx, tv, None, dyp, dys, dxp, dxs, batch, rows, post,
+                        )
                     } else {
-                        x86::avx2::spmm::<u32>(ptr, idx, tv, None, dyp, dys, dxp, dxs, batch)
+                        x86::avx2::spmm::<u32>(
+                            s, parts, idx, tv, None, dyp, dys, dxp, dxs, batch, rows, post,
+                        )
                     }
                 }
             });
         }
-        _ => portable::backward_data(
-            t,
-            w.values(),
-            dy.as_slice(),
-            dys,
-            dx.as_mut_slice(),
-            dxs,
-            batch,
-        ),
+        _ => {
+            portable::backward_data(
+                t,
+                w.values(),
+                dy.as_slice(),
+                dys,
+                dx.as_mut_slice(),
+                dxs,
+                batch,
+            );
+            epilogue.apply(dx);
+        }
     }
     flops.add(KernelKind::BackwardData, 2 * (w.nnz() * batch) as u64);
 }
 
-/// Weight gradient at the stored positions of `w`: `grad[i]` for the `i`-th stored entry
-/// `(j, k)` is `Σ_b dy[j,b] · x[k,b]`; `grad` (length `nnz`) is overwritten.
+/// Weight gradient at the stored positions of `w` (with column-block segments `seg`, as for
+/// [`sparse_forward`]): `grad[i]` for the `i`-th stored entry `(j, k)` is
+/// `Σ_b dy[j,b] · x[k,b]`; `grad` (length `nnz`) is overwritten.
 ///
 /// # Panics
-/// If shapes disagree.
+/// If shapes disagree or `seg` does not fit `w`.
 pub fn sparse_weight_grad<I: ColIndex>(
     w: &Csr<I>,
+    seg: &Segments,
     dy: &Activations,
     x: &Activations,
     grad: &mut [f32],
@@ -317,20 +417,27 @@ pub fn sparse_weight_grad<I: ColIndex>(
     assert_eq!(grad.len(), w.nnz(), "gradient length");
     assert_shape("output gradient", dy, w.n_rows(), batch);
     assert_shape("input", x, w.n_cols(), batch);
+    assert!(seg.fits(w.row_ptr()), "segments do not fit the weights");
     let (dys, xs) = (dy.stride(), x.stride());
     match active_isa() {
         #[cfg(target_arch = "x86_64")]
         isa @ (Isa::Avx2 | Isa::Avx512) => {
-            let (ptr, idx) = (w.row_ptr(), w.col_idx());
-            let (dyp, xp) = (dy.as_slice().as_ptr(), x.as_slice().as_ptr());
-            // SAFETY: `isa` is supported (checked when chosen); the CSR invariants make `ptr`
-            // valid offsets into `idx` with indices below `n_cols` (the rows `x` holds); `dy`
-            // holds `n_rows` rows; `grad` has `nnz` entries; strides cover `batch` lanes.
+            let (s, parts, idx) = (seg.as_slice(), seg.parts(), w.col_idx());
+            let (dyp, xp, g) = (
+                dy.as_slice().as_ptr(),
+                x.as_slice().as_ptr(),
+                grad.as_mut_ptr(),
+            );
+            let rows = 0..w.n_rows();
+            // SAFETY: `isa` is supported (checked when chosen); `seg` fits `w`, so its offsets
+            // are valid and increasing within each row of `idx` (indices below `n_cols`, the
+            // rows `x` holds); `dy` holds `n_rows` rows; `grad` has `nnz` entries and is a
+            // unique borrow; strides cover `batch` lanes.
             unsafe {
                 if isa == Isa::Avx512 {
-                    x86::avx512::sddmm::<I>(ptr, idx, dyp, dys, xp, xs, grad, batch)
+                    x86::avx512::sddmm::<I>(s, parts, idx, dyp, dys, xp, xs, g, batch, rows)
                 } else {
-                    x86::avx2::sddmm::<I>(ptr, idx, dyp, dys, xp, xs, grad, batch)
+                    x86::avx2::sddmm::<I>(s, parts, idx, dyp, dys, xp, xs, g, batch, rows)
                 }
             }
         }
@@ -351,7 +458,7 @@ pub fn bias_grad(dy: &Activations, grad: &mut [f32], flops: &FlopCounter) {
     flops.add(KernelKind::BiasGrad, (dy.features() * dy.batch()) as u64);
 }
 
-/// `y = W x + b` for dense row-major `W` (`n_out × n_in`).
+/// `y = epilogue(W x + b)` for dense row-major `W` (`n_out × n_in`).
 ///
 /// # Panics
 /// If shapes disagree.
@@ -360,24 +467,35 @@ pub fn dense_forward(
     bias: &[f32],
     x: &Activations,
     y: &mut Activations,
+    epilogue: Epilogue<'_>,
     flops: &FlopCounter,
 ) {
     let (n_out, n_in, batch) = (bias.len(), x.features(), x.batch());
     assert_eq!(w.len(), n_out * n_in, "dense weight length");
     assert_shape("output", y, n_out, batch);
+    epilogue.check(y);
     dense::forward(w, bias, x, y);
+    epilogue.apply(y);
     flops.add(KernelKind::Forward, 2 * (n_out * n_in * batch) as u64);
 }
 
-/// `dx = Wᵀ dy` for dense row-major `W` (`n_out × n_in`); `dx` is overwritten.
+/// `dx = epilogue(Wᵀ dy)` for dense row-major `W` (`n_out × n_in`); `dx` is overwritten.
 ///
 /// # Panics
 /// If shapes disagree.
-pub fn dense_backward_data(w: &[f32], dy: &Activations, dx: &mut Activations, flops: &FlopCounter) {
+pub fn dense_backward_data(
+    w: &[f32],
+    dy: &Activations,
+    dx: &mut Activations,
+    epilogue: Epilogue<'_>,
+    flops: &FlopCounter,
+) {
     let (n_out, n_in, batch) = (dy.features(), dx.features(), dy.batch());
     assert_eq!(w.len(), n_out * n_in, "dense weight length");
     assert_shape("input gradient", dx, n_in, batch);
+    epilogue.check(dx);
     dense::backward_data(w, dy, dx);
+    epilogue.apply(dx);
     flops.add(KernelKind::BackwardData, 2 * (n_out * n_in * batch) as u64);
 }
 

@@ -5,26 +5,35 @@
 //! carries `#[target_feature]`, so the helpers inline into the kernels and nothing here runs on
 //! a CPU without the features (the dispatcher checks with `is_x86_feature_detected!`).
 //!
-//! Layout facts these kernels rely on (measured on this project's AVX-512 machine, see
-//! `DESIGN.md` §2): activations are feature-major with 64-byte aligned rows; the batch is cut in
-//! tiles of 64 floats (32 in the prototype of DESIGN.md; 64 measured slightly faster here at
-//! batch 100, where it leaves one partial tile instead of three full ones and a sliver), the
-//! tile loop is outermost so one tile of every input row stays in L1 or L2
-//! while all output rows are computed; the loop over connections is unrolled twice with two
-//! independent accumulator sets. The last, partial tile uses masked loads and stores, so the
-//! kernels read and write only the first `batch` lanes of each row (the padding contract of
-//! [`crate::Activations`]).
+//! What bounds these kernels on the AVX-512 machine they were tuned on is not the FMA units but
+//! the load ports and the L1 cache: every vector product of a connection loads one vector of an
+//! input row, and each connection also loads its index and value. So:
+//! - activations are feature-major with 64-byte aligned rows (see [`crate::Activations`]);
+//! - the batch is cut into tiles of up to 8 vectors (AVX-512: 128 floats, so TD3's batch of 100
+//!   is one tile and a connection's index and value are loaded once for 7 vector products;
+//!   AVX2: 32 floats, which keeps both accumulator sets in its 16 registers);
+//! - within a tile, the inputs are taken in blocks of [`crate::csr::Segments::BLOCK`] rows and
+//!   every output row takes its connections from one block before the next block starts, so the
+//!   block's input rows (64 × 448 bytes at batch 100) stay in L1 instead of streaming from L2
+//!   for every output row. Measured on the 256×256 layer at density 0.5, batch 100: unblocked
+//!   64-float tiles reached 80 GFLOPS (forward) and 59 (weight gradient); larger unblocked tiles
+//!   were slower still (the inputs spill from L1);
+//! - connections are unrolled twice with two independent accumulator sets;
+//! - the last, partial vector of a tile uses masked loads and stores, so the kernels read and
+//!   write only the first `batch` lanes of each row (the padding contract of
+//!   [`crate::Activations`]).
 //!
 //! Two kernels cover the three products:
-//! - `spmm`: `y[j] = init_j + Σ_e val_e · x[idx_e]` over a compressed row structure. Forward
-//!   runs it on the CSR arrays with the bias as `init`; backward-data runs it on the transposed
-//!   structure ([`crate::csr::Transposed`]) with values gathered through its permutation and
-//!   `init = 0` — a gather, with no scattered writes.
-//! - `sddmm`: `grad_e = Σ_b dy[j,b] · x[k,b]` at the stored positions, tile by tile, each tile's
-//!   partial dot product reduced horizontally and added to `grad_e`.
-
-/// Floats per batch tile.
-const TILE: usize = 64;
+//! - `spmm`: `y[j] = post(init_j + Σ_e val_e · x[idx_e])` over a compressed row structure.
+//!   Forward runs it on the CSR arrays with the bias as `init` (and a fused ReLU as `post` in
+//!   hidden layers); backward-data runs it on the transposed structure
+//!   ([`crate::csr::Transposed`]) with values gathered through its permutation, `init = 0` and
+//!   the ReLU derivative of the layer below as `post` — a gather, with no scattered writes.
+//! - `sddmm`: `grad_e = Σ_b dy[j,b] · x[k,b]` at the stored positions, each tile's partial dot
+//!   products reduced horizontally eight connections at a time.
+//!
+//! Both take a range of output rows, so the rows of one product can be split between threads
+//! without changing any result.
 
 /// Calls `$f::<$g, NV, MASKED>(args)` for the run-time `(nv, masked)` of a partial tile
 /// (`1 ≤ nv ≤ 8` vectors, the last one masked or not).
@@ -52,15 +61,29 @@ macro_rules! by_width {
     };
 }
 
+/// What `spmm` does to a result on the last column block, before storing it.
+#[derive(Clone, Copy)]
+pub(in crate::kernels) enum Post {
+    /// Store as computed.
+    Store,
+    /// `max(r, 0)`.
+    Relu,
+    /// `h > 0 ? r : 0`, with `h` the rows at this pointer (same shape as the output) and this
+    /// stride: the gradient through a ReLU whose output was `h`.
+    Mask(*const f32, usize),
+}
+
 /// Expands the kernels for one instruction set. The invoking module defines `V` (vector), `W`
-/// (lanes), `Mask`, and the helpers `zero`, `splat`, `add`, `fma`, `mask`, `load`, `loadm`,
-/// `store`, `storem`, `hsum`, all with the feature list `$feat`.
+/// (lanes), `TILE` (floats per batch tile, at most 8 vectors), `Mask`, and the helpers `zero`,
+/// `splat`, `add`, `fma`, `max0`, `keep_pos`, `mask`, `load`, `loadm`, `store`, `storem`,
+/// `hsum`, `hsum2`, `acc8`, all with the feature list `$feat`.
 macro_rules! simd_kernels {
     ($feat:literal) => {
+        use super::Post;
         use crate::csr::ColIndex;
 
         /// Vectors per full tile.
-        const TV: usize = super::TILE / W;
+        const TV: usize = TILE / W;
 
         /// Loads vector `l` of a tile of `nv` vectors starting at `p`; the last one masked when
         /// `MASKED`.
@@ -98,31 +121,39 @@ macro_rules! simd_kernels {
             }
         }
 
-        /// One output row over one tile of `NV` vectors: `out = init + Σ val · x[idx]` over the
-        /// row's entries `idx` and values `val` (same length).
+        /// One output row's segment over one tile of `NV` vectors:
+        /// `out = start + Σ val · x[idx]`, where `start` is `init` (first block) or the tile
+        /// already in `out` (later blocks); on the last block `post` is applied before the
+        /// store.
         ///
         /// # Safety
-        /// For every `k` in `idx`, the tile lanes of `x + k·xs` must be readable, and the tile
-        /// lanes of `out` writable (lanes as [`ld`] addresses them).
+        /// For every `k` in `idx`, the tile lanes of `x + k·xs` must be readable, the tile
+        /// lanes of `out` readable and writable, and those of a [`Post::Mask`] row readable
+        /// (lanes as [`ld`] addresses them).
         #[inline]
         #[target_feature(enable = $feat)]
         #[allow(clippy::too_many_arguments)]
         unsafe fn spmm_tile<J: ColIndex, const NV: usize, const MASKED: bool>(
             idx: &[J],
             val: &[f32],
-            init: f32,
+            init: Option<f32>,
             x: *const f32,
             xs: usize,
             out: *mut f32,
             m: Mask,
+            post: Option<Post>,
         ) {
-            let v_at = |i: usize| val[i];
-            let mut a = [splat(init); NV];
+            let mut a = [zero(); NV];
+            match init {
+                Some(v) => a = [splat(v); NV],
+                // SAFETY: the caller guarantees the tile lanes of `out` are readable.
+                None => (0..NV).for_each(|l| a[l] = unsafe { ld::<MASKED>(out, l, NV, m) }),
+            }
             let mut b = [zero(); NV];
             let pairs = idx.len() / 2;
             for p in 0..pairs {
                 let (i0, i1) = (2 * p, 2 * p + 1);
-                let (v0, v1) = (splat(v_at(i0)), splat(v_at(i1)));
+                let (v0, v1) = (splat(val[i0]), splat(val[i1]));
                 // SAFETY: the caller guarantees the rows of every index in `idx` are readable.
                 let (p0, p1) = unsafe { (x.add(idx[i0].col() * xs), x.add(idx[i1].col() * xs)) };
                 for l in 0..NV {
@@ -135,7 +166,7 @@ macro_rules! simd_kernels {
             }
             if idx.len() % 2 == 1 {
                 let i = idx.len() - 1;
-                let v = splat(v_at(i));
+                let v = splat(val[i]);
                 // SAFETY: as above.
                 let p = unsafe { x.add(idx[i].col() * xs) };
                 for l in 0..NV {
@@ -144,23 +175,35 @@ macro_rules! simd_kernels {
                 }
             }
             for l in 0..NV {
+                let r = add(a[l], b[l]);
+                let r = match post {
+                    None | Some(Post::Store) => r,
+                    Some(Post::Relu) => max0(r),
+                    // SAFETY: the caller guarantees the mask row's tile lanes are readable.
+                    Some(Post::Mask(h, _)) => keep_pos(r, unsafe { ld::<MASKED>(h, l, NV, m) }),
+                };
                 // SAFETY: the caller guarantees the tile lanes of `out` are writable.
-                unsafe { st::<MASKED>(out, l, NV, m, add(a[l], b[l])) };
+                unsafe { st::<MASKED>(out, l, NV, m, r) };
             }
         }
 
-        /// `y[j] = init_j + Σ_{e ∈ ptr[j]..ptr[j+1]} val[e] · x[idx[e]]` for every row `j`, where
-        /// `init_j` is `bias[j]` (or 0 without a bias).
+        /// `y[j] = post(init_j + Σ_{e of row j} val[e] · x[idx[e]])` for the rows `rows`, where
+        /// `init_j` is `bias[j]` (or 0 without a bias) and row `j`'s entries are cut into
+        /// column blocks by `seg` (`parts + 1` offsets per row, see
+        /// [`crate::csr::Segments`]). Block by block, so one block of input rows stays in L1.
         ///
         /// # Safety
-        /// The CPU supports the module's features; `ptr` is a valid offset array into `idx` and
-        /// `val`; `bias`, if given, has a value per row;
-        /// `x` holds `max(idx) + 1` rows of stride `xs ≥ batch` and `y` holds `ptr.len() - 1`
-        /// rows of stride `ys ≥ batch`, not overlapping `x`.
+        /// The CPU supports the module's features; `seg` holds `parts + 1` valid, increasing
+        /// offsets into `idx` and `val` for every row of `rows`; `bias`, if given, has a value
+        /// per row; `x` holds `max(idx) + 1` rows of stride `xs ≥ batch`, `y` holds the rows
+        /// `rows` of stride `ys ≥ batch` and does not overlap `x`; a [`Post::Mask`] pointer
+        /// holds the rows `rows` with its stride (≥ batch). No other thread writes the rows
+        /// `rows` of `y` during the call.
         #[target_feature(enable = $feat)]
         #[allow(clippy::too_many_arguments)]
         pub(in crate::kernels) unsafe fn spmm<J: ColIndex>(
-            ptr: &[u32],
+            seg: &[u32],
+            parts: usize,
             idx: &[J],
             val: &[f32],
             bias: Option<&[f32]>,
@@ -169,52 +212,81 @@ macro_rules! simd_kernels {
             y: *mut f32,
             ys: usize,
             batch: usize,
+            rows: std::ops::Range<usize>,
+            post: Post,
         ) {
-            let rows = ptr.len() - 1;
             let mut t = 0;
             while t < batch {
-                let rem = (batch - t).min(super::TILE);
+                let rem = (batch - t).min(TILE);
                 let nv = rem.div_ceil(W);
                 let masked = rem % W != 0;
                 let m = mask(rem - (nv - 1) * W);
-                for j in 0..rows {
-                    let (lo, hi) = (ptr[j] as usize, ptr[j + 1] as usize);
-                    let init = bias.map_or(0.0, |b| b[j]);
-                    let (ri, rv) = (&idx[lo..hi], &val[lo..hi]);
-                    // SAFETY: tile `t..t + rem` lies within the first `batch` lanes of each row,
-                    // which the caller guarantees exist in `x` and `y`.
-                    unsafe {
-                        let (xt, out) = (x.add(t), y.add(j * ys + t));
-                        if nv == TV && !masked {
-                            spmm_tile::<J, TV, false>(ri, rv, init, xt, xs, out, m)
-                        } else {
-                            by_width!(nv, masked, spmm_tile::<J>(ri, rv, init, xt, xs, out, m))
+                for part in 0..parts {
+                    let last = part + 1 == parts;
+                    let (stored, epilogue) = match post {
+                        Post::Store => (true, false),
+                        _ => (false, last),
+                    };
+                    for j in rows.clone() {
+                        let s = j * (parts + 1) + part;
+                        let (lo, hi) = (seg[s] as usize, seg[s + 1] as usize);
+                        if part > 0 && lo == hi && (stored || !epilogue) {
+                            continue;
+                        }
+                        let init = (part == 0).then(|| bias.map_or(0.0, |b| b[j]));
+                        let p = match post {
+                            // SAFETY: the caller guarantees the mask holds the rows `rows`.
+                            Post::Mask(h, hs) => Post::Mask(unsafe { h.add(j * hs + t) }, hs),
+                            other => other,
+                        };
+                        let p = epilogue.then_some(p);
+                        let (ri, rv) = (&idx[lo..hi], &val[lo..hi]);
+                        // SAFETY: tile `t..t + rem` lies within the first `batch` lanes of each
+                        // row, which the caller guarantees exist in `x`, `y` and the mask.
+                        unsafe {
+                            let (xt, out) = (x.add(t), y.add(j * ys + t));
+                            if nv == TV && !masked {
+                                spmm_tile::<J, TV, false>(ri, rv, init, xt, xs, out, m, p)
+                            } else {
+                                by_width!(
+                                    nv,
+                                    masked,
+                                    spmm_tile::<J>(ri, rv, init, xt, xs, out, m, p)
+                                )
+                            }
                         }
                     }
                 }
-                t += super::TILE;
+                t += TILE;
             }
         }
 
-        /// One output row's connections over one tile: `grad_e += Σ_lanes dy[j] · x[idx_e]`.
+        /// One output row's segment over one tile: `grad_e (+)= Σ_lanes dy[j] · x[idx_e]`,
+        /// added to `grad` when `accumulate`, stored otherwise.
         ///
         /// # Safety
-        /// As [`spmm_tile`] for `dy` (one row) and the rows of `x` named by `idx`.
+        /// As [`spmm_tile`] for `dy` (one row) and the rows of `x` named by `idx`; `grad` holds
+        /// `idx.len()` writable floats.
         #[inline]
         #[target_feature(enable = $feat)]
         unsafe fn sddmm_tile<J: ColIndex, const NV: usize, const MASKED: bool>(
             idx: &[J],
-            grad: &mut [f32],
+            grad: *mut f32,
             dy: *const f32,
             x: *const f32,
             xs: usize,
             m: Mask,
+            accumulate: bool,
         ) {
             let mut d = [zero(); NV];
             for (l, dl) in d.iter_mut().enumerate() {
                 // SAFETY: the caller guarantees the tile lanes of the `dy` row are readable.
                 *dl = unsafe { ld::<MASKED>(dy, l, NV, m) };
             }
+            let put = |i: usize, v: f32| {
+                // SAFETY: `i < idx.len()`, which the caller guarantees `grad` holds.
+                unsafe { *grad.add(i) = if accumulate { *grad.add(i) + v } else { v } }
+            };
             // Groups of 8 connections share one transposing reduction of their partial sums.
             let groups = idx.len() / 8;
             for gi in 0..groups {
@@ -231,14 +303,13 @@ macro_rules! simd_kernels {
                         s[c] = fma(d[l], unsafe { ld::<MASKED>(rows[c], l, NV, m) }, s[c]);
                     }
                 }
-                let g: &mut [f32; 8] = (&mut grad[base..base + 8]).try_into().expect("8 slots");
-                acc8(g, s);
+                // SAFETY: `base + 8 <= idx.len()`, which `grad` holds.
+                unsafe { acc8(grad.add(base), s, accumulate) };
             }
             let done = 8 * groups;
-            let (idx, grad) = (&idx[done..], &mut grad[done..]);
-            let pairs = idx.len() / 2;
+            let pairs = (idx.len() - done) / 2;
             for p in 0..pairs {
-                let (i0, i1) = (2 * p, 2 * p + 1);
+                let (i0, i1) = (done + 2 * p, done + 2 * p + 1);
                 // SAFETY: the caller guarantees the rows of every index in `idx` are readable.
                 let (p0, p1) = unsafe { (x.add(idx[i0].col() * xs), x.add(idx[i1].col() * xs)) };
                 let (mut s0, mut s1) = (zero(), zero());
@@ -250,10 +321,10 @@ macro_rules! simd_kernels {
                     s1 = fma(d[l], x1, s1);
                 }
                 let (h0, h1) = hsum2(s0, s1);
-                grad[i0] += h0;
-                grad[i1] += h1;
+                put(i0, h0);
+                put(i1, h1);
             }
-            if idx.len() % 2 == 1 {
+            if (idx.len() - done) % 2 == 1 {
                 let i = idx.len() - 1;
                 // SAFETY: as above.
                 let p = unsafe { x.add(idx[i].col() * xs) };
@@ -262,52 +333,67 @@ macro_rules! simd_kernels {
                     // SAFETY: as above.
                     s = fma(d[l], unsafe { ld::<MASKED>(p, l, NV, m) }, s);
                 }
-                grad[i] += hsum(s);
+                put(i, hsum(s));
             }
         }
 
-        /// `grad[e] = Σ_b dy[j,b] · x[k,b]` for every stored entry `e = (j, k)` of the
-        /// structure `(ptr, idx)`; `grad` is overwritten.
+        /// `grad[e] = Σ_b dy[j,b] · x[k,b]` for every stored entry `e = (j, k)` of the rows
+        /// `rows`, whose entries `seg` cuts into column blocks as for [`spmm`]; those slots of
+        /// `grad` are overwritten.
         ///
         /// # Safety
-        /// The CPU supports the module's features; `ptr` is a valid offset array into `idx`
-        /// with `grad.len() == idx.len()`; `dy` holds `ptr.len() - 1` rows of stride
-        /// `dys ≥ batch` and `x` holds `max(idx) + 1` rows of stride `xs ≥ batch`.
+        /// The CPU supports the module's features; `seg` holds `parts + 1` valid, increasing
+        /// offsets into `idx` for every row of `rows`, and `grad` as many floats as `idx`;
+        /// `dy` holds the rows `rows` with stride `dys ≥ batch` and `x` holds `max(idx) + 1`
+        /// rows of stride `xs ≥ batch`. No other thread touches the slots of `grad` the rows
+        /// `rows` own during the call.
         #[target_feature(enable = $feat)]
         #[allow(clippy::too_many_arguments)]
         pub(in crate::kernels) unsafe fn sddmm<J: ColIndex>(
-            ptr: &[u32],
+            seg: &[u32],
+            parts: usize,
             idx: &[J],
             dy: *const f32,
             dys: usize,
             x: *const f32,
             xs: usize,
-            grad: &mut [f32],
+            grad: *mut f32,
             batch: usize,
+            rows: std::ops::Range<usize>,
         ) {
-            grad.fill(0.0);
-            let rows = ptr.len() - 1;
             let mut t = 0;
             while t < batch {
-                let rem = (batch - t).min(super::TILE);
+                let rem = (batch - t).min(TILE);
                 let nv = rem.div_ceil(W);
                 let masked = rem % W != 0;
                 let m = mask(rem - (nv - 1) * W);
-                for j in 0..rows {
-                    let (lo, hi) = (ptr[j] as usize, ptr[j + 1] as usize);
-                    let (ri, g) = (&idx[lo..hi], &mut grad[lo..hi]);
-                    // SAFETY: tile `t..t + rem` lies within the first `batch` lanes of each row,
-                    // which the caller guarantees exist in `dy` and `x`.
-                    unsafe {
-                        let (d, xt) = (dy.add(j * dys + t), x.add(t));
-                        if nv == TV && !masked {
-                            sddmm_tile::<J, TV, false>(ri, g, d, xt, xs, m)
-                        } else {
-                            by_width!(nv, masked, sddmm_tile::<J>(ri, g, d, xt, xs, m))
+                let accumulate = t > 0;
+                for part in 0..parts {
+                    for j in rows.clone() {
+                        let s = j * (parts + 1) + part;
+                        let (lo, hi) = (seg[s] as usize, seg[s + 1] as usize);
+                        if lo == hi {
+                            continue;
+                        }
+                        let ri = &idx[lo..hi];
+                        // SAFETY: tile `t..t + rem` lies within the first `batch` lanes of each
+                        // row, which the caller guarantees exist in `dy` and `x`; `lo..hi`
+                        // are slots of `grad`.
+                        unsafe {
+                            let (d, xt, g) = (dy.add(j * dys + t), x.add(t), grad.add(lo));
+                            if nv == TV && !masked {
+                                sddmm_tile::<J, TV, false>(ri, g, d, xt, xs, m, accumulate)
+                            } else {
+                                by_width!(
+                                    nv,
+                                    masked,
+                                    sddmm_tile::<J>(ri, g, d, xt, xs, m, accumulate)
+                                )
+                            }
                         }
                     }
                 }
-                t += super::TILE;
+                t += TILE;
             }
         }
     };
@@ -320,6 +406,23 @@ pub(super) mod avx512 {
     type V = __m512;
     type Mask = __mmask16;
     const W: usize = 16;
+    /// A tile of 128 floats (8 vectors): TD3's batch of 100 in one tile, so each connection
+    /// costs one index and value load for 7 vector products.
+    const TILE: usize = 128;
+
+    /// `max(v, 0)`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn max0(v: V) -> V {
+        _mm512_max_ps(v, _mm512_setzero_ps())
+    }
+
+    /// `h > 0 ? v : 0`, lane by lane.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn keep_pos(v: V, h: V) -> V {
+        _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(h, _mm512_setzero_ps()), v)
+    }
 
     #[inline]
     #[target_feature(enable = "avx512f")]
@@ -415,11 +518,15 @@ pub(super) mod avx512 {
         )
     }
 
-    /// Adds the horizontal sum of each of the 8 vectors `s` to the matching slot of `g`, by a
-    /// transposing reduction (three folding levels shared across the vectors).
+    /// Adds (or, unless `accumulate`, stores) the horizontal sum of each of the 8 vectors `s`
+    /// at the matching one of the 8 floats at `g`, by a transposing reduction (three folding
+    /// levels shared across the vectors).
+    ///
+    /// # Safety
+    /// 8 floats at `g` must be readable and writable.
     #[inline]
     #[target_feature(enable = "avx512f,avx2,fma")]
-    fn acc8(g: &mut [f32; 8], s: [V; 8]) {
+    unsafe fn acc8(g: *mut f32, s: [V; 8], accumulate: bool) {
         // Level 1, per pair (a, b): 128-bit blocks [a0+a2, a1+a3, b0+b2, b1+b3].
         let fold = |a: V, b: V| {
             _mm512_add_ps(
@@ -450,10 +557,14 @@ pub(super) mod avx512 {
         // Gather lanes 0, 4, 8, 12 (connections 0..4) then 1, 5, 9, 13 (4..8).
         let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0);
         let sums = _mm512_castps512_ps256(_mm512_permutexvar_ps(order, t));
-        // SAFETY: `g` is exactly 8 floats.
+        // SAFETY: the caller guarantees 8 writable floats at `g`.
         unsafe {
-            let p = g.as_mut_ptr();
-            _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), sums));
+            let sums = if accumulate {
+                _mm256_add_ps(_mm256_loadu_ps(g), sums)
+            } else {
+                sums
+            };
+            _mm256_storeu_ps(g, sums);
         }
     }
 
@@ -467,6 +578,22 @@ pub(super) mod avx2 {
     type V = __m256;
     type Mask = __m256i;
     const W: usize = 8;
+    /// A tile of 32 floats (4 vectors): two accumulator sets and the loads fit in 16 registers.
+    const TILE: usize = 32;
+
+    /// `max(v, 0)`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn max0(v: V) -> V {
+        _mm256_max_ps(v, _mm256_setzero_ps())
+    }
+
+    /// `h > 0 ? v : 0`, lane by lane.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn keep_pos(v: V, h: V) -> V {
+        _mm256_and_ps(v, _mm256_cmp_ps::<_CMP_GT_OQ>(h, _mm256_setzero_ps()))
+    }
 
     #[inline]
     #[target_feature(enable = "avx2,fma")]
@@ -559,10 +686,14 @@ pub(super) mod avx2 {
         (_mm_cvtss_f32(t), _mm_cvtss_f32(_mm_movehdup_ps(t)))
     }
 
-    /// Adds the horizontal sum of each of the 8 vectors `s` to the matching slot of `g`.
+    /// Adds (or, unless `accumulate`, stores) the horizontal sum of each of the 8 vectors `s`
+    /// at the matching one of the 8 floats at `g`.
+    ///
+    /// # Safety
+    /// 8 floats at `g` must be readable and writable.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    fn acc8(g: &mut [f32; 8], s: [V; 8]) {
+    unsafe fn acc8(g: *mut f32, s: [V; 8], accumulate: bool) {
         // Pairwise horizontal adds: [a b c d] partial sums per 128-bit half, for 0..4 and 4..8.
         let h0 = _mm256_hadd_ps(_mm256_hadd_ps(s[0], s[1]), _mm256_hadd_ps(s[2], s[3]));
         let h1 = _mm256_hadd_ps(_mm256_hadd_ps(s[4], s[5]), _mm256_hadd_ps(s[6], s[7]));
@@ -571,10 +702,14 @@ pub(super) mod avx2 {
             _mm256_permute2f128_ps::<0x20>(h0, h1),
             _mm256_permute2f128_ps::<0x31>(h0, h1),
         );
-        // SAFETY: `g` is exactly 8 floats.
+        // SAFETY: the caller guarantees 8 writable floats at `g`.
         unsafe {
-            let p = g.as_mut_ptr();
-            _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), sums));
+            let sums = if accumulate {
+                _mm256_add_ps(_mm256_loadu_ps(g), sums)
+            } else {
+                sums
+            };
+            _mm256_storeu_ps(g, sums);
         }
     }
 
