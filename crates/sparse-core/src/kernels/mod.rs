@@ -130,9 +130,6 @@ static DEFAULT: AtomicU8 = AtomicU8::new(0);
 thread_local! {
     /// The per-thread override set by [`with_isa`].
     static OVERRIDE: Cell<Option<Isa>> = const { Cell::new(None) };
-    /// Scratch for backward-data: the values in transposed order.
-    #[cfg(target_arch = "x86_64")]
-    static GATHERED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The implementation `DS_TD3_KERNELS` names: `Ok(None)` when unset, an error when the value is
@@ -294,11 +291,11 @@ pub fn sparse_forward<I: ColIndex>(
             // distinct from `x`.
             unsafe {
                 if isa == Isa::Avx512 {
-                    x86::avx512::spmm::<I>(
+                    x86::avx512::spmm::<I, _>(
                         s,
                         parts,
                         idx,
-                        val,
+                        x86::Direct(val),
                         Some(bias),
                         xp,
                         xs,
@@ -309,11 +306,11 @@ pub fn sparse_forward<I: ColIndex>(
                         post,
                     )
                 } else {
-                    x86::avx2::spmm::<I>(
+                    x86::avx2::spmm::<I, _>(
                         s,
                         parts,
                         idx,
-                        val,
+                        x86::Direct(val),
                         Some(bias),
                         xp,
                         xs,
@@ -361,27 +358,27 @@ pub fn sparse_backward_data<I: ColIndex>(
             let (s, parts, idx, val) = (seg.as_slice(), seg.parts(), t.rows(), w.values());
             let (dyp, dxp) = (dy.as_slice().as_ptr(), dx.as_mut_slice().as_mut_ptr());
             let (post, rows) = (epilogue.post(), 0..w.n_cols());
-            GATHERED.with_borrow_mut(|tv| {
-                // The values in transposed order, gathered once per call (not once per tile).
-                tv.clear();
-                tv.extend(t.perm().iter().map(|&p| val[p as usize]));
-                // SAFETY: `isa` is supported (checked when chosen); `t` fits `w` and its
-                // segments were built from its own offsets, so they are valid, increasing
-                // offsets for `idx` and `tv` (both `nnz` long) and every row index is below
-                // `n_rows`, the rows `dy` holds; `dx` and a ReLU mask hold `n_cols` rows;
-                // strides cover `batch` lanes and `dx` is a unique borrow distinct from `dy`.
-                unsafe {
-                    if isa == Isa::Avx512 {
-                        x86::avx512::spmm::<u32>(
-                            s, parts, idx, tv, None, dyp, dys, dxp, dxs, batch, rows, post,
-                        )
-                    } else {
-                        x86::avx2::spmm::<u32>(
-                            s, parts, idx, tv, None, dyp, dys, dxp, dxs, batch, rows, post,
-                        )
-                    }
+            let val = x86::Permuted {
+                values: val,
+                perm: t.perm(),
+            };
+            // SAFETY: `isa` is supported (checked when chosen); `t` fits `w` and its segments
+            // were built from its own offsets, so they are valid, increasing offsets for `idx`
+            // and the permutation (both `nnz` long, every slot below `nnz`, the length of the
+            // values) and every row index is below `n_rows`, the rows `dy` holds; `dx` and a
+            // ReLU mask hold `n_cols` rows; strides cover `batch` lanes and `dx` is a unique
+            // borrow distinct from `dy`.
+            unsafe {
+                if isa == Isa::Avx512 {
+                    x86::avx512::spmm::<u32, _>(
+                        s, parts, idx, val, None, dyp, dys, dxp, dxs, batch, rows, post,
+                    )
+                } else {
+                    x86::avx2::spmm::<u32, _>(
+                        s, parts, idx, val, None, dyp, dys, dxp, dxs, batch, rows, post,
+                    )
                 }
-            });
+            }
         }
         _ => {
             portable::backward_data(

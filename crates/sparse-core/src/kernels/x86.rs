@@ -38,24 +38,24 @@
 /// Calls `$f::<$g, NV, MASKED>(args)` for the run-time `(nv, masked)` of a partial tile
 /// (`1 ≤ nv ≤ 8` vectors, the last one masked or not).
 macro_rules! by_width {
-    ($nv:expr, $masked:expr, $f:ident::<$g:ty>($($arg:expr),*)) => {
+    ($nv:expr, $masked:expr, $f:ident::<$($g:ty),+>($($arg:expr),*)) => {
         match ($nv, $masked) {
-            (1, false) => $f::<$g, 1, false>($($arg),*),
-            (1, true) => $f::<$g, 1, true>($($arg),*),
-            (2, false) => $f::<$g, 2, false>($($arg),*),
-            (2, true) => $f::<$g, 2, true>($($arg),*),
-            (3, false) => $f::<$g, 3, false>($($arg),*),
-            (3, true) => $f::<$g, 3, true>($($arg),*),
-            (4, false) => $f::<$g, 4, false>($($arg),*),
-            (4, true) => $f::<$g, 4, true>($($arg),*),
-            (5, false) => $f::<$g, 5, false>($($arg),*),
-            (5, true) => $f::<$g, 5, true>($($arg),*),
-            (6, false) => $f::<$g, 6, false>($($arg),*),
-            (6, true) => $f::<$g, 6, true>($($arg),*),
-            (7, false) => $f::<$g, 7, false>($($arg),*),
-            (7, true) => $f::<$g, 7, true>($($arg),*),
-            (8, false) => $f::<$g, 8, false>($($arg),*),
-            (8, true) => $f::<$g, 8, true>($($arg),*),
+            (1, false) => $f::<$($g),+, 1, false>($($arg),*),
+            (1, true) => $f::<$($g),+, 1, true>($($arg),*),
+            (2, false) => $f::<$($g),+, 2, false>($($arg),*),
+            (2, true) => $f::<$($g),+, 2, true>($($arg),*),
+            (3, false) => $f::<$($g),+, 3, false>($($arg),*),
+            (3, true) => $f::<$($g),+, 3, true>($($arg),*),
+            (4, false) => $f::<$($g),+, 4, false>($($arg),*),
+            (4, true) => $f::<$($g),+, 4, true>($($arg),*),
+            (5, false) => $f::<$($g),+, 5, false>($($arg),*),
+            (5, true) => $f::<$($g),+, 5, true>($($arg),*),
+            (6, false) => $f::<$($g),+, 6, false>($($arg),*),
+            (6, true) => $f::<$($g),+, 6, true>($($arg),*),
+            (7, false) => $f::<$($g),+, 7, false>($($arg),*),
+            (7, true) => $f::<$($g),+, 7, true>($($arg),*),
+            (8, false) => $f::<$($g),+, 8, false>($($arg),*),
+            (8, true) => $f::<$($g),+, 8, true>($($arg),*),
             _ => unreachable!("a tile holds at most 8 vectors"),
         }
     };
@@ -73,13 +73,70 @@ pub(in crate::kernels) enum Post {
     Mask(*const f32, usize),
 }
 
+/// Where `spmm` finds the value of entry `e` of a row segment.
+pub(in crate::kernels) trait Values: Copy {
+    /// The value of entry `e` (relative to the segment).
+    fn at(self, e: usize) -> f32;
+}
+
+/// Values stored in entry order (forward: the CSR values).
+#[derive(Clone, Copy)]
+pub(in crate::kernels) struct Direct<'a>(pub &'a [f32]);
+
+impl Values for Direct<'_> {
+    #[inline(always)]
+    fn at(self, e: usize) -> f32 {
+        self.0[e]
+    }
+}
+
+/// Values reached through a permutation (backward-data: the CSR values in transposed order,
+/// `values[perm[e]]`), read in the kernel instead of gathered into a copy first.
+#[derive(Clone, Copy)]
+pub(in crate::kernels) struct Permuted<'a> {
+    /// All values.
+    pub values: &'a [f32],
+    /// The slot of each entry's value.
+    pub perm: &'a [u32],
+}
+
+impl Values for Permuted<'_> {
+    #[inline(always)]
+    fn at(self, e: usize) -> f32 {
+        self.values[self.perm[e] as usize]
+    }
+}
+
+/// Cuts a [`Values`] to one segment.
+pub(in crate::kernels) trait Segment: Values {
+    /// The entries `lo..hi`.
+    fn part(self, lo: usize, hi: usize) -> Self;
+}
+
+impl Segment for Direct<'_> {
+    #[inline(always)]
+    fn part(self, lo: usize, hi: usize) -> Self {
+        Self(&self.0[lo..hi])
+    }
+}
+
+impl Segment for Permuted<'_> {
+    #[inline(always)]
+    fn part(self, lo: usize, hi: usize) -> Self {
+        Self {
+            values: self.values,
+            perm: &self.perm[lo..hi],
+        }
+    }
+}
+
 /// Expands the kernels for one instruction set. The invoking module defines `V` (vector), `W`
 /// (lanes), `TILE` (floats per batch tile, at most 8 vectors), `Mask`, and the helpers `zero`,
 /// `splat`, `add`, `fma`, `max0`, `keep_pos`, `mask`, `load`, `loadm`, `store`, `storem`,
 /// `hsum`, `hsum2`, `acc8`, all with the feature list `$feat`.
 macro_rules! simd_kernels {
     ($feat:literal) => {
-        use super::Post;
+        use super::{Post, Segment};
         use crate::csr::ColIndex;
 
         /// Vectors per full tile.
@@ -133,9 +190,9 @@ macro_rules! simd_kernels {
         #[inline]
         #[target_feature(enable = $feat)]
         #[allow(clippy::too_many_arguments)]
-        unsafe fn spmm_tile<J: ColIndex, const NV: usize, const MASKED: bool>(
+        unsafe fn spmm_tile<J: ColIndex, S: Segment, const NV: usize, const MASKED: bool>(
             idx: &[J],
-            val: &[f32],
+            val: S,
             init: Option<f32>,
             x: *const f32,
             xs: usize,
@@ -153,7 +210,7 @@ macro_rules! simd_kernels {
             let pairs = idx.len() / 2;
             for p in 0..pairs {
                 let (i0, i1) = (2 * p, 2 * p + 1);
-                let (v0, v1) = (splat(val[i0]), splat(val[i1]));
+                let (v0, v1) = (splat(val.at(i0)), splat(val.at(i1)));
                 // SAFETY: the caller guarantees the rows of every index in `idx` are readable.
                 let (p0, p1) = unsafe { (x.add(idx[i0].col() * xs), x.add(idx[i1].col() * xs)) };
                 for l in 0..NV {
@@ -166,7 +223,7 @@ macro_rules! simd_kernels {
             }
             if idx.len() % 2 == 1 {
                 let i = idx.len() - 1;
-                let v = splat(val[i]);
+                let v = splat(val.at(i));
                 // SAFETY: as above.
                 let p = unsafe { x.add(idx[i].col() * xs) };
                 for l in 0..NV {
@@ -201,11 +258,11 @@ macro_rules! simd_kernels {
         /// `rows` of `y` during the call.
         #[target_feature(enable = $feat)]
         #[allow(clippy::too_many_arguments)]
-        pub(in crate::kernels) unsafe fn spmm<J: ColIndex>(
+        pub(in crate::kernels) unsafe fn spmm<J: ColIndex, S: Segment>(
             seg: &[u32],
             parts: usize,
             idx: &[J],
-            val: &[f32],
+            val: S,
             bias: Option<&[f32]>,
             x: *const f32,
             xs: usize,
@@ -240,18 +297,18 @@ macro_rules! simd_kernels {
                             other => other,
                         };
                         let p = epilogue.then_some(p);
-                        let (ri, rv) = (&idx[lo..hi], &val[lo..hi]);
+                        let (ri, rv) = (&idx[lo..hi], val.part(lo, hi));
                         // SAFETY: tile `t..t + rem` lies within the first `batch` lanes of each
                         // row, which the caller guarantees exist in `x`, `y` and the mask.
                         unsafe {
                             let (xt, out) = (x.add(t), y.add(j * ys + t));
                             if nv == TV && !masked {
-                                spmm_tile::<J, TV, false>(ri, rv, init, xt, xs, out, m, p)
+                                spmm_tile::<J, S, TV, false>(ri, rv, init, xt, xs, out, m, p)
                             } else {
                                 by_width!(
                                     nv,
                                     masked,
-                                    spmm_tile::<J>(ri, rv, init, xt, xs, out, m, p)
+                                    spmm_tile::<J, S>(ri, rv, init, xt, xs, out, m, p)
                                 )
                             }
                         }
