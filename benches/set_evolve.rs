@@ -1,11 +1,16 @@
 //! Topology work on a 256×256 layer at density 0.5: one SET evolution (η = 0.05, with Adam and
 //! gradient realignment); one target soft-update-and-prune (τ = 0.005) whose union holds 5%
-//! more connections than the budget, as right after an evolution; and one soft update of
-//! identical topologies (static sparsity).
+//! more connections than the budget, as right after an evolution, with a fresh cache; the same
+//! through one reused `TargetSync` while the online layer keeps changing as in training (small
+//! steps on every weight before each update, a 5% evolution every 500 updates; only the update
+//! is timed); one soft update of identical topologies (static sparsity); and, for scale, a plain
+//! in-place mix of the layer's 32 768 values.
+
+use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
-use set_evolve::{RandomGrowth, evolve_network, soft_update_and_prune};
+use set_evolve::{RandomGrowth, TargetSync, evolve_network, soft_update_and_prune};
 use sparse_core::{Adam, AdamConfig, Grads, Layer, Mlp, Output, SparseLinear};
 
 fn network(rng: &mut StdRng) -> Mlp {
@@ -48,6 +53,42 @@ fn topology(c: &mut Criterion) {
         )
     });
 
+    // One sync for a stream of updates: the online layer steps (untimed) before each.
+    let mut stream_online = online.clone();
+    let mut stream_target = target.clone();
+    let mut sync = TargetSync::new();
+    let mut updates = 0u64;
+    c.bench_function(
+        "TargetSync 256x256 d0.5 (online stepping, evolving every 500)",
+        |b| {
+            b.iter_custom(|iters| {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    updates += 1;
+                    if updates.is_multiple_of(500) {
+                        evolve_network(
+                            &mut stream_online,
+                            None,
+                            None,
+                            0.05,
+                            &mut RandomGrowth,
+                            &mut rng,
+                        )
+                        .expect("evolves");
+                    }
+                    let (w, _) = stream_online.layers_mut()[0].params_mut();
+                    w.iter_mut()
+                        .for_each(|v| *v += rng.random_range(-1e-3..1e-3));
+                    let start = Instant::now();
+                    sync.update(&mut stream_target, &stream_online, 0.005)
+                        .expect("same architecture");
+                    timed += start.elapsed();
+                }
+                timed
+            })
+        },
+    );
+
     // Same topology (always so under static sparsity): mixed in place, nothing to prune.
     let mut same = target.clone();
     let (w, _) = same.layers_mut()[0].params_mut();
@@ -58,6 +99,18 @@ fn topology(c: &mut Criterion) {
             |t| soft_update_and_prune(t, &same, 0.005).expect("same architecture"),
             BatchSize::SmallInput,
         )
+    });
+
+    // The floor: `θ' ← τθ + (1−τ)θ'` over 32 768 values in place.
+    let theta = same.layers()[0].weight_values().to_vec();
+    let mut theta_target = target.layers()[0].weight_values().to_vec();
+    c.bench_function("mix 32768 values", |b| {
+        b.iter(|| {
+            for (a, &o) in theta_target.iter_mut().zip(&theta) {
+                *a = 0.005 * o + 0.995 * *a;
+            }
+            std::hint::black_box(&mut theta_target);
+        })
     });
 }
 

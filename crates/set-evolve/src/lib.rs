@@ -7,7 +7,8 @@
 //! - [`schedule`]: the evolution controller (period `e`, fraction `η`) counting training
 //!   iterations, and per-evolution statistics for the logs.
 //! - [`target`]: the soft update `θ' ← τθ + (1−τ)θ'` of target networks over the union of both
-//!   topologies, pruned back to each layer's connection budget.
+//!   topologies, pruned back to each layer's connection budget ([`TargetSync`] keeps what it
+//!   learns about the two topologies between updates).
 //!
 //! Static sparsity (Static-TD3) is the same machinery with evolution switched off
 //! ([`EvolutionController::disabled`]).
@@ -23,7 +24,7 @@ pub mod target;
 pub use evolve::{LayerChange, evolve_layer, evolve_network, removal_count};
 pub use growth::{GrowthContext, GrowthPolicy, RandomGrowth};
 pub use schedule::{EvolutionController, EvolutionMemory, EvolutionStats, LayerStats};
-pub use target::soft_update_and_prune;
+pub use target::{TargetSync, soft_update_and_prune};
 
 /// Errors of topology operations.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -301,6 +301,7 @@ impl Adam {
 
     /// Applies one update to `mlp` with `grads`.
     pub fn step(&mut self, mlp: &mut Mlp, grads: &Grads) -> Result<()> {
+        let _profile = crate::profile::scope(crate::profile::Part::Adam);
         check_len("optimiser layers", self.layers.len(), mlp.layers().len())?;
         check_len("gradient layers", self.layers.len(), grads.layers().len())?;
         for ((layer, g), st) in mlp.layers().iter().zip(grads.layers()).zip(&self.layers) {

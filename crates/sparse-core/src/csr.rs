@@ -266,6 +266,97 @@ impl<I: ColIndex> Csr<I> {
         (self.row_ptr, self.col_idx, self.values)
     }
 
+    /// Removes the entries in slots `remove` and inserts `insert`, in place.
+    ///
+    /// `remove` holds strictly increasing slots (indices into [`Self::values`]); `insert` holds
+    /// `(position, value)` pairs with strictly increasing flat positions `row * n_cols + col`,
+    /// none live once `remove` is gone, and finite values. Entries keep their row-major order
+    /// and only those between the first and the last change move. The invariants are checked
+    /// for the changed entries alone (`O(changes · log nnz + n_rows)` besides the moves) rather
+    /// than re-validated over the whole matrix: the cheap way to change a few connections of a
+    /// large layer. On error nothing changes.
+    pub fn splice(&mut self, remove: &[usize], insert: &[(usize, f32)]) -> Result<()> {
+        let nnz = self.nnz();
+        if remove.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(Error::InvalidSplice(
+                "removed slots are not strictly increasing",
+            ));
+        }
+        if remove.last().is_some_and(|&s| s >= nnz) {
+            return Err(Error::InvalidSplice(
+                "removed slot beyond the stored entries",
+            ));
+        }
+        let new_nnz = nnz - remove.len() + insert.len();
+        if new_nnz > u32::MAX as usize {
+            return Err(Error::TooManyEntries(new_nnz));
+        }
+        // The slot before which each insertion goes, found before anything moves.
+        let mut slots = Vec::with_capacity(insert.len());
+        for (k, &(p, v)) in insert.iter().enumerate() {
+            let (row, col) = (p / self.n_cols.max(1), p % self.n_cols.max(1));
+            if self.n_cols == 0 || row >= self.n_rows {
+                return Err(Error::ColumnOutOfRange {
+                    row,
+                    col,
+                    n_cols: self.n_cols,
+                });
+            }
+            if k > 0 && insert[k - 1].0 >= p {
+                return Err(if insert[k - 1].0 == p {
+                    Error::DuplicateColumn { row, col }
+                } else {
+                    Error::UnsortedColumns { row, col }
+                });
+            }
+            let at = self.insertion_slot(p);
+            let live = at < self.row_ptr[row + 1] as usize && self.col_idx[at].col() == col;
+            if live && remove.binary_search(&at).is_err() {
+                return Err(Error::DuplicateColumn { row, col });
+            }
+            if !v.is_finite() {
+                return Err(Error::NonFinite {
+                    what: "inserted values",
+                    index: k,
+                    value: v,
+                });
+            }
+            slots.push(at);
+        }
+
+        let cols: Vec<I> = insert
+            .iter()
+            .map(|&(p, _)| I::from_col(p % self.n_cols))
+            .collect();
+        let values: Vec<f32> = insert.iter().map(|&(_, v)| v).collect();
+        splice_vec(&mut self.col_idx, remove, &slots, &cols);
+        splice_vec(&mut self.values, remove, &slots, &values);
+        // Row `j` starts after the kept entries of earlier rows and the insertions into them.
+        let (mut r, mut k) = (0, 0);
+        for j in 1..=self.n_rows {
+            let old = self.row_ptr[j] as usize;
+            while r < remove.len() && remove[r] < old {
+                r += 1;
+            }
+            while k < insert.len() && insert[k].0 / self.n_cols < j {
+                k += 1;
+            }
+            self.row_ptr[j] = (old - r + k) as u32;
+        }
+        Ok(())
+    }
+
+    /// The slot of the entry at flat position `p = row * n_cols + col`, or the slot a new entry
+    /// there would take: the number of stored entries at smaller positions.
+    ///
+    /// # Panics
+    /// If `row >= n_rows`.
+    pub fn insertion_slot(&self, p: usize) -> usize {
+        let (row, col) = (p / self.n_cols, p % self.n_cols);
+        let (lo, hi) = (self.row_ptr[row] as usize, self.row_ptr[row + 1] as usize);
+        lo + self.col_idx[lo..hi].partition_point(|c| c.col() < col)
+    }
+
     /// Bytes held by the column indices.
     pub fn index_bytes(&self) -> usize {
         self.col_idx.len() * std::mem::size_of::<I>()
@@ -304,6 +395,91 @@ impl<I: ColIndex> Csr<I> {
             m.data().to_vec(),
         )
     }
+}
+
+/// Does to a per-entry array what [`Csr::splice`] does to a matrix's entries, so state kept per
+/// connection can follow: removes the elements at indices `remove` (strictly increasing) and
+/// inserts `insert[k]` before the original element `at[k]` (`at` non-decreasing, at most
+/// `v.len()`; an insertion before a removed element takes its place). Only the elements between
+/// the first and the last change move.
+///
+/// # Panics
+/// If the indices break these rules or `at` and `insert` differ in length.
+pub fn splice_vec<T: Copy>(v: &mut Vec<T>, remove: &[usize], at: &[usize], insert: &[T]) {
+    let len = v.len();
+    assert_eq!(
+        at.len(),
+        insert.len(),
+        "one insertion slot per inserted element"
+    );
+    assert!(
+        remove.windows(2).all(|w| w[0] < w[1]) && remove.last().is_none_or(|&r| r < len),
+        "removed indices must be strictly increasing and in range"
+    );
+    assert!(
+        at.windows(2).all(|w| w[0] <= w[1]) && at.last().is_none_or(|&a| a <= len),
+        "insertion slots must be non-decreasing and in range"
+    );
+    let new_len = len - remove.len() + insert.len();
+    // A kept element at old index `x` moves by `shift(x)` = insertions placed before it minus
+    // removals before it. Elements moving left are moved front to back, elements moving right
+    // back to front; no move then overwrites an element still to be moved.
+    let (mut r, mut k, mut shift, mut start) = (0, 0, 0isize, 0);
+    loop {
+        let ins = at.get(k).copied();
+        let rem = remove.get(r).copied();
+        let end = ins.unwrap_or(len).min(rem.unwrap_or(len));
+        if shift < 0 && end > start {
+            v.copy_within(start..end, start.wrapping_add_signed(shift));
+        }
+        match (ins, rem) {
+            (ins, Some(s)) if ins.is_none_or(|a| s < a) => {
+                shift -= 1;
+                r += 1;
+                start = s + 1;
+            }
+            (Some(a), _) => {
+                shift += 1;
+                k += 1;
+                start = a;
+            }
+            (None, _) => break,
+        }
+    }
+    if new_len > len {
+        v.resize(new_len, insert[0]);
+    }
+    let (mut r, mut k, mut end) = (remove.len(), insert.len(), len);
+    loop {
+        let ins = k.checked_sub(1).map(|k| at[k]);
+        let rem = r.checked_sub(1).map(|r| remove[r]);
+        let start = ins.unwrap_or(0).max(rem.map_or(0, |s| s + 1));
+        if shift > 0 && end > start {
+            v.copy_within(start..end, start.wrapping_add_signed(shift));
+        }
+        match (ins, rem) {
+            (Some(a), rem) if rem.is_none_or(|s| s < a) => {
+                shift -= 1;
+                k -= 1;
+                end = a;
+            }
+            (_, Some(s)) => {
+                shift += 1;
+                r -= 1;
+                end = s;
+            }
+            (_, None) => break,
+        }
+    }
+    // Each insertion lands after the kept elements before it and the insertions before it.
+    let mut r = 0;
+    for (k, (&a, &x)) in at.iter().zip(insert).enumerate() {
+        while r < remove.len() && remove[r] < a {
+            r += 1;
+        }
+        v[a - r + k] = x;
+    }
+    v.truncate(new_len);
 }
 
 /// The raw arrays of a [`Csr`], validated by [`Csr::new`] when deserialised.

@@ -117,6 +117,10 @@ pub enum Error {
     /// A kernel implementation was named that does not exist or this CPU cannot run.
     #[error("kernels: {0}")]
     Kernels(String),
+    /// The slots given to [`crate::Csr::splice`] for removal are not strictly increasing stored
+    /// slots.
+    #[error("splice: {0}")]
+    InvalidSplice(&'static str),
 }
 
 /// Shorthand for results carrying [`Error`].

@@ -2,12 +2,13 @@
 //! bias), side by side behind [`Layer`] so one network can mix them.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::activations::Activations;
 use crate::csr::{Segments, SparseWeights, Transposed};
 use crate::error::{Error, Result, check_finite, check_len};
 use crate::flops::{FlopCounter, Flops};
-use crate::kernels::{self, Epilogue};
+use crate::kernels::{self, Epilogue, FullPattern};
 use crate::memory::{MemoryReport, f32_bytes};
 use crate::with_csr;
 
@@ -22,6 +23,10 @@ pub struct SparseLinear {
     weights: SparseWeights,
     bias: Vec<f32>,
     flops: FlopCounter,
+    /// Identifies the topology (see [`SparseLinear::topology_id`]); not serialised, a
+    /// deserialised layer draws a new one.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    topology: u64,
     /// The transposed structure for backward-data, built on first use and dropped whenever the
     /// topology changes (target networks, which never run backward-data, never build one).
     #[cfg_attr(feature = "serde", serde(skip))]
@@ -47,6 +52,7 @@ impl SparseLinear {
             weights,
             bias,
             flops: FlopCounter::default(),
+            topology: next_topology_id(),
             transposed: OnceLock::new(),
             segments: OnceLock::new(),
         })
@@ -70,6 +76,14 @@ impl SparseLinear {
         &self.weights
     }
 
+    /// An identifier of the current topology: a new one is drawn (from a process-wide counter)
+    /// by [`Self::new`], deserialisation and [`Self::replace_weights`], and a clone keeps its
+    /// original's. Two layers with equal identifiers therefore have identical topologies (the
+    /// converse need not hold), which lets callers cache facts about a topology cheaply.
+    pub fn topology_id(&self) -> u64 {
+        self.topology
+    }
+
     /// Replaces the weights by a new topology of the same shape (for topology evolution and
     /// target pruning); returns the old weights.
     pub fn replace_weights(&mut self, weights: SparseWeights) -> Result<SparseWeights> {
@@ -79,6 +93,7 @@ impl SparseLinear {
             self.weights.n_cols(),
             weights.n_cols(),
         )?;
+        self.topology = next_topology_id();
         self.transposed = OnceLock::new();
         self.segments = OnceLock::new();
         Ok(std::mem::replace(&mut self.weights, weights))
@@ -88,6 +103,12 @@ impl SparseLinear {
     pub fn bias(&self) -> &[f32] {
         &self.bias
     }
+}
+
+/// A topology identifier never handed out before in this process.
+fn next_topology_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// A fully connected linear layer computed with matrixmultiply.
@@ -103,6 +124,10 @@ pub struct DenseLinear {
     weights: Vec<f32>,
     bias: Vec<f32>,
     flops: FlopCounter,
+    /// The layer's structure as a full CSR pattern, for layers with few outputs that the sparse
+    /// kernels compute faster than a GEMM ([`FullPattern::suits`]); built on first use.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    full: OnceLock<FullPattern>,
 }
 
 impl DenseLinear {
@@ -124,6 +149,16 @@ impl DenseLinear {
             weights,
             bias,
             flops: FlopCounter::default(),
+            full: OnceLock::new(),
+        })
+    }
+
+    /// The full pattern, when this layer takes the sparse kernels on this thread.
+    fn full(&self) -> Option<&FullPattern> {
+        FullPattern::suits(self.n_out).then(|| {
+            self.full.get_or_init(|| {
+                FullPattern::new(self.n_in, self.n_out).expect("a valid layer has a valid pattern")
+            })
         })
     }
 
@@ -309,6 +344,7 @@ impl Layer {
             },
             Layer::Dense(l) => MemoryReport {
                 values: f32_bytes(l.weights.len()),
+                transposed: l.full.get().map_or(0, FullPattern::bytes),
                 biases: f32_bytes(l.bias.len()),
                 ..Default::default()
             },
@@ -337,7 +373,10 @@ impl Layer {
                 let seg = l.segments();
                 with_csr!(&l.weights, w => kernels::sparse_forward(w, seg, &l.bias, x, y, e, &l.flops))
             }
-            Layer::Dense(l) => kernels::dense_forward(&l.weights, &l.bias, x, y, e, &l.flops),
+            Layer::Dense(l) => match l.full() {
+                Some(p) => kernels::full_forward(p, &l.weights, &l.bias, x, y, e, &l.flops),
+                None => kernels::dense_forward(&l.weights, &l.bias, x, y, e, &l.flops),
+            },
         }
         Ok(())
     }
@@ -368,7 +407,10 @@ impl Layer {
                 let t = l.transposed();
                 with_csr!(&l.weights, w => kernels::sparse_backward_data(w, t, dy, dx, e, &l.flops))
             }
-            Layer::Dense(l) => kernels::dense_backward_data(&l.weights, dy, dx, e, &l.flops),
+            Layer::Dense(l) => match l.full() {
+                Some(p) => kernels::full_backward_data(p, &l.weights, dy, dx, e, &l.flops),
+                None => kernels::dense_backward_data(&l.weights, dy, dx, e, &l.flops),
+            },
         }
         Ok(())
     }
@@ -395,16 +437,22 @@ impl Layer {
         )?;
         check_len("bias gradient", self.n_out(), grads.bias.len())?;
         let counter = self.counter();
+        let (gw, gb) = (&mut grads.weights, &mut grads.bias);
         match self {
             Layer::Sparse(l) => {
                 let seg = l.segments();
                 with_csr!(&l.weights, w => {
-                    kernels::sparse_weight_grad(w, seg, dy, x, &mut grads.weights, counter)
+                    kernels::sparse_param_grads(w, seg, dy, x, gw, gb, counter)
                 })
             }
-            Layer::Dense(_) => kernels::dense_weight_grad(dy, x, &mut grads.weights, counter),
+            Layer::Dense(l) => match l.full() {
+                Some(p) => kernels::full_param_grads(p, dy, x, gw, gb, counter),
+                None => {
+                    kernels::dense_weight_grad(dy, x, gw, counter);
+                    kernels::bias_grad(dy, gb, counter);
+                }
+            },
         }
-        kernels::bias_grad(dy, &mut grads.bias, counter);
         Ok(())
     }
 }

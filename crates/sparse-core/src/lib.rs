@@ -12,7 +12,9 @@
 //! - [`adam`]: PyTorch-exact Adam with coupled weight decay, state per live connection;
 //! - [`remap`]: realigning per-connection state when a topology changes;
 //! - [`init`]: Erdős–Rényi topologies and PyTorch-default values;
-//! - [`flops`], [`memory`]: accounting done by the kernels and types themselves.
+//! - [`flops`], [`memory`]: accounting done by the kernels and types themselves;
+//! - [`pool`]: the fork-join threads that split one product's rows or two networks' steps;
+//! - [`profile`]: where an iteration's wall-clock time goes.
 
 pub mod activations;
 pub mod adam;
@@ -24,6 +26,8 @@ pub mod kernels;
 pub mod layer;
 pub mod memory;
 pub mod mlp;
+pub mod pool;
+pub mod profile;
 pub mod remap;
 
 pub use activations::{Activations, padded_stride};

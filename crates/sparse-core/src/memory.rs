@@ -10,8 +10,9 @@ pub struct MemoryReport {
     pub col_indices: usize,
     /// Row pointers of sparse layers.
     pub row_ptrs: usize,
-    /// Transposed structures of sparse layers (column pointers, row indices and value
-    /// permutation for backward-data), where built.
+    /// Index structures the kernels build on first use: transposed structures of sparse layers
+    /// (column pointers, row indices and value permutation for backward-data), and the full
+    /// patterns of dense layers that run on the sparse kernels.
     pub transposed: usize,
     /// Biases.
     pub biases: usize,

@@ -214,7 +214,19 @@ fn wide_layers_use_u32_indices_and_match() {
 #[test]
 fn dense_kernels_match_dense_reference() {
     let mut r = rng(4);
-    for &(n_in, n_out) in &[(1, 1), (17, 256), (256, 6), (33, 9)] {
+    // Up to 16 outputs the SIMD implementations run dense layers on the sparse kernels over a
+    // full pattern (TD3's output layers); wider ones, and the portable implementation, use
+    // matrixmultiply.
+    let shapes = [
+        (1, 1),
+        (17, 256),
+        (256, 6),
+        (33, 9),
+        (256, 1),
+        (300, 16),
+        (300, 17),
+    ];
+    for &(n_in, n_out) in &shapes {
         let layer: Layer = DenseLinear::pytorch_default(n_in, n_out, &mut r)
             .unwrap()
             .into();

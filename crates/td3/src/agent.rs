@@ -17,7 +17,8 @@
 use rand::Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
-use set_evolve::{EvolutionController, EvolutionMemory, EvolutionStats, soft_update_and_prune};
+use set_evolve::{EvolutionController, EvolutionMemory, EvolutionStats, TargetSync};
+use sparse_core::profile::{self, Part};
 use sparse_core::{
     Activations, Adam, AdamConfig, Flops, Grads, LayerKind, MemoryReport, Mlp, Output, Workspace,
 };
@@ -110,6 +111,8 @@ pub struct IterationReport {
 /// Scratch buffers reused across iterations.
 #[derive(Debug, Default)]
 struct Scratch {
+    /// The target soft updates' caches: actor target, critic targets.
+    sync: [TargetSync; 3],
     target_ws: [Workspace; 3],
     next_action: Activations,
     next_input: Activations,
@@ -352,6 +355,7 @@ impl Agent {
     /// Step 4 for one online network: SET evolution of its sparse layers, with its Adam state
     /// realigned (on the host; a GPU copy is downloaded first and uploaded after).
     fn evolve<R: Rng + ?Sized>(&mut self, which: Which, rng: &mut R) -> Result<EvolutionStats> {
+        let _profile = profile::scope(Part::Evolution);
         let l = match which {
             Which::Actor => &mut self.actor,
             Which::Critic(i) => &mut self.critics[i],
@@ -374,6 +378,7 @@ impl Agent {
 
     /// Step 5b: `θ' ← τθ + (1 − τ)θ'` for every target, sparse layers re-pruned to their budget.
     fn update_targets(&mut self) -> Result<()> {
+        let _profile = profile::scope(Part::Targets);
         let tau = self.hyper.tau;
         if let Some(g) = &mut self.gpu {
             return g.update_targets(tau);
@@ -382,16 +387,16 @@ impl Agent {
         // independent work, so the results do not depend on the thread count.
         let (actor_target, actor) = (&mut self.actor_target, &self.actor.net);
         let (critic_targets, critics) = (&mut self.critic_targets, &self.critics);
+        let [actor_sync, critic_syncs @ ..] = &mut self.scratch.sync;
         let (a, c) = both(
             self.hyper.parallel_critics,
-            || soft_update_and_prune(actor_target, actor, tau),
+            || actor_sync.update(actor_target, actor, tau),
             || {
                 critic_targets
                     .iter_mut()
                     .zip(critics)
-                    .try_for_each(|(target, online)| {
-                        soft_update_and_prune(target, &online.net, tau)
-                    })
+                    .zip(critic_syncs)
+                    .try_for_each(|((target, online), sync)| sync.update(target, &online.net, tau))
             },
         );
         a?;
@@ -544,14 +549,24 @@ fn stack(out: &mut Activations, top: &Activations, bottom: &Activations) -> Resu
     Ok(())
 }
 
-/// Runs two independent closures, on two threads when `parallel`.
+/// Runs two independent closures, on two of the pool's threads when `parallel` (and the pool
+/// has them: [`sparse_core::pool::join`]).
 fn both<A: Send, B: Send>(
     parallel: bool,
     a: impl FnOnce() -> A + Send,
     b: impl FnOnce() -> B + Send,
 ) -> (A, B) {
     if parallel {
-        rayon::join(a, b)
+        // What this thread does inside counts as what it was doing; the rest is waiting.
+        let outer = profile::current();
+        let _profile = profile::scope(Part::Wait);
+        sparse_core::pool::join(
+            || {
+                let _mine = profile::scope(outer);
+                a()
+            },
+            b,
+        )
     } else {
         (a(), b())
     }

@@ -162,7 +162,9 @@ pub struct Config {
     pub batch_size: usize,
     /// Replay buffer capacity (transitions).
     pub buffer_capacity: usize,
-    /// Worker threads (the twin critics run side by side when 2 or more).
+    /// Threads of the process-wide [`sparse_core::pool`] a trainer sets up: with 2 or more the
+    /// twin critics run side by side and large sparse products are split by rows. Results do
+    /// not depend on it.
     pub threads: usize,
     /// Where the networks train (absent from files written before GPUs were supported: CPU).
     #[serde(default)]
@@ -253,6 +255,13 @@ impl Config {
             if v == 0 {
                 return bad(format!("{name} must be at least 1"));
             }
+        }
+        if self.threads > sparse_core::pool::MAX_THREADS {
+            return bad(format!(
+                "threads must be at most {}, got {}",
+                sparse_core::pool::MAX_THREADS,
+                self.threads
+            ));
         }
         if self.buffer_capacity < self.batch_size {
             return bad(format!(

@@ -154,6 +154,7 @@ impl Trainer {
     /// A fresh run: environments, networks and buffer built from `config`, first episode reset.
     pub fn new(config: Config) -> Result<Self> {
         config.validate()?;
+        sparse_core::pool::set_threads(config.threads);
         let mut env = make_env(&config)?;
         let eval_env = make_env(&config)?;
         let (obs_dim, act_dim) = (env.obs_dim(), env.action_dim());
@@ -191,6 +192,7 @@ impl Trainer {
         config.threads = threads;
         config.device = device.unwrap_or(config.device);
         config.validate()?;
+        sparse_core::pool::set_threads(config.threads);
         let mut env = make_env(&config)?;
         env.restore(&state.env)?;
         let eval_env = make_env(&config)?;

@@ -38,9 +38,10 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::activations::Activations;
-use crate::csr::{ColIndex, Csr, Segments, Transposed};
+use crate::csr::{ColIndex, Csr, Segments, SparseWeights, Transposed};
 use crate::error::{Error, Result};
 use crate::flops::{FlopCounter, KernelKind};
+use crate::profile::{self, Part};
 
 /// An implementation of the sparse kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -248,6 +249,47 @@ impl Epilogue<'_> {
     }
 }
 
+/// Work (`nnz · batch` multiply-add lanes) from which a sparse product is split across the
+/// [`crate::pool`]'s threads: about 3 µs of one AVX-512 core, a few fork-join costs.
+pub const MIN_SPLIT_WORK: usize = 1 << 18;
+
+/// Raw pointers handed to the threads of one split product.
+#[derive(Clone, Copy)]
+struct Shared<T>(T);
+// SAFETY: a split product gives each thread disjoint output rows (see `split_rows`); shared
+// inputs are only read.
+unsafe impl<T> Sync for Shared<T> {}
+impl<T: Copy> Shared<T> {
+    fn get(&self) -> T {
+        self.0
+    }
+}
+
+/// Runs `run(rows)` over the rows of a compressed structure with offsets `ptr`, cut into one
+/// part of about equal entry counts per pool thread when `nnz · batch` reaches
+/// [`MIN_SPLIT_WORK`], else once over all rows. Each row is computed exactly as on one thread.
+fn split_rows(ptr: &[u32], batch: usize, run: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
+    let rows = ptr.len() - 1;
+    let nnz = ptr[rows] as usize;
+    let parts = if nnz * batch >= MIN_SPLIT_WORK {
+        crate::pool::threads().min(rows).max(1)
+    } else {
+        1
+    };
+    if parts == 1 {
+        return run(0..rows);
+    }
+    let cut = |p: usize| {
+        if p == parts {
+            rows
+        } else {
+            let target = (nnz * p / parts) as u32;
+            ptr[..rows].partition_point(|&o| o < target)
+        }
+    };
+    crate::pool::for_each_part(parts, &|p| run(cut(p)..cut(p + 1)));
+}
+
 fn assert_shape(what: &str, a: &Activations, features: usize, batch: usize) {
     assert!(
         a.features() == features && a.batch() == batch,
@@ -271,6 +313,24 @@ pub fn sparse_forward<I: ColIndex>(
     epilogue: Epilogue<'_>,
     flops: &FlopCounter,
 ) {
+    forward_with(w, w.values(), seg, bias, x, y, epilogue, flops)
+}
+
+/// [`sparse_forward`] with the structure of `w` and the values `val` (one per entry, in its
+/// order).
+#[allow(clippy::too_many_arguments)]
+fn forward_with<I: ColIndex>(
+    w: &Csr<I>,
+    val: &[f32],
+    seg: &Segments,
+    bias: &[f32],
+    x: &Activations,
+    y: &mut Activations,
+    epilogue: Epilogue<'_>,
+    flops: &FlopCounter,
+) {
+    let _profile = profile::scope(Part::Products);
+    assert_eq!(val.len(), w.nnz(), "value count");
     let batch = x.batch();
     assert_eq!(bias.len(), w.n_rows(), "bias length");
     assert_shape("input", x, w.n_cols(), batch);
@@ -281,50 +341,53 @@ pub fn sparse_forward<I: ColIndex>(
     match active_isa() {
         #[cfg(target_arch = "x86_64")]
         isa @ (Isa::Avx2 | Isa::Avx512) => {
-            let (s, parts, idx, val) = (seg.as_slice(), seg.parts(), w.col_idx(), w.values());
+            let (s, parts, idx) = (seg.as_slice(), seg.parts(), w.col_idx());
             let (xp, yp) = (x.as_slice().as_ptr(), y.as_mut_slice().as_mut_ptr());
-            let (post, rows) = (epilogue.post(), 0..w.n_rows());
-            // SAFETY: `isa` is active only if the CPU supports it (checked when chosen); `seg`
-            // fits `w`, so its offsets are valid and increasing within each row of `idx` (whose
-            // indices are below `n_cols`, the rows `x` holds); `y` and a ReLU mask hold
-            // `n_rows` rows; all strides cover `batch` lanes, and `y` is a unique borrow
-            // distinct from `x`.
-            unsafe {
-                if isa == Isa::Avx512 {
-                    x86::avx512::spmm::<I, _>(
-                        s,
-                        parts,
-                        idx,
-                        x86::Direct(val),
-                        Some(bias),
-                        xp,
-                        xs,
-                        yp,
-                        ys,
-                        batch,
-                        rows,
-                        post,
-                    )
-                } else {
-                    x86::avx2::spmm::<I, _>(
-                        s,
-                        parts,
-                        idx,
-                        x86::Direct(val),
-                        Some(bias),
-                        xp,
-                        xs,
-                        yp,
-                        ys,
-                        batch,
-                        rows,
-                        post,
-                    )
+            let ptrs = Shared((xp, yp, epilogue.post()));
+            split_rows(w.row_ptr(), batch, &|rows| {
+                let (xp, yp, post) = ptrs.get();
+                // SAFETY: `isa` is active only if the CPU supports it (checked when chosen);
+                // `seg` fits `w`, so its offsets are valid and increasing within each row of
+                // `idx` (whose indices are below `n_cols`, the rows `x` holds); `y` and a ReLU
+                // mask hold `n_rows` rows; all strides cover `batch` lanes; `y` is a unique
+                // borrow distinct from `x`, and the threads of a split write disjoint rows.
+                unsafe {
+                    if isa == Isa::Avx512 {
+                        x86::avx512::spmm::<I, _>(
+                            s,
+                            parts,
+                            idx,
+                            x86::Direct(val),
+                            Some(bias),
+                            xp,
+                            xs,
+                            yp,
+                            ys,
+                            batch,
+                            rows,
+                            post,
+                        )
+                    } else {
+                        x86::avx2::spmm::<I, _>(
+                            s,
+                            parts,
+                            idx,
+                            x86::Direct(val),
+                            Some(bias),
+                            xp,
+                            xs,
+                            yp,
+                            ys,
+                            batch,
+                            rows,
+                            post,
+                        )
+                    }
                 }
-            }
+            });
         }
         _ => {
-            portable::forward(w, bias, x.as_slice(), xs, y.as_mut_slice(), ys, batch);
+            portable::forward(w, val, bias, x.as_slice(), xs, y.as_mut_slice(), ys, batch);
             epilogue.apply(y);
         }
     }
@@ -345,6 +408,21 @@ pub fn sparse_backward_data<I: ColIndex>(
     epilogue: Epilogue<'_>,
     flops: &FlopCounter,
 ) {
+    backward_data_with(w, w.values(), t, dy, dx, epilogue, flops)
+}
+
+/// [`sparse_backward_data`] with the structure of `w` and the values `val`.
+fn backward_data_with<I: ColIndex>(
+    w: &Csr<I>,
+    val: &[f32],
+    t: &Transposed,
+    dy: &Activations,
+    dx: &mut Activations,
+    epilogue: Epilogue<'_>,
+    flops: &FlopCounter,
+) {
+    let _profile = profile::scope(Part::Products);
+    assert_eq!(val.len(), w.nnz(), "value count");
     let batch = dy.batch();
     assert!(t.fits(w), "transposed structure does not fit the weights");
     assert_shape("output gradient", dy, w.n_rows(), batch);
@@ -355,41 +433,37 @@ pub fn sparse_backward_data<I: ColIndex>(
         #[cfg(target_arch = "x86_64")]
         isa @ (Isa::Avx2 | Isa::Avx512) => {
             let seg = t.segments();
-            let (s, parts, idx, val) = (seg.as_slice(), seg.parts(), t.rows(), w.values());
+            let (s, parts, idx) = (seg.as_slice(), seg.parts(), t.rows());
             let (dyp, dxp) = (dy.as_slice().as_ptr(), dx.as_mut_slice().as_mut_ptr());
-            let (post, rows) = (epilogue.post(), 0..w.n_cols());
             let val = x86::Permuted {
                 values: val,
                 perm: t.perm(),
             };
-            // SAFETY: `isa` is supported (checked when chosen); `t` fits `w` and its segments
-            // were built from its own offsets, so they are valid, increasing offsets for `idx`
-            // and the permutation (both `nnz` long, every slot below `nnz`, the length of the
-            // values) and every row index is below `n_rows`, the rows `dy` holds; `dx` and a
-            // ReLU mask hold `n_cols` rows; strides cover `batch` lanes and `dx` is a unique
-            // borrow distinct from `dy`.
-            unsafe {
-                if isa == Isa::Avx512 {
-                    x86::avx512::spmm::<u32, _>(
-                        s, parts, idx, val, None, dyp, dys, dxp, dxs, batch, rows, post,
-                    )
-                } else {
-                    x86::avx2::spmm::<u32, _>(
-                        s, parts, idx, val, None, dyp, dys, dxp, dxs, batch, rows, post,
-                    )
+            let ptrs = Shared((dyp, dxp, epilogue.post()));
+            split_rows(t.col_ptr(), batch, &|rows| {
+                let (dyp, dxp, post) = ptrs.get();
+                // SAFETY: `isa` is supported (checked when chosen); `t` fits `w` and its
+                // segments were built from its own offsets, so they are valid, increasing
+                // offsets for `idx` and the permutation (both `nnz` long, every slot below
+                // `nnz`, the length of the values) and every row index is below `n_rows`, the
+                // rows `dy` holds; `dx` and a ReLU mask hold `n_cols` rows; strides cover
+                // `batch` lanes; `dx` is a unique borrow distinct from `dy`, and the threads of
+                // a split write disjoint rows.
+                unsafe {
+                    if isa == Isa::Avx512 {
+                        x86::avx512::spmm::<u32, _>(
+                            s, parts, idx, val, None, dyp, dys, dxp, dxs, batch, rows, post,
+                        )
+                    } else {
+                        x86::avx2::spmm::<u32, _>(
+                            s, parts, idx, val, None, dyp, dys, dxp, dxs, batch, rows, post,
+                        )
+                    }
                 }
-            }
+            });
         }
         _ => {
-            portable::backward_data(
-                t,
-                w.values(),
-                dy.as_slice(),
-                dys,
-                dx.as_mut_slice(),
-                dxs,
-                batch,
-            );
+            portable::backward_data(t, val, dy.as_slice(), dys, dx.as_mut_slice(), dxs, batch);
             epilogue.apply(dx);
         }
     }
@@ -410,6 +484,39 @@ pub fn sparse_weight_grad<I: ColIndex>(
     grad: &mut [f32],
     flops: &FlopCounter,
 ) {
+    weight_and_bias_grad(w, seg, dy, x, grad, None, flops)
+}
+
+/// [`sparse_weight_grad`], and with `bias` also the bias gradient ([`bias_grad`]), fused into
+/// the SIMD kernels' pass over `dy`.
+///
+/// # Panics
+/// As [`sparse_weight_grad`], or if `bias` does not have a value per output.
+pub fn sparse_param_grads<I: ColIndex>(
+    w: &Csr<I>,
+    seg: &Segments,
+    dy: &Activations,
+    x: &Activations,
+    grad: &mut [f32],
+    bias: &mut [f32],
+    flops: &FlopCounter,
+) {
+    weight_and_bias_grad(w, seg, dy, x, grad, Some(bias), flops)
+}
+
+fn weight_and_bias_grad<I: ColIndex>(
+    w: &Csr<I>,
+    seg: &Segments,
+    dy: &Activations,
+    x: &Activations,
+    grad: &mut [f32],
+    mut bias: Option<&mut [f32]>,
+    flops: &FlopCounter,
+) {
+    let _profile = profile::scope(Part::Products);
+    if let Some(b) = bias.as_deref() {
+        assert_eq!(b.len(), w.n_rows(), "bias gradient length");
+    }
     let batch = dy.batch();
     assert_eq!(grad.len(), w.nnz(), "gradient length");
     assert_shape("output gradient", dy, w.n_rows(), batch);
@@ -425,22 +532,37 @@ pub fn sparse_weight_grad<I: ColIndex>(
                 x.as_slice().as_ptr(),
                 grad.as_mut_ptr(),
             );
-            let rows = 0..w.n_rows();
-            // SAFETY: `isa` is supported (checked when chosen); `seg` fits `w`, so its offsets
-            // are valid and increasing within each row of `idx` (indices below `n_cols`, the
-            // rows `x` holds); `dy` holds `n_rows` rows; `grad` has `nnz` entries and is a
-            // unique borrow; strides cover `batch` lanes.
-            unsafe {
-                if isa == Isa::Avx512 {
-                    x86::avx512::sddmm::<I>(s, parts, idx, dyp, dys, xp, xs, g, batch, rows)
-                } else {
-                    x86::avx2::sddmm::<I>(s, parts, idx, dyp, dys, xp, xs, g, batch, rows)
+            let bp = bias.as_deref_mut().map(|b| b.as_mut_ptr());
+            let ptrs = Shared((dyp, xp, g, bp));
+            split_rows(w.row_ptr(), batch, &|rows| {
+                let (dyp, xp, g, bp) = ptrs.get();
+                // SAFETY: `isa` is supported (checked when chosen); `seg` fits `w`, so its
+                // offsets are valid and increasing within each row of `idx` (indices below
+                // `n_cols`, the rows `x` holds); `dy` holds `n_rows` rows; `grad` has `nnz`
+                // entries and is a unique borrow, of which the threads of a split write the
+                // disjoint slots of their rows; strides cover `batch` lanes.
+                unsafe {
+                    if isa == Isa::Avx512 {
+                        x86::avx512::sddmm::<I>(s, parts, idx, dyp, dys, xp, xs, g, bp, batch, rows)
+                    } else {
+                        x86::avx2::sddmm::<I>(s, parts, idx, dyp, dys, xp, xs, g, bp, batch, rows)
+                    }
+                }
+            });
+        }
+        _ => {
+            portable::weight_grad(w, dy.as_slice(), dys, x.as_slice(), xs, grad, batch);
+            if let Some(b) = bias.as_deref_mut() {
+                for (j, g) in b.iter_mut().enumerate() {
+                    *g = portable::sum(dy.row(j));
                 }
             }
         }
-        _ => portable::weight_grad(w, dy.as_slice(), dys, x.as_slice(), xs, grad, batch),
     }
     flops.add(KernelKind::WeightGrad, 2 * (w.nnz() * batch) as u64);
+    if bias.is_some() {
+        flops.add(KernelKind::BiasGrad, (w.n_rows() * batch) as u64);
+    }
 }
 
 /// Bias gradient `grad[j] = Σ_b dy[j,b]` (overwritten), for sparse and dense layers alike.
@@ -448,11 +570,103 @@ pub fn sparse_weight_grad<I: ColIndex>(
 /// # Panics
 /// If `grad.len() != dy.features()`.
 pub fn bias_grad(dy: &Activations, grad: &mut [f32], flops: &FlopCounter) {
+    let _profile = profile::scope(Part::Products);
     assert_eq!(grad.len(), dy.features(), "bias gradient length");
     for (j, g) in grad.iter_mut().enumerate() {
         *g = portable::sum(dy.row(j));
     }
     flops.add(KernelKind::BiasGrad, (dy.features() * dy.batch()) as u64);
+}
+
+/// The structure of a fully connected `n_out × n_in` layer as a CSR pattern (every position,
+/// row-major, which is also the order of a dense layer's weights), with its segments and
+/// transposed structure: lets the sparse kernels run a dense layer with few outputs, where a
+/// GEMM library's packing costs more than the product (TD3's output layers: 256 → 1 or a few).
+#[derive(Debug, Clone)]
+pub struct FullPattern {
+    csr: SparseWeights,
+    seg: Segments,
+    t: Transposed,
+}
+
+impl FullPattern {
+    /// Layers with at most this many outputs take the sparse kernels (when SIMD kernels run).
+    pub const MAX_OUTPUTS: usize = 16;
+
+    /// The pattern of an `n_out × n_in` layer.
+    pub fn new(n_in: usize, n_out: usize) -> Result<Self> {
+        let positions: Vec<usize> = (0..n_in * n_out).collect();
+        let csr = SparseWeights::from_positions(n_out, n_in, &positions, vec![0.0; n_in * n_out])?;
+        let (seg, t) = crate::with_csr!(&csr, w => (
+            Segments::of(w.row_ptr(), w.col_idx(), w.n_cols()),
+            Transposed::of(w),
+        ));
+        Ok(Self { csr, seg, t })
+    }
+
+    /// Whether a dense `n_out × n_in` layer should take the sparse kernels on this thread.
+    pub fn suits(n_out: usize) -> bool {
+        n_out <= Self::MAX_OUTPUTS && active_isa() != Isa::Portable
+    }
+
+    /// Bytes held (indices, offsets, segments, transposed structure; the placeholder values
+    /// are not used).
+    pub fn bytes(&self) -> usize {
+        self.csr.index_bytes() + self.csr.row_ptr_bytes() + self.seg.bytes() + self.t.bytes()
+    }
+
+    fn check(&self, w: &[f32]) {
+        assert_eq!(w.len(), self.csr.nnz(), "dense weight length");
+    }
+}
+
+/// [`dense_forward`] through the sparse kernels on the full pattern `p` of `W`.
+///
+/// # Panics
+/// If shapes disagree.
+pub fn full_forward(
+    p: &FullPattern,
+    w: &[f32],
+    bias: &[f32],
+    x: &Activations,
+    y: &mut Activations,
+    epilogue: Epilogue<'_>,
+    flops: &FlopCounter,
+) {
+    p.check(w);
+    crate::with_csr!(&p.csr, c => forward_with(c, w, &p.seg, bias, x, y, epilogue, flops))
+}
+
+/// [`dense_backward_data`] through the sparse kernels on the full pattern `p` of `W`.
+///
+/// # Panics
+/// If shapes disagree.
+pub fn full_backward_data(
+    p: &FullPattern,
+    w: &[f32],
+    dy: &Activations,
+    dx: &mut Activations,
+    epilogue: Epilogue<'_>,
+    flops: &FlopCounter,
+) {
+    p.check(w);
+    crate::with_csr!(&p.csr, c => backward_data_with(c, w, &p.t, dy, dx, epilogue, flops))
+}
+
+/// [`dense_weight_grad`] and [`bias_grad`] through the sparse kernels on the full pattern `p`
+/// (the weight gradient comes out row-major, the pattern's entry order).
+///
+/// # Panics
+/// If shapes disagree.
+pub fn full_param_grads(
+    p: &FullPattern,
+    dy: &Activations,
+    x: &Activations,
+    grad: &mut [f32],
+    bias: &mut [f32],
+    flops: &FlopCounter,
+) {
+    crate::with_csr!(&p.csr, c => sparse_param_grads(c, &p.seg, dy, x, grad, bias, flops))
 }
 
 /// `y = epilogue(W x + b)` for dense row-major `W` (`n_out × n_in`).
@@ -467,6 +681,7 @@ pub fn dense_forward(
     epilogue: Epilogue<'_>,
     flops: &FlopCounter,
 ) {
+    let _profile = profile::scope(Part::Products);
     let (n_out, n_in, batch) = (bias.len(), x.features(), x.batch());
     assert_eq!(w.len(), n_out * n_in, "dense weight length");
     assert_shape("output", y, n_out, batch);
@@ -487,6 +702,7 @@ pub fn dense_backward_data(
     epilogue: Epilogue<'_>,
     flops: &FlopCounter,
 ) {
+    let _profile = profile::scope(Part::Products);
     let (n_out, n_in, batch) = (dy.features(), dx.features(), dy.batch());
     assert_eq!(w.len(), n_out * n_in, "dense weight length");
     assert_shape("input gradient", dx, n_in, batch);
@@ -501,6 +717,7 @@ pub fn dense_backward_data(
 /// # Panics
 /// If shapes disagree.
 pub fn dense_weight_grad(dy: &Activations, x: &Activations, grad: &mut [f32], flops: &FlopCounter) {
+    let _profile = profile::scope(Part::Products);
     let (n_out, n_in, batch) = (dy.features(), x.features(), dy.batch());
     assert_eq!(grad.len(), n_out * n_in, "dense gradient length");
     assert_shape("input", x, n_in, batch);

@@ -42,9 +42,12 @@ pub(super) fn sum(a: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// `y[j] = bias[j] + Σ_k W[j,k] x[k]` row by row.
+/// `y[j] = bias[j] + Σ_k W[j,k] x[k]` row by row, with `W`'s structure from `w` and its values
+/// from `val`.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn forward<I: ColIndex>(
     w: &Csr<I>,
+    val: &[f32],
     bias: &[f32],
     x: &[f32],
     x_stride: usize,
@@ -55,8 +58,8 @@ pub(super) fn forward<I: ColIndex>(
     for (j, &b) in bias.iter().enumerate() {
         let yj = &mut y[j * y_stride..j * y_stride + batch];
         yj.fill(b);
-        let (cols, vals) = w.row(j);
-        for (&k, &v) in cols.iter().zip(vals) {
+        let (lo, hi) = (w.row_ptr()[j] as usize, w.row_ptr()[j + 1] as usize);
+        for (&k, &v) in w.col_idx()[lo..hi].iter().zip(&val[lo..hi]) {
             let k = k.col();
             let xk = &x[k * x_stride..k * x_stride + batch];
             for (o, &i) in yj.iter_mut().zip(xk) {

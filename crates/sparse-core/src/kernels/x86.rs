@@ -319,13 +319,15 @@ macro_rules! simd_kernels {
         }
 
         /// One output row's segment over one tile: `grad_e (+)= Σ_lanes dy[j] · x[idx_e]`,
-        /// added to `grad` when `accumulate`, stored otherwise.
+        /// added to `grad` when `accumulate`, stored otherwise; and, given `bias`, the same for
+        /// the bias gradient `Σ_lanes dy[j]` there.
         ///
         /// # Safety
         /// As [`spmm_tile`] for `dy` (one row) and the rows of `x` named by `idx`; `grad` holds
         /// `idx.len()` writable floats.
         #[inline]
         #[target_feature(enable = $feat)]
+        #[allow(clippy::too_many_arguments)]
         unsafe fn sddmm_tile<J: ColIndex, const NV: usize, const MASKED: bool>(
             idx: &[J],
             grad: *mut f32,
@@ -334,11 +336,18 @@ macro_rules! simd_kernels {
             xs: usize,
             m: Mask,
             accumulate: bool,
+            bias: Option<*mut f32>,
         ) {
             let mut d = [zero(); NV];
             for (l, dl) in d.iter_mut().enumerate() {
                 // SAFETY: the caller guarantees the tile lanes of the `dy` row are readable.
                 *dl = unsafe { ld::<MASKED>(dy, l, NV, m) };
+            }
+            if let Some(b) = bias {
+                // The bias gradient is the sum of the row (masked lanes loaded as zero).
+                let sum = hsum(d.iter().fold(zero(), |acc, &v| add(acc, v)));
+                // SAFETY: the caller guarantees `b` is writable.
+                unsafe { *b = if accumulate { *b + sum } else { sum } };
             }
             let put = |i: usize, v: f32| {
                 // SAFETY: `i < idx.len()`, which the caller guarantees `grad` holds.
@@ -396,14 +405,15 @@ macro_rules! simd_kernels {
 
         /// `grad[e] = Σ_b dy[j,b] · x[k,b]` for every stored entry `e = (j, k)` of the rows
         /// `rows`, whose entries `seg` cuts into column blocks as for [`spmm`]; those slots of
-        /// `grad` are overwritten.
+        /// `grad` are overwritten, and so are those of `bias` (`Σ_b dy[j,b]`) when given.
         ///
         /// # Safety
         /// The CPU supports the module's features; `seg` holds `parts + 1` valid, increasing
         /// offsets into `idx` for every row of `rows`, and `grad` as many floats as `idx`;
         /// `dy` holds the rows `rows` with stride `dys ≥ batch` and `x` holds `max(idx) + 1`
-        /// rows of stride `xs ≥ batch`. No other thread touches the slots of `grad` the rows
-        /// `rows` own during the call.
+        /// rows of stride `xs ≥ batch`; `bias`, if given, holds a writable float per row. No
+        /// other thread touches the slots of `grad` and `bias` the rows `rows` own during the
+        /// call.
         #[target_feature(enable = $feat)]
         #[allow(clippy::too_many_arguments)]
         pub(in crate::kernels) unsafe fn sddmm<J: ColIndex>(
@@ -415,6 +425,7 @@ macro_rules! simd_kernels {
             x: *const f32,
             xs: usize,
             grad: *mut f32,
+            bias: Option<*mut f32>,
             batch: usize,
             rows: std::ops::Range<usize>,
         ) {
@@ -429,7 +440,9 @@ macro_rules! simd_kernels {
                     for j in rows.clone() {
                         let s = j * (parts + 1) + part;
                         let (lo, hi) = (seg[s] as usize, seg[s + 1] as usize);
-                        if lo == hi {
+                        // SAFETY: the caller guarantees a bias slot per row.
+                        let b = bias.filter(|_| part == 0).map(|b| unsafe { b.add(j) });
+                        if lo == hi && b.is_none() {
                             continue;
                         }
                         let ri = &idx[lo..hi];
@@ -439,12 +452,12 @@ macro_rules! simd_kernels {
                         unsafe {
                             let (d, xt, g) = (dy.add(j * dys + t), x.add(t), grad.add(lo));
                             if nv == TV && !masked {
-                                sddmm_tile::<J, TV, false>(ri, g, d, xt, xs, m, accumulate)
+                                sddmm_tile::<J, TV, false>(ri, g, d, xt, xs, m, accumulate, b)
                             } else {
                                 by_width!(
                                     nv,
                                     masked,
-                                    sddmm_tile::<J>(ri, g, d, xt, xs, m, accumulate)
+                                    sddmm_tile::<J>(ri, g, d, xt, xs, m, accumulate, b)
                                 )
                             }
                         }
