@@ -12,12 +12,14 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 use rand::{SeedableRng, rngs::StdRng};
 use sparse_core::kernels::{self, Isa};
-use sparse_core::{Activations, Layer};
+use sparse_core::profile::{self, Part};
+use sparse_core::{Activations, Layer, pool};
 use td3::Agent;
 
 use crate::train::DeviceArg;
 use crate::workloads::{
-    KERNEL_BATCHES, N, SHAPES, Setting, TD3_BATCH, kernel_layers, random_acts, sparsity, warm_agent,
+    KERNEL_BATCHES, N, SHAPES, Setting, TD3_BATCH, WARM_ITERATIONS, kernel_layers, random_acts,
+    sparsity, warm_agent,
 };
 
 /// Options of `ds-td3 bench`.
@@ -33,6 +35,10 @@ pub struct BenchArgs {
     /// Which comparisons to run.
     #[arg(long, value_enum, default_value_t = Section::All)]
     pub only: Section,
+    /// Threads (CPU only): large sparse products are split by rows between them and, in TD3
+    /// iterations, the twin critics run side by side; results are the same for any count
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
     /// Where to run: cpu, cuda (the first NVIDIA GPU, through sparse-cuda), or emulator (the
     /// host emulator of the GPU kernels: checks the GPU path without a GPU, times meaningless)
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
@@ -42,12 +48,14 @@ pub struct BenchArgs {
 /// Parts of the benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Section {
-    /// Kernels and TD3 iterations.
+    /// Kernels, TD3 iterations and the breakdown.
     All,
     /// Kernels of a 256×256 layer only.
     Kernels,
     /// Whole TD3 iterations only.
     Td3,
+    /// Where the time of one dense and one DS iteration goes (CPU only).
+    Breakdown,
 }
 
 /// How long and how often to sample.
@@ -163,6 +171,55 @@ pub fn kernel_table(
     Ok(())
 }
 
+/// Prints where the time of one TD3 iteration goes, for dense TD3 and DS-TD3 at the paper's λ
+/// with Hopper's shapes: each agent (warmed up as in the TD3 table) runs `iterations` more
+/// iterations (a multiple of the evolution period, so evolution is amortised exactly) under
+/// [`sparse_core::profile`].
+fn breakdown_table(iterations: u64, threads: usize) -> Result<(), String> {
+    let shape = SHAPES[0];
+    println!(
+        "Breakdown of one TD3 iteration, {} shapes, {threads} thread{}: mean over {iterations} \
+         iterations (one evolution per {WARM_ITERATIONS}), wall time of the thread that calls \
+         Agent::train",
+        shape.env,
+        if threads == 1 { "" } else { "s" }
+    );
+    let settings = [Setting::Dense, Setting::DsPaper];
+    let mut columns = Vec::new();
+    for setting in settings {
+        let (mut agent, batch, mut rng) = warm_agent(shape, setting, 0);
+        agent.set_parallel_critics(threads > 1);
+        profile::start();
+        let start = Instant::now();
+        for _ in 0..iterations {
+            agent.train(&batch, &mut rng).map_err(|e| e.to_string())?;
+        }
+        let total = start.elapsed();
+        let mut b = profile::stop();
+        // Time outside every scope is "everything else" too.
+        let other = Part::Other as usize;
+        b.parts[other] += total.saturating_sub(b.total());
+        columns.push((b, total));
+    }
+    print!("{:<32}", "part");
+    for setting in settings {
+        print!("  {:>20}", setting.name());
+    }
+    println!();
+    let per_iter = |d: Duration| d.as_secs_f64() / iterations as f64;
+    let rows = Part::ALL.iter().map(|&p| (p.label(), Some(p)));
+    for (label, part) in rows.chain([("total", None)]) {
+        print!("{label:<32}");
+        for (b, total) in &columns {
+            let d = part.map_or(*total, |p| b.get(p));
+            let share = 100.0 * d.as_secs_f64() / total.as_secs_f64();
+            print!("  {:>11} {:>7.1}%", fmt_secs(per_iter(d)), share);
+        }
+        println!();
+    }
+    Ok(())
+}
+
 /// Prints the TD3-iteration table: each agent is warmed up on the CPU through its first
 /// evolution, then `prepare` moves it to where it is timed; `finish` ends every sample.
 pub fn td3_table(
@@ -257,42 +314,59 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         }
     };
     let available: Vec<&str> = Isa::available().iter().map(|i| i.name()).collect();
+    let wants = |section: Section| args.only == Section::All || args.only == section;
     if let Some(dev) = &gpu {
+        if args.threads > 1 || args.only == Section::Breakdown {
+            return Err("--threads and --only breakdown measure the CPU: use --device cpu".into());
+        }
         println!(
             "ds-td3 bench on {}: times are medians of {} samples, each ended by a device \
              synchronize; ratios are same-run",
             dev.name(),
             sampling.samples
         );
-        if args.only != Section::Td3 {
+        if wants(Section::Kernels) {
             println!();
             crate::bench_gpu::kernel_table(sampling, dev)?;
         }
-        if args.only != Section::Kernels {
+        if wants(Section::Td3) {
             println!();
             crate::bench_gpu::td3_table(sampling, dev)?;
         }
         return Ok(());
     }
+    let threads = args.threads as usize;
+    pool::set_threads(threads);
+    let plural = if threads == 1 { "" } else { "s" };
     println!(
-        "ds-td3 bench: sparse kernels {isa} (available: {}); times are medians of {} samples; \
-         ratios are same-run",
+        "ds-td3 bench: sparse kernels {isa} (available: {}), {threads} thread{plural}; times are \
+         medians of {} samples; ratios are same-run",
         available.join(", "),
         sampling.samples
     );
-    if args.only != Section::Td3 {
+    if wants(Section::Kernels) {
         println!();
         kernel_table(" (matrixmultiply for dense)", |layer, kernel, batch| {
             Ok(time_kernel(sampling, layer, kernel, batch))
         })?;
     }
-    if args.only != Section::Kernels {
+    if wants(Section::Td3) {
         println!();
         let title = format!(
-            "TD3 iterations: Agent::train on a synthetic minibatch of {TD3_BATCH}, 1 thread; \
-             sparse agents timed after their first evolution"
+            "TD3 iterations: Agent::train on a synthetic minibatch of {TD3_BATCH}, {threads} \
+             thread{plural}; sparse agents timed after their first evolution"
         );
-        td3_table(sampling, &title, &|_| Ok(()), &|| ())?;
+        let parallel = threads > 1;
+        let prepare = |agent: &mut Agent| {
+            agent.set_parallel_critics(parallel);
+            Ok(())
+        };
+        td3_table(sampling, &title, &prepare, &|| ())?;
+    }
+    if wants(Section::Breakdown) {
+        println!();
+        let iterations = if args.quick { 1 } else { 2 } * WARM_ITERATIONS;
+        breakdown_table(iterations, threads)?;
     }
     Ok(())
 }

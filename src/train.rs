@@ -164,8 +164,9 @@ pub struct TrainArgs {
     /// Write a checkpoint every N steps (and always at the end and on Ctrl-C)
     #[arg(long, value_parser = parse_count, default_value = "50000", value_name = "N")]
     pub checkpoint_every: u64,
-    /// Worker threads; with 2 or more the twin critics train side by side
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    /// Threads: with 2 or more the twin critics train side by side and large sparse products
+    /// are split by rows between them (same results for any count)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: u16,
     /// Where the networks train: cpu, cuda (the first NVIDIA GPU; evolution stays on the CPU),
     /// or emulator (the GPU code path on the host; slow, for checking it without a GPU). With
@@ -511,10 +512,6 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
             (dir, trainer)
         }
     };
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global()
-        .map_err(|e| format!("cannot start {threads} threads: {e}"))?;
     if !args.quiet {
         if args.resume.is_some() {
             println!("resuming at step {}", trainer.step());

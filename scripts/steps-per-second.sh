@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# End-to-end training speed: env steps/s of `ds-td3 train` after the random phase, median of
+# several runs, for DS-TD3 and dense TD3 on 1 and 2 threads (the figures issue 12 asks for).
+#
+#   scripts/steps-per-second.sh [ENV] [RUNS] [BINARY]     (defaults: Hopper-v3 3 target/release/ds-td3)
+#
+# Each run trains 45 000 steps with the paper's settings (25 000 random steps, then one TD3
+# iteration per step) and evaluates every 5 000 steps; the rate is the number of steps between
+# the evaluations at 30 000 and 45 000 divided by the wall time between them (evaluations.csv),
+# so start-up, the random phase and the first training steps are left out. Early evaluations
+# are short episodes (a few milliseconds each). Run it on an otherwise idle machine.
+set -euo pipefail
+ENV=${1:-Hopper-v3}
+RUNS=${2:-3}
+BIN=${3:-target/release/ds-td3}
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+rate() { # run dir -> steps/s between the evaluations at 30000 and 45000
+    awk -F, 'NR > 1 && $1 == 30000 { a = $4 } NR > 1 && $1 == 45000 { b = $4 }
+             END { printf "%.0f\n", 15000 / (b - a) }' "$1/evaluations.csv"
+}
+for algo in ds dense; do
+    for threads in 1 2; do
+        rates=()
+        for i in $(seq "$RUNS"); do
+            dir="$OUT/$algo-$threads-$i"
+            "$BIN" train --env "$ENV" --algo "$algo" --threads "$threads" --steps 45000 \
+                --out "$dir" --quiet > /dev/null
+            rates+=("$(rate "$dir")")
+        done
+        median=$(printf '%s\n' "${rates[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+        echo "$ENV $algo threads=$threads: median $median steps/s (runs: ${rates[*]})"
+    done
+done
