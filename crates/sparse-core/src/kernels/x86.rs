@@ -75,8 +75,11 @@ pub(in crate::kernels) enum Post {
 
 /// Where `spmm` finds the value of entry `e` of a row segment.
 pub(in crate::kernels) trait Values: Copy {
-    /// The value of entry `e` (relative to the segment).
-    fn at(self, e: usize) -> f32;
+    /// The value of entry `e` (relative to the segment), unchecked.
+    ///
+    /// # Safety
+    /// `e` is below the segment's length.
+    unsafe fn at(self, e: usize) -> f32;
 }
 
 /// Values stored in entry order (forward: the CSR values).
@@ -85,8 +88,10 @@ pub(in crate::kernels) struct Direct<'a>(pub &'a [f32]);
 
 impl Values for Direct<'_> {
     #[inline(always)]
-    fn at(self, e: usize) -> f32 {
-        self.0[e]
+    unsafe fn at(self, e: usize) -> f32 {
+        debug_assert!(e < self.0.len());
+        // SAFETY: the caller keeps `e` below the segment's length.
+        unsafe { *self.0.get_unchecked(e) }
     }
 }
 
@@ -102,8 +107,16 @@ pub(in crate::kernels) struct Permuted<'a> {
 
 impl Values for Permuted<'_> {
     #[inline(always)]
-    fn at(self, e: usize) -> f32 {
-        self.values[self.perm[e] as usize]
+    unsafe fn at(self, e: usize) -> f32 {
+        debug_assert!(e < self.perm.len() && (self.perm[e] as usize) < self.values.len());
+        // SAFETY: the caller keeps `e` below the segment's length, and every slot of the
+        // permutation is below the number of values (the dispatcher checks that the transposed
+        // structure fits the weights, whose values it indexes).
+        unsafe {
+            *self
+                .values
+                .get_unchecked(*self.perm.get_unchecked(e) as usize)
+        }
     }
 }
 
@@ -207,12 +220,15 @@ macro_rules! simd_kernels {
                 None => (0..NV).for_each(|l| a[l] = unsafe { ld::<MASKED>(out, l, NV, m) }),
             }
             let mut b = [zero(); NV];
-            let pairs = idx.len() / 2;
-            for p in 0..pairs {
-                let (i0, i1) = (2 * p, 2 * p + 1);
-                let (v0, v1) = (splat(val.at(i0)), splat(val.at(i1)));
+            // SAFETY (for the `at` and `get_unchecked` calls below): every `i` is below
+            // `idx.len()`, the length of the segment `val` covers.
+            let col = |i: usize| unsafe { idx.get_unchecked(i).col() };
+            let mut i = 0;
+            while i + 2 <= idx.len() {
+                // SAFETY: `i + 1 < idx.len()`.
+                let (v0, v1) = unsafe { (splat(val.at(i)), splat(val.at(i + 1))) };
                 // SAFETY: the caller guarantees the rows of every index in `idx` are readable.
-                let (p0, p1) = unsafe { (x.add(idx[i0].col() * xs), x.add(idx[i1].col() * xs)) };
+                let (p0, p1) = unsafe { (x.add(col(i) * xs), x.add(col(i + 1) * xs)) };
                 for l in 0..NV {
                     // SAFETY: as above, tile lanes only.
                     let (x0, x1) =
@@ -220,12 +236,13 @@ macro_rules! simd_kernels {
                     a[l] = fma(v0, x0, a[l]);
                     b[l] = fma(v1, x1, b[l]);
                 }
+                i += 2;
             }
-            if idx.len() % 2 == 1 {
-                let i = idx.len() - 1;
-                let v = splat(val.at(i));
+            if i < idx.len() {
+                // SAFETY: `i < idx.len()`.
+                let v = splat(unsafe { val.at(i) });
                 // SAFETY: as above.
-                let p = unsafe { x.add(idx[i].col() * xs) };
+                let p = unsafe { x.add(col(i) * xs) };
                 for l in 0..NV {
                     // SAFETY: as above.
                     a[l] = fma(v, unsafe { ld::<MASKED>(p, l, NV, m) }, a[l]);
@@ -353,14 +370,15 @@ macro_rules! simd_kernels {
                 // SAFETY: `i < idx.len()`, which the caller guarantees `grad` holds.
                 unsafe { *grad.add(i) = if accumulate { *grad.add(i) + v } else { v } }
             };
-            // Groups of 8 connections share one transposing reduction of their partial sums.
+            // Groups of 8 connections share one transposing reduction of their partial sums
+            // (`base + c < 8 · groups ≤ idx.len()` below).
             let groups = idx.len() / 8;
             for gi in 0..groups {
                 let base = 8 * gi;
                 let mut rows = [x; 8];
                 for (c, r) in rows.iter_mut().enumerate() {
                     // SAFETY: the caller guarantees the rows of every index in `idx` are readable.
-                    *r = unsafe { x.add(idx[base + c].col() * xs) };
+                    *r = unsafe { x.add(idx.get_unchecked(base + c).col() * xs) };
                 }
                 let mut s = [zero(); 8];
                 for l in 0..NV {
