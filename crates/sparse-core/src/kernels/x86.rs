@@ -360,6 +360,22 @@ macro_rules! simd_kernels {
                 // SAFETY: the caller guarantees the tile lanes of the `dy` row are readable.
                 *dl = unsafe { ld::<MASKED>(dy, l, NV, m) };
             }
+            if d.iter().all(|&v| is_zero(v)) {
+                // A unit whose gradient is zero over the tile (a ReLU unit off for every sample:
+                // work a dense product cannot skip): its gradients are +0, as the products would
+                // give for finite inputs, so they are not computed.
+                if !accumulate {
+                    for i in 0..idx.len() {
+                        // SAFETY: `i < idx.len()`, which the caller guarantees `grad` holds.
+                        unsafe { *grad.add(i) = 0.0 };
+                    }
+                    if let Some(b) = bias {
+                        // SAFETY: the caller guarantees `b` is writable.
+                        unsafe { *b = 0.0 };
+                    }
+                }
+                return;
+            }
             if let Some(b) = bias {
                 // The bias gradient is the sum of the row (masked lanes loaded as zero).
                 let sum = hsum(d.iter().fold(zero(), |acc, &v| add(acc, v)));
@@ -497,6 +513,14 @@ pub(super) mod avx512 {
     /// A tile of 128 floats (8 vectors): TD3's batch of 100 in one tile, so each connection
     /// costs one index and value load for 7 vector products.
     const TILE: usize = 128;
+
+    /// Whether every bit of `v` is zero (all lanes `+0.0`).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn is_zero(v: V) -> bool {
+        let i = _mm512_castps_si512(v);
+        _mm512_test_epi32_mask(i, i) == 0
+    }
 
     /// `max(v, 0)`.
     #[inline]
@@ -668,6 +692,14 @@ pub(super) mod avx2 {
     const W: usize = 8;
     /// A tile of 32 floats (4 vectors): two accumulator sets and the loads fit in 16 registers.
     const TILE: usize = 32;
+
+    /// Whether every bit of `v` is zero (all lanes `+0.0`).
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn is_zero(v: V) -> bool {
+        let i = _mm256_castps_si256(v);
+        _mm256_testz_si256(i, i) == 1
+    }
 
     /// `max(v, 0)`.
     #[inline]
