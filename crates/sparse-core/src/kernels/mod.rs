@@ -343,46 +343,35 @@ fn forward_with<I: ColIndex>(
         isa @ (Isa::Avx2 | Isa::Avx512) => {
             let (s, parts, idx) = (seg.as_slice(), seg.parts(), w.col_idx());
             let (xp, yp) = (x.as_slice().as_ptr(), y.as_mut_slice().as_mut_ptr());
+            let spmm = if isa == Isa::Avx512 {
+                x86::avx512::spmm::<I, x86::Direct<'_>>
+            } else {
+                x86::avx2::spmm::<I, x86::Direct<'_>>
+            };
             let ptrs = Shared((xp, yp, epilogue.post()));
             split_rows(w.row_ptr(), batch, &|rows| {
                 let (xp, yp, post) = ptrs.get();
+                let val = x86::Direct(val);
                 // SAFETY: `isa` is active only if the CPU supports it (checked when chosen);
                 // `seg` fits `w`, so its offsets are valid and increasing within each row of
                 // `idx` (whose indices are below `n_cols`, the rows `x` holds); `y` and a ReLU
                 // mask hold `n_rows` rows; all strides cover `batch` lanes; `y` is a unique
                 // borrow distinct from `x`, and the threads of a split write disjoint rows.
                 unsafe {
-                    if isa == Isa::Avx512 {
-                        x86::avx512::spmm::<I, _>(
-                            s,
-                            parts,
-                            idx,
-                            x86::Direct(val),
-                            Some(bias),
-                            xp,
-                            xs,
-                            yp,
-                            ys,
-                            batch,
-                            rows,
-                            post,
-                        )
-                    } else {
-                        x86::avx2::spmm::<I, _>(
-                            s,
-                            parts,
-                            idx,
-                            x86::Direct(val),
-                            Some(bias),
-                            xp,
-                            xs,
-                            yp,
-                            ys,
-                            batch,
-                            rows,
-                            post,
-                        )
-                    }
+                    spmm(
+                        s,
+                        parts,
+                        idx,
+                        val,
+                        Some(bias),
+                        xp,
+                        xs,
+                        yp,
+                        ys,
+                        batch,
+                        rows,
+                        post,
+                    )
                 }
             });
         }
@@ -439,6 +428,11 @@ fn backward_data_with<I: ColIndex>(
                 values: val,
                 perm: t.perm(),
             };
+            let spmm = if isa == Isa::Avx512 {
+                x86::avx512::spmm::<u32, x86::Permuted<'_>>
+            } else {
+                x86::avx2::spmm::<u32, x86::Permuted<'_>>
+            };
             let ptrs = Shared((dyp, dxp, epilogue.post()));
             split_rows(t.col_ptr(), batch, &|rows| {
                 let (dyp, dxp, post) = ptrs.get();
@@ -450,15 +444,9 @@ fn backward_data_with<I: ColIndex>(
                 // `batch` lanes; `dx` is a unique borrow distinct from `dy`, and the threads of
                 // a split write disjoint rows.
                 unsafe {
-                    if isa == Isa::Avx512 {
-                        x86::avx512::spmm::<u32, _>(
-                            s, parts, idx, val, None, dyp, dys, dxp, dxs, batch, rows, post,
-                        )
-                    } else {
-                        x86::avx2::spmm::<u32, _>(
-                            s, parts, idx, val, None, dyp, dys, dxp, dxs, batch, rows, post,
-                        )
-                    }
+                    spmm(
+                        s, parts, idx, val, None, dyp, dys, dxp, dxs, batch, rows, post,
+                    )
                 }
             });
         }
@@ -533,6 +521,11 @@ fn weight_and_bias_grad<I: ColIndex>(
                 grad.as_mut_ptr(),
             );
             let bp = bias.as_deref_mut().map(|b| b.as_mut_ptr());
+            let sddmm = if isa == Isa::Avx512 {
+                x86::avx512::sddmm::<I>
+            } else {
+                x86::avx2::sddmm::<I>
+            };
             let ptrs = Shared((dyp, xp, g, bp));
             split_rows(w.row_ptr(), batch, &|rows| {
                 let (dyp, xp, g, bp) = ptrs.get();
@@ -541,13 +534,7 @@ fn weight_and_bias_grad<I: ColIndex>(
                 // `n_cols`, the rows `x` holds); `dy` holds `n_rows` rows; `grad` has `nnz`
                 // entries and is a unique borrow, of which the threads of a split write the
                 // disjoint slots of their rows; strides cover `batch` lanes.
-                unsafe {
-                    if isa == Isa::Avx512 {
-                        x86::avx512::sddmm::<I>(s, parts, idx, dyp, dys, xp, xs, g, bp, batch, rows)
-                    } else {
-                        x86::avx2::sddmm::<I>(s, parts, idx, dyp, dys, xp, xs, g, bp, batch, rows)
-                    }
-                }
+                unsafe { sddmm(s, parts, idx, dyp, dys, xp, xs, g, bp, batch, rows) }
             });
         }
         _ => {
