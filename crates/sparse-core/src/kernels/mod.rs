@@ -249,16 +249,20 @@ impl Epilogue<'_> {
     }
 }
 
-/// Work (`nnz · batch` multiply-add lanes) from which a sparse product is split across the
-/// [`crate::pool`]'s threads: about 3 µs of one AVX-512 core, a few fork-join costs.
+/// Work (`nnz · batch` multiply-add lanes) from which a sparse product of the SIMD kernels is
+/// split across the [`crate::pool`]'s threads (about 3 µs of one AVX-512 core, a few fork-join
+/// costs); the portable kernels run on the calling thread.
 pub const MIN_SPLIT_WORK: usize = 1 << 18;
 
 /// Raw pointers handed to the threads of one split product.
+#[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
 struct Shared<T>(T);
 // SAFETY: a split product gives each thread disjoint output rows (see `split_rows`); shared
 // inputs are only read.
+#[cfg(target_arch = "x86_64")]
 unsafe impl<T> Sync for Shared<T> {}
+#[cfg(target_arch = "x86_64")]
 impl<T: Copy> Shared<T> {
     fn get(&self) -> T {
         self.0
@@ -268,6 +272,7 @@ impl<T: Copy> Shared<T> {
 /// Runs `run(rows)` over the rows of a compressed structure with offsets `ptr`, cut into one
 /// part of about equal entry counts per pool thread when `nnz · batch` reaches
 /// [`MIN_SPLIT_WORK`], else once over all rows. Each row is computed exactly as on one thread.
+#[cfg(target_arch = "x86_64")]
 fn split_rows(ptr: &[u32], batch: usize, run: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
     let rows = ptr.len() - 1;
     let nnz = ptr[rows] as usize;
