@@ -346,7 +346,15 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     );
     if wants(Section::Kernels) {
         println!();
-        kernel_table(" (matrixmultiply for dense)", |layer, kernel, batch| {
+        let title = if threads == 1 {
+            " (matrixmultiply for dense)".to_string()
+        } else {
+            format!(
+                " (sparse products split over {threads} threads; matrixmultiply for dense, on one \
+                 thread: the ratios compare {threads} cores with one)"
+            )
+        };
+        kernel_table(&title, |layer, kernel, batch| {
             Ok(time_kernel(sampling, layer, kernel, batch))
         })?;
     }
