@@ -288,6 +288,69 @@ fn assert_kernel_table(out: &str) {
 }
 
 #[test]
+fn bench_breakdown_accounts_for_the_whole_iteration() {
+    let o = ds_td3(&["bench", "--quick", "--only", "breakdown", "--threads", "2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = stdout(&o);
+    assert!(out.contains("2 threads"), "{out}");
+    // Per part and the total: a time and a share for dense, then for DS.
+    let parse = |row: &str| -> Vec<f64> {
+        let cells: Vec<&str> = row.split_whitespace().rev().take(6).collect();
+        // cells (reversed): DS %, DS unit, DS time, dense %, dense unit, dense time.
+        let micros =
+            |v: &str, unit: &str| v.parse::<f64>().unwrap() * if unit == "ms" { 1e3 } else { 1.0 };
+        let pct = |v: &str| v.trim_end_matches('%').parse::<f64>().unwrap();
+        vec![
+            micros(cells[5], cells[4]),
+            pct(cells[3]),
+            micros(cells[2], cells[1]),
+            pct(cells[0]),
+        ]
+    };
+    let labels = [
+        "products",
+        "Adam",
+        "target update and pruning",
+        "evolution (amortised)",
+        "waiting for the other thread",
+        "everything else",
+    ];
+    let mut sums = [0.0; 4];
+    for label in labels {
+        let row = out
+            .lines()
+            .find(|l| l.starts_with(label))
+            .unwrap_or_else(|| panic!("{label}: {out}"));
+        for (s, v) in sums.iter_mut().zip(parse(row)) {
+            *s += v;
+        }
+    }
+    let total = parse(
+        out.lines()
+            .find(|l| l.starts_with("total"))
+            .expect("a total row"),
+    );
+    for (i, name) in ["dense µs", "dense %", "DS µs", "DS %"].iter().enumerate() {
+        // Parts add up to the total (each printed to 0.1 µs or 1 µs, shares to 0.1%).
+        assert!(
+            (sums[i] - total[i]).abs() <= 0.01 * total[i] + 1.0,
+            "{name}: {sums:?} vs {total:?}\n{out}"
+        );
+    }
+    // Only DS has evolution, and its products are cheaper than dense's.
+    let evolution = parse(out.lines().find(|l| l.starts_with("evolution")).unwrap());
+    assert!(evolution[0] == 0.0 && evolution[2] > 0.0, "{out}");
+    let products = parse(out.lines().find(|l| l.starts_with("products")).unwrap());
+    assert!(products[2] < products[0], "{out}");
+    // The breakdown measures the CPU.
+    let o = ds_td3(&["bench", "--only", "breakdown", "--device", "emulator"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--device cpu"), "{}", stderr(&o));
+    let o = ds_td3(&["bench", "--threads", "0"]);
+    assert!(!o.status.success());
+}
+
+#[test]
 fn bench_runs_the_gpu_path_on_the_kernel_emulator() {
     let o = ds_td3(&[
         "bench", "--quick", "--only", "kernels", "--device", "emulator",
