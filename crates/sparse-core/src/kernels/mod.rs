@@ -545,9 +545,7 @@ fn weight_and_bias_grad<I: ColIndex>(
         _ => {
             portable::weight_grad(w, dy.as_slice(), dys, x.as_slice(), xs, grad, batch);
             if let Some(b) = bias.as_deref_mut() {
-                for (j, g) in b.iter_mut().enumerate() {
-                    *g = portable::sum(dy.row(j));
-                }
+                row_sums(dy, b);
             }
         }
     }
@@ -564,10 +562,15 @@ fn weight_and_bias_grad<I: ColIndex>(
 pub fn bias_grad(dy: &Activations, grad: &mut [f32], flops: &FlopCounter) {
     let _profile = profile::scope(Part::Products);
     assert_eq!(grad.len(), dy.features(), "bias gradient length");
-    for (j, g) in grad.iter_mut().enumerate() {
+    row_sums(dy, grad);
+    flops.add(KernelKind::BiasGrad, (dy.features() * dy.batch()) as u64);
+}
+
+/// `out[j] = Σ_b dy[j,b]` in plain Rust (the bias gradient outside the SIMD kernels).
+fn row_sums(dy: &Activations, out: &mut [f32]) {
+    for (j, g) in out.iter_mut().enumerate() {
         *g = portable::sum(dy.row(j));
     }
-    flops.add(KernelKind::BiasGrad, (dy.features() * dy.batch()) as u64);
 }
 
 /// The structure of a fully connected `n_out × n_in` layer as a CSR pattern (every position,

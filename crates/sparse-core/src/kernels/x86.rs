@@ -80,6 +80,9 @@ pub(in crate::kernels) trait Values: Copy {
     /// # Safety
     /// `e` is below the segment's length.
     unsafe fn at(self, e: usize) -> f32;
+
+    /// The entries `lo..hi`: one row segment.
+    fn part(self, lo: usize, hi: usize) -> Self;
 }
 
 /// Values stored in entry order (forward: the CSR values).
@@ -92,6 +95,11 @@ impl Values for Direct<'_> {
         debug_assert!(e < self.0.len());
         // SAFETY: the caller keeps `e` below the segment's length.
         unsafe { *self.0.get_unchecked(e) }
+    }
+
+    #[inline(always)]
+    fn part(self, lo: usize, hi: usize) -> Self {
+        Self(&self.0[lo..hi])
     }
 }
 
@@ -118,22 +126,7 @@ impl Values for Permuted<'_> {
                 .get_unchecked(*self.perm.get_unchecked(e) as usize)
         }
     }
-}
 
-/// Cuts a [`Values`] to one segment.
-pub(in crate::kernels) trait Segment: Values {
-    /// The entries `lo..hi`.
-    fn part(self, lo: usize, hi: usize) -> Self;
-}
-
-impl Segment for Direct<'_> {
-    #[inline(always)]
-    fn part(self, lo: usize, hi: usize) -> Self {
-        Self(&self.0[lo..hi])
-    }
-}
-
-impl Segment for Permuted<'_> {
     #[inline(always)]
     fn part(self, lo: usize, hi: usize) -> Self {
         Self {
@@ -145,11 +138,11 @@ impl Segment for Permuted<'_> {
 
 /// Expands the kernels for one instruction set. The invoking module defines `V` (vector), `W`
 /// (lanes), `TILE` (floats per batch tile, at most 8 vectors), `Mask`, and the helpers `zero`,
-/// `splat`, `add`, `fma`, `max0`, `keep_pos`, `mask`, `load`, `loadm`, `store`, `storem`,
-/// `hsum`, `hsum2`, `acc8`, all with the feature list `$feat`.
+/// `splat`, `add`, `fma`, `is_zero`, `max0`, `keep_pos`, `mask`, `load`, `loadm`, `store`,
+/// `storem`, `hsum`, `hsum2`, `acc8`, all with the feature list `$feat`.
 macro_rules! simd_kernels {
     ($feat:literal) => {
-        use super::{Post, Segment};
+        use super::{Post, Values};
         use crate::csr::ColIndex;
 
         /// Vectors per full tile.
@@ -193,8 +186,8 @@ macro_rules! simd_kernels {
 
         /// One output row's segment over one tile of `NV` vectors:
         /// `out = start + Σ val · x[idx]`, where `start` is `init` (first block) or the tile
-        /// already in `out` (later blocks); on the last block `post` is applied before the
-        /// store.
+        /// already in `out` (later blocks); `post` is applied before the store (the driver
+        /// passes [`Post::Store`] for all but the last block).
         ///
         /// # Safety
         /// For every `k` in `idx`, the tile lanes of `x + k·xs` must be readable, the tile
@@ -203,7 +196,7 @@ macro_rules! simd_kernels {
         #[inline]
         #[target_feature(enable = $feat)]
         #[allow(clippy::too_many_arguments)]
-        unsafe fn spmm_tile<J: ColIndex, S: Segment, const NV: usize, const MASKED: bool>(
+        unsafe fn spmm_tile<J: ColIndex, S: Values, const NV: usize, const MASKED: bool>(
             idx: &[J],
             val: S,
             init: Option<f32>,
@@ -211,7 +204,7 @@ macro_rules! simd_kernels {
             xs: usize,
             out: *mut f32,
             m: Mask,
-            post: Option<Post>,
+            post: Post,
         ) {
             let mut a = [zero(); NV];
             match init {
@@ -251,10 +244,10 @@ macro_rules! simd_kernels {
             for l in 0..NV {
                 let r = add(a[l], b[l]);
                 let r = match post {
-                    None | Some(Post::Store) => r,
-                    Some(Post::Relu) => max0(r),
+                    Post::Store => r,
+                    Post::Relu => max0(r),
                     // SAFETY: the caller guarantees the mask row's tile lanes are readable.
-                    Some(Post::Mask(h, _)) => keep_pos(r, unsafe { ld::<MASKED>(h, l, NV, m) }),
+                    Post::Mask(h, _) => keep_pos(r, unsafe { ld::<MASKED>(h, l, NV, m) }),
                 };
                 // SAFETY: the caller guarantees the tile lanes of `out` are writable.
                 unsafe { st::<MASKED>(out, l, NV, m, r) };
@@ -275,7 +268,7 @@ macro_rules! simd_kernels {
         /// `rows` of `y` during the call.
         #[target_feature(enable = $feat)]
         #[allow(clippy::too_many_arguments)]
-        pub(in crate::kernels) unsafe fn spmm<J: ColIndex, S: Segment>(
+        pub(in crate::kernels) unsafe fn spmm<J: ColIndex, S: Values>(
             seg: &[u32],
             parts: usize,
             idx: &[J],
@@ -297,23 +290,20 @@ macro_rules! simd_kernels {
                 let m = mask(rem - (nv - 1) * W);
                 for part in 0..parts {
                     let last = part + 1 == parts;
-                    let (stored, epilogue) = match post {
-                        Post::Store => (true, false),
-                        _ => (false, last),
-                    };
                     for j in rows.clone() {
                         let s = j * (parts + 1) + part;
                         let (lo, hi) = (seg[s] as usize, seg[s + 1] as usize);
-                        if part > 0 && lo == hi && (stored || !epilogue) {
-                            continue;
-                        }
-                        let init = (part == 0).then(|| bias.map_or(0.0, |b| b[j]));
                         let p = match post {
+                            _ if !last => Post::Store,
                             // SAFETY: the caller guarantees the mask holds the rows `rows`.
                             Post::Mask(h, hs) => Post::Mask(unsafe { h.add(j * hs + t) }, hs),
                             other => other,
                         };
-                        let p = epilogue.then_some(p);
+                        // An empty later block changes nothing unless it applies the epilogue.
+                        if part > 0 && lo == hi && matches!(p, Post::Store) {
+                            continue;
+                        }
+                        let init = (part == 0).then(|| bias.map_or(0.0, |b| b[j]));
                         let (ri, rv) = (&idx[lo..hi], val.part(lo, hi));
                         // SAFETY: tile `t..t + rem` lies within the first `batch` lanes of each
                         // row, which the caller guarantees exist in `x`, `y` and the mask.
