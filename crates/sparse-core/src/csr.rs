@@ -623,8 +623,11 @@ pub struct Segments {
 impl Segments {
     /// Widest input block, in columns (64 input rows of a batch of 100 take 28 KiB of L1).
     pub const BLOCK: usize = 64;
-    /// Fewest entries per row a block should hold on average.
-    pub const MIN_RUN: usize = 32;
+    /// Fewest entries per row a block should hold on average. Measured on the 256×256 layer at
+    /// batch 100 (`ds-td3 bench --only kernels`, three runs): 12 rather than 32 cuts a
+    /// density-0.1 layer into two blocks instead of one, and its step from 64–68 µs to 59–65 µs;
+    /// no density or batch got slower.
+    pub const MIN_RUN: usize = 12;
 
     /// The segments of the compressed structure `(ptr, idx)` over `n_cols` columns (each
     /// row's indices increasing).
