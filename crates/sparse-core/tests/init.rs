@@ -29,7 +29,7 @@ const DENSE: [LayerKind; 3] = [LayerKind::Dense; 3];
 
 #[test]
 fn paper_table_2_connection_counts() {
-    // HalfCheetah (17 obs, 6 actions) and Hopper (11, 3): the paper's and DESIGN's counts.
+    // HalfCheetah (17 obs, 6 actions) and Hopper (11, 3): the counts the paper reports.
     assert_eq!(td3_connections(17, 6, SPARSE), 106_169);
     assert_eq!(td3_connections(17, 6, DENSE), 214_784);
     assert_eq!(td3_connections(11, 3, SPARSE), 105_233);

@@ -254,6 +254,96 @@ impl Epilogue<'_> {
 /// costs); the portable kernels run on the calling thread.
 pub const MIN_SPLIT_WORK: usize = 1 << 18;
 
+/// [`x86::avx512::forward`]'s signature: `y = post(W x + b)` over a row range (segments,
+/// blocks, indices, values, bias, `x` and its stride, `y` and its stride, batch, rows, epilogue).
+#[cfg(target_arch = "x86_64")]
+type ForwardFn<J> = unsafe fn(
+    &[u32],
+    usize,
+    &[J],
+    &[f32],
+    Option<&[f32]>,
+    *const f32,
+    usize,
+    *mut f32,
+    usize,
+    usize,
+    std::ops::Range<usize>,
+    x86::Post,
+);
+
+/// [`x86::avx512::backward`]'s signature: `dx = post(Wᵀ dy)` over a row range of the
+/// transposed structure (segments, blocks, rows using each input, values, permutation, `dy`
+/// and its stride, `dx` and its stride, batch, rows, epilogue).
+#[cfg(target_arch = "x86_64")]
+type BackwardFn = unsafe fn(
+    &[u32],
+    usize,
+    &[u32],
+    &[f32],
+    &[u32],
+    *const f32,
+    usize,
+    *mut f32,
+    usize,
+    usize,
+    std::ops::Range<usize>,
+    x86::Post,
+);
+
+/// [`x86::avx512::sddmm`]'s signature: weight (and bias) gradients over a row range
+/// (segments, blocks, indices, `dy` and its stride, `x` and its stride, gradient, bias
+/// gradient, batch, rows).
+#[cfg(target_arch = "x86_64")]
+type GradFn<J> = unsafe fn(
+    &[u32],
+    usize,
+    &[J],
+    *const f32,
+    usize,
+    *const f32,
+    usize,
+    *mut f32,
+    Option<*mut f32>,
+    usize,
+    std::ops::Range<usize>,
+);
+
+/// One instruction set's SIMD kernels for column indices `J`, as function pointers.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct Simd<J: ColIndex> {
+    forward: ForwardFn<J>,
+    backward: BackwardFn,
+    weight_grad: GradFn<J>,
+}
+
+/// The SIMD kernels of the implementation active on this thread ([`active_isa`]), or `None`
+/// for the portable ones: the one place that maps an [`Isa`] to code. Only an implementation
+/// the CPU supports is ever active (checked when it is chosen).
+#[cfg(target_arch = "x86_64")]
+fn simd<J: ColIndex>() -> Option<Simd<J>> {
+    match active_isa() {
+        Isa::Portable => None,
+        Isa::Avx2 => Some(Simd {
+            forward: x86::avx2::forward::<J>,
+            backward: x86::avx2::backward,
+            weight_grad: x86::avx2::sddmm::<J>,
+        }),
+        Isa::Avx512 => Some(Simd {
+            forward: x86::avx512::forward::<J>,
+            backward: x86::avx512::backward,
+            weight_grad: x86::avx512::sddmm::<J>,
+        }),
+    }
+}
+
+/// Always the portable kernels where there are no SIMD ones.
+#[cfg(not(target_arch = "x86_64"))]
+fn simd<J: ColIndex>() -> Option<std::convert::Infallible> {
+    None
+}
+
 /// Raw pointers handed to the threads of one split product.
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
@@ -343,27 +433,22 @@ fn forward_with<I: ColIndex>(
     assert!(seg.fits(w.row_ptr()), "segments do not fit the weights");
     epilogue.check(y);
     let (xs, ys) = (x.stride(), y.stride());
-    match active_isa() {
+    match simd::<I>() {
         #[cfg(target_arch = "x86_64")]
-        isa @ (Isa::Avx2 | Isa::Avx512) => {
+        Some(k) => {
             let (s, parts, idx) = (seg.as_slice(), seg.parts(), w.col_idx());
             let (xp, yp) = (x.as_slice().as_ptr(), y.as_mut_slice().as_mut_ptr());
-            let spmm = if isa == Isa::Avx512 {
-                x86::avx512::spmm::<I, x86::Direct<'_>>
-            } else {
-                x86::avx2::spmm::<I, x86::Direct<'_>>
-            };
             let ptrs = Shared((xp, yp, epilogue.post()));
             split_rows(w.row_ptr(), batch, &|rows| {
                 let (xp, yp, post) = ptrs.get();
-                let val = x86::Direct(val);
-                // SAFETY: `isa` is active only if the CPU supports it (checked when chosen);
-                // `seg` fits `w`, so its offsets are valid and increasing within each row of
-                // `idx` (whose indices are below `n_cols`, the rows `x` holds); `y` and a ReLU
-                // mask hold `n_rows` rows; all strides cover `batch` lanes; `y` is a unique
-                // borrow distinct from `x`, and the threads of a split write disjoint rows.
+                // SAFETY: the kernels are those of an implementation the CPU supports; `seg`
+                // fits `w`, so its offsets are valid and increasing within each row of `idx`
+                // (whose indices are below `n_cols`, the rows `x` holds); `val` has a value per
+                // entry; `y` and a ReLU mask hold `n_rows` rows; all strides cover `batch`
+                // lanes; `y` is a unique borrow distinct from `x`, and the threads of a split
+                // write disjoint rows.
                 unsafe {
-                    spmm(
+                    (k.forward)(
                         s,
                         parts,
                         idx,
@@ -423,34 +508,25 @@ fn backward_data_with<I: ColIndex>(
     assert_shape("input gradient", dx, w.n_cols(), batch);
     epilogue.check(dx);
     let (dys, dxs) = (dy.stride(), dx.stride());
-    match active_isa() {
+    match simd::<I>() {
         #[cfg(target_arch = "x86_64")]
-        isa @ (Isa::Avx2 | Isa::Avx512) => {
+        Some(k) => {
             let seg = t.segments();
-            let (s, parts, idx) = (seg.as_slice(), seg.parts(), t.rows());
+            let (s, parts, idx, perm) = (seg.as_slice(), seg.parts(), t.rows(), t.perm());
             let (dyp, dxp) = (dy.as_slice().as_ptr(), dx.as_mut_slice().as_mut_ptr());
-            let val = x86::Permuted {
-                values: val,
-                perm: t.perm(),
-            };
-            let spmm = if isa == Isa::Avx512 {
-                x86::avx512::spmm::<u32, x86::Permuted<'_>>
-            } else {
-                x86::avx2::spmm::<u32, x86::Permuted<'_>>
-            };
             let ptrs = Shared((dyp, dxp, epilogue.post()));
             split_rows(t.col_ptr(), batch, &|rows| {
                 let (dyp, dxp, post) = ptrs.get();
-                // SAFETY: `isa` is supported (checked when chosen); `t` fits `w` and its
-                // segments were built from its own offsets, so they are valid, increasing
-                // offsets for `idx` and the permutation (both `nnz` long, every slot below
-                // `nnz`, the length of the values) and every row index is below `n_rows`, the
-                // rows `dy` holds; `dx` and a ReLU mask hold `n_cols` rows; strides cover
-                // `batch` lanes; `dx` is a unique borrow distinct from `dy`, and the threads of
-                // a split write disjoint rows.
+                // SAFETY: the kernels are those of an implementation the CPU supports; `t`
+                // fits `w` and its segments were built from its own offsets, so they are
+                // valid, increasing offsets for `idx` and the permutation (both `nnz` long,
+                // every slot below `nnz`, the length of the values) and every row index is
+                // below `n_rows`, the rows `dy` holds; `dx` and a ReLU mask hold `n_cols` rows;
+                // strides cover `batch` lanes; `dx` is a unique borrow distinct from `dy`, and
+                // the threads of a split write disjoint rows.
                 unsafe {
-                    spmm(
-                        s, parts, idx, val, None, dyp, dys, dxp, dxs, batch, rows, post,
+                    (k.backward)(
+                        s, parts, idx, val, perm, dyp, dys, dxp, dxs, batch, rows, post,
                     )
                 }
             });
@@ -516,9 +592,9 @@ fn weight_and_bias_grad<I: ColIndex>(
     assert_shape("input", x, w.n_cols(), batch);
     assert!(seg.fits(w.row_ptr()), "segments do not fit the weights");
     let (dys, xs) = (dy.stride(), x.stride());
-    match active_isa() {
+    match simd::<I>() {
         #[cfg(target_arch = "x86_64")]
-        isa @ (Isa::Avx2 | Isa::Avx512) => {
+        Some(k) => {
             let (s, parts, idx) = (seg.as_slice(), seg.parts(), w.col_idx());
             let (dyp, xp, g) = (
                 dy.as_slice().as_ptr(),
@@ -526,20 +602,17 @@ fn weight_and_bias_grad<I: ColIndex>(
                 grad.as_mut_ptr(),
             );
             let bp = bias.as_deref_mut().map(|b| b.as_mut_ptr());
-            let sddmm = if isa == Isa::Avx512 {
-                x86::avx512::sddmm::<I>
-            } else {
-                x86::avx2::sddmm::<I>
-            };
             let ptrs = Shared((dyp, xp, g, bp));
             split_rows(w.row_ptr(), batch, &|rows| {
                 let (dyp, xp, g, bp) = ptrs.get();
-                // SAFETY: `isa` is supported (checked when chosen); `seg` fits `w`, so its
-                // offsets are valid and increasing within each row of `idx` (indices below
-                // `n_cols`, the rows `x` holds); `dy` holds `n_rows` rows; `grad` has `nnz`
-                // entries and is a unique borrow, of which the threads of a split write the
-                // disjoint slots of their rows; strides cover `batch` lanes.
-                unsafe { sddmm(s, parts, idx, dyp, dys, xp, xs, g, bp, batch, rows) }
+                // SAFETY: the kernels are those of an implementation the CPU supports; `seg`
+                // fits `w`, so its offsets are valid and increasing within each row of `idx`
+                // (indices below `n_cols`, the rows `x` holds); `dy` holds `n_rows` rows;
+                // `grad` has `nnz` entries and is a unique borrow, of which the threads of a
+                // split write the disjoint slots of their rows; strides cover `batch` lanes.
+                unsafe {
+                    (k.weight_grad)(s, parts, idx, dyp, dys, xp, xs, g, bp, batch, rows)
+                }
             });
         }
         _ => {
