@@ -11,89 +11,24 @@
 //!    target layers re-pruned to their connection budget.
 //!
 //! Dense TD3, Static-TD3 and DS-TD3 all run this code; they differ in layer kinds and in whether
-//! the evolution controller is enabled. With a GPU attached ([`Agent::attach_gpu`]) each step
-//! runs on the device instead (`crate::gpu`), in the same order; evolution stays on the host.
+//! the evolution controller is enabled. Where the steps run is the backend's business
+//! (`crate::nets::Nets`): on the host (`crate::cpu`) unless a GPU is attached
+//! ([`Agent::attach_gpu`], `crate::gpu`); evolution always runs on the host.
 
 use rand::Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
-use set_evolve::{EvolutionController, EvolutionMemory, EvolutionStats, TargetSync};
+use set_evolve::{EvolutionController, EvolutionStats};
 use sparse_core::profile::{self, Part};
-use sparse_core::{
-    Activations, Adam, AdamConfig, Flops, Grads, LayerKind, MemoryReport, Mlp, Output, Workspace,
-};
+use sparse_core::{Activations, AdamConfig, Flops, LayerKind, MemoryReport, Mlp, Output};
 
 use crate::config::{Algo, Config};
-use crate::gpu::{GpuNets, Which};
+use crate::cpu::CpuNets;
+use crate::gpu::GpuNets;
+pub use crate::nets::Learner;
+use crate::nets::{HostNets, Hyper, Nets, Which};
 use crate::replay::Batch;
 use crate::{Error, Result};
-
-/// An online network with its optimiser, gradient buffers and evolution memory.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Learner {
-    /// The network.
-    pub net: Mlp,
-    /// Its Adam state.
-    pub adam: Adam,
-    /// What its previous evolution added (for statistics).
-    pub memory: EvolutionMemory,
-    #[serde(skip, default)]
-    pub(crate) grads: Option<Grads>,
-    #[serde(skip, default)]
-    ws: Workspace,
-}
-
-impl Learner {
-    fn new(net: Mlp, adam: AdamConfig) -> Result<Self> {
-        Ok(Self {
-            adam: Adam::new(adam, &net)?,
-            net,
-            memory: EvolutionMemory::default(),
-            grads: None,
-            ws: Workspace::new(),
-        })
-    }
-
-    /// Backward pass from `d_out` into the gradients (created on first use, realigned by
-    /// evolution), then one Adam step.
-    fn step(&mut self, d_out: &Activations) -> Result<()> {
-        let grads = self
-            .grads
-            .get_or_insert_with(|| Grads::zeros_like(&self.net));
-        self.net.backward(&mut self.ws, d_out, Some(grads), None)?;
-        self.adam.step(&mut self.net, grads)?;
-        Ok(())
-    }
-
-    /// Bytes held by the network, its gradients and its Adam state.
-    fn memory(&self) -> MemoryReport {
-        let params: usize = self
-            .net
-            .layers()
-            .iter()
-            .map(|l| l.live_connections() + l.n_out())
-            .sum();
-        let grads = MemoryReport {
-            gradients: 4 * params,
-            ..Default::default()
-        };
-        self.net.memory() + grads + self.adam.memory()
-    }
-}
-
-/// The scalars of the update, in the units the networks see.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Hyper {
-    pub(crate) gamma: f32,
-    pub(crate) tau: f64,
-    pub(crate) max_action: f32,
-    policy_noise: f32,
-    pub(crate) noise_clip: f32,
-    policy_delay: u64,
-    /// A run-time choice, not state: a resumed run sets it from its own thread count.
-    #[serde(skip)]
-    parallel_critics: bool,
-}
 
 /// What one training iteration did.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,22 +41,6 @@ pub struct IterationReport {
     pub actor_loss: Option<f64>,
     /// Evolutions done this iteration, by network name (`actor`, `critic1`, `critic2`).
     pub evolutions: Vec<(&'static str, EvolutionStats)>,
-}
-
-/// Scratch buffers reused across iterations.
-#[derive(Debug, Default)]
-struct Scratch {
-    /// The target soft updates' caches: actor target, critic targets.
-    sync: [TargetSync; 3],
-    target_ws: [Workspace; 3],
-    next_action: Activations,
-    next_input: Activations,
-    input: Activations,
-    y: Activations,
-    d_q: [Activations; 2],
-    d_input: Activations,
-    d_action: Activations,
-    act_in: Activations,
 }
 
 /// Actor, twin critics and targets, with the TD3 update.
@@ -140,12 +59,15 @@ pub struct Agent {
     pub critic_targets: [Mlp; 2],
     /// When and how the topology evolves (disabled for dense and static runs).
     pub evolution: EvolutionController,
-    #[serde(skip, default)]
-    scratch: Scratch,
-    /// The networks on a GPU, when one is attached; the host copies above are then refreshed
-    /// only by [`Agent::sync_host`].
-    #[serde(skip, default)]
-    gpu: Option<Box<GpuNets>>,
+    /// Where the networks train: the host, or a GPU whose networks the host copies above show
+    /// as of the last [`Agent::sync_host`].
+    #[serde(skip, default = "host_backend")]
+    nets: Box<dyn Nets>,
+}
+
+/// The backend of a new or loaded agent: training on the host networks.
+fn host_backend() -> Box<dyn Nets> {
+    Box::new(CpuNets::default())
 }
 
 impl Agent {
@@ -210,8 +132,7 @@ impl Agent {
             actor: Learner::new(actor, adam)?,
             critics: [Learner::new(q1, adam)?, Learner::new(q2, adam)?],
             evolution,
-            scratch: Scratch::default(),
-            gpu: None,
+            nets: host_backend(),
         })
     }
 
@@ -228,33 +149,26 @@ impl Agent {
             &self.actor_target,
             &self.critic_targets,
         )?;
-        self.gpu = Some(Box::new(nets));
+        self.nets = Box::new(nets);
         Ok(())
     }
 
     /// Device bytes held by the GPU copy (networks, targets, gradients, Adam state and scratch),
     /// when a GPU is attached.
     pub fn gpu_bytes(&self) -> Option<usize> {
-        self.gpu.as_ref().map(|g| g.bytes())
+        self.nets.device_bytes()
     }
 
     /// The device training runs on, when a GPU is attached.
     pub fn gpu_name(&self) -> Option<String> {
-        self.gpu.as_ref().map(|g| g.device_name())
+        self.nets.device_name()
     }
 
     /// Copies the GPU's networks, optimiser states and targets into the host fields (a no-op
     /// without a GPU). Checkpoints call this first.
     pub fn sync_host(&mut self) -> Result<()> {
-        if let Some(g) = &self.gpu {
-            g.download_all(
-                &mut self.actor,
-                &mut self.critics,
-                &mut self.actor_target,
-                &mut self.critic_targets,
-            )?;
-        }
-        Ok(())
+        let (nets, mut host, _) = self.parts();
+        nets.sync_host(&mut host)
     }
 
     /// Training iterations done.
@@ -281,16 +195,8 @@ impl Agent {
                 self.obs_dim
             )));
         }
-        if let Some(g) = &mut self.gpu {
-            return g.act(obs);
-        }
-        let s = &mut self.scratch;
-        s.act_in.ensure_shape(self.obs_dim, 1);
-        for (f, &o) in obs.iter().enumerate() {
-            s.act_in.set(f, 0, o as f32);
-        }
-        let a = self.actor.net.forward(&s.act_in, &mut self.actor.ws)?;
-        Ok((0..self.act_dim).map(|f| a.get(f, 0) as f64).collect())
+        let (nets, mut host, _) = self.parts();
+        nets.act(&mut host, obs)
     }
 
     /// One training iteration on `batch`, drawing the target-smoothing noise from `rng`.
@@ -321,28 +227,31 @@ impl Agent {
         noise: &Activations,
         rng: &mut R,
     ) -> Result<IterationReport> {
-        let evolve_now = self.evolution.tick();
-        let iteration = self.evolution.iteration();
+        let h = self.hyper;
+        let (nets, mut host, evolution) = self.parts();
+        let evolve_now = evolution.tick();
+        let iteration = evolution.iteration();
         let mut evolutions = Vec::new();
-        if let Some(g) = &mut self.gpu {
-            g.load_batch(batch, noise)?;
-        }
 
-        self.td_target(batch, noise)?;
-        let critic_loss = self.update_critics(batch)?;
+        nets.target_action(&mut host, &h, batch, noise)?;
+        nets.td_target(&mut host, &h, batch)?;
+        let critic_loss = nets.critic_step(&mut host, &h, batch)?;
         if evolve_now {
             for (i, name) in ["critic1", "critic2"].into_iter().enumerate() {
-                evolutions.push((name, self.evolve(Which::Critic(i), rng)?));
+                let stats = evolve(nets, &mut host, evolution, Which::Critic(i), rng)?;
+                evolutions.push((name, stats));
             }
         }
 
         let mut actor_loss = None;
-        if iteration.is_multiple_of(self.hyper.policy_delay) {
-            actor_loss = Some(self.update_actor(batch)?);
+        if iteration.is_multiple_of(h.policy_delay) {
+            actor_loss = Some(nets.actor_step(&mut host, batch)?);
             if evolve_now {
-                evolutions.push(("actor", self.evolve(Which::Actor, rng)?));
+                let stats = evolve(nets, &mut host, evolution, Which::Actor, rng)?;
+                evolutions.push(("actor", stats));
             }
-            self.update_targets()?;
+            let _profile = profile::scope(Part::Targets);
+            nets.update_targets(&mut host, &h)?;
         }
         Ok(IterationReport {
             iteration,
@@ -352,140 +261,16 @@ impl Agent {
         })
     }
 
-    /// Step 4 for one online network: SET evolution of its sparse layers, with its Adam state
-    /// realigned (on the host; a GPU copy is downloaded first and uploaded after).
-    fn evolve<R: Rng + ?Sized>(&mut self, which: Which, rng: &mut R) -> Result<EvolutionStats> {
-        let _profile = profile::scope(Part::Evolution);
-        let l = match which {
-            Which::Actor => &mut self.actor,
-            Which::Critic(i) => &mut self.critics[i],
+    /// The backend, the host networks it works on, and the evolution controller, borrowed
+    /// apart.
+    fn parts(&mut self) -> (&mut dyn Nets, HostNets<'_>, &mut EvolutionController) {
+        let host = HostNets {
+            actor: &mut self.actor,
+            actor_target: &mut self.actor_target,
+            critics: &mut self.critics,
+            critic_targets: &mut self.critic_targets,
         };
-        if let Some(g) = &mut self.gpu {
-            g.download(which, l)?;
-        }
-        let stats = self.evolution.evolve(
-            &mut l.net,
-            Some(&mut l.adam),
-            l.grads.as_mut(),
-            &mut l.memory,
-            rng,
-        )?;
-        if let Some(g) = &mut self.gpu {
-            g.upload_learner(which, l)?;
-        }
-        Ok(stats)
-    }
-
-    /// Step 5b: `θ' ← τθ + (1 − τ)θ'` for every target, sparse layers re-pruned to their budget.
-    fn update_targets(&mut self) -> Result<()> {
-        let _profile = profile::scope(Part::Targets);
-        let tau = self.hyper.tau;
-        if let Some(g) = &mut self.gpu {
-            return g.update_targets(tau);
-        }
-        // The actor's target on one thread and the critics' on the other (when parallel):
-        // independent work, so the results do not depend on the thread count.
-        let (actor_target, actor) = (&mut self.actor_target, &self.actor.net);
-        let (critic_targets, critics) = (&mut self.critic_targets, &self.critics);
-        let [actor_sync, critic_syncs @ ..] = &mut self.scratch.sync;
-        let (a, c) = both(
-            self.hyper.parallel_critics,
-            || actor_sync.update(actor_target, actor, tau),
-            || {
-                critic_targets
-                    .iter_mut()
-                    .zip(critics)
-                    .zip(critic_syncs)
-                    .try_for_each(|((target, online), sync)| sync.update(target, &online.net, tau))
-            },
-        );
-        a?;
-        c?;
-        Ok(())
-    }
-
-    /// Steps 1–2: `y = r + γ (1 − d) min(Q'₁(s', ã), Q'₂(s', ã))` into `scratch.y`.
-    fn td_target(&mut self, batch: &Batch, noise: &Activations) -> Result<()> {
-        let h = self.hyper;
-        if let Some(g) = &mut self.gpu {
-            return g.td_target(&h);
-        }
-        let s = &mut self.scratch;
-        let n = batch.obs.batch();
-        let [ws_actor, ws_q1, ws_q2] = &mut s.target_ws;
-        let pi = self.actor_target.forward(&batch.next_obs, ws_actor)?;
-        s.next_action.ensure_shape(self.act_dim, n);
-        for f in 0..self.act_dim {
-            for b in 0..n {
-                let eps = noise.get(f, b).clamp(-h.noise_clip, h.noise_clip);
-                let a = (pi.get(f, b) + eps).clamp(-h.max_action, h.max_action);
-                s.next_action.set(f, b, a);
-            }
-        }
-        stack(&mut s.next_input, &batch.next_obs, &s.next_action)?;
-        let [t1, t2] = &self.critic_targets;
-        let input = &s.next_input;
-        let (q1, q2) = both(
-            h.parallel_critics,
-            || t1.forward(input, ws_q1).map(|_| ()),
-            || t2.forward(input, ws_q2).map(|_| ()),
-        );
-        q1?;
-        q2?;
-        s.y.ensure_shape(1, n);
-        for b in 0..n {
-            let min_q = ws_q1.output().get(0, b).min(ws_q2.output().get(0, b));
-            let bootstrap = batch.not_done.get(0, b) * h.gamma * min_q;
-            s.y.set(0, b, batch.rewards.get(0, b) + bootstrap);
-        }
-        Ok(())
-    }
-
-    /// Step 3: one Adam step of each critic on its squared TD error; returns the summed loss.
-    fn update_critics(&mut self, batch: &Batch) -> Result<f64> {
-        if let Some(g) = &mut self.gpu {
-            return g.update_critics();
-        }
-        let s = &mut self.scratch;
-        stack(&mut s.input, &batch.obs, &batch.actions)?;
-        let (input, y) = (&s.input, &s.y);
-        let [c1, c2] = &mut self.critics;
-        let [d1, d2] = &mut s.d_q;
-        let (l1, l2) = both(
-            self.hyper.parallel_critics,
-            || critic_step(c1, input, y, d1),
-            || critic_step(c2, input, y, d2),
-        );
-        Ok(l1? + l2?)
-    }
-
-    /// Step 5a: one Adam step of the actor on `−mean(Q₁(s, π(s)))`; returns that loss.
-    fn update_actor(&mut self, batch: &Batch) -> Result<f64> {
-        if let Some(g) = &mut self.gpu {
-            return g.update_actor();
-        }
-        let s = &mut self.scratch;
-        let n = batch.obs.batch();
-        let pi = self.actor.net.forward(&batch.obs, &mut self.actor.ws)?;
-        stack(&mut s.input, &batch.obs, pi)?;
-        let critic = &mut self.critics[0];
-        let q = critic.net.forward(&s.input, &mut critic.ws)?;
-        let loss = -(0..n).map(|b| q.get(0, b) as f64).sum::<f64>() / n as f64;
-        // dL/dQ₁ = −1/n for every sample; back through Q₁ to its input, keep the action rows.
-        let d_q = &mut s.d_q[0];
-        d_q.ensure_shape(1, n);
-        d_q.row_mut(0).fill(-1.0 / n as f32);
-        critic
-            .net
-            .backward(&mut critic.ws, d_q, None, Some(&mut s.d_input))?;
-        s.d_action.ensure_shape(self.act_dim, n);
-        for f in 0..self.act_dim {
-            s.d_action
-                .row_mut(f)
-                .copy_from_slice(s.d_input.row(self.obs_dim + f));
-        }
-        self.actor.step(&s.d_action)?;
-        Ok(loss)
+        (self.nets.as_mut(), host, &mut self.evolution)
     }
 
     /// Live connections of the online networks (actor and both critics), biases excluded.
@@ -500,15 +285,17 @@ impl Agent {
 
     /// FLOPs executed by every network's kernels (online and target) so far.
     pub fn flops(&self) -> Flops {
-        if let Some(g) = &self.gpu {
-            return g.flops();
-        }
-        let targets = [
+        let [c1, c2] = &self.critics;
+        let [t1, t2] = &self.critic_targets;
+        let nets = [
+            &self.actor.net,
+            &c1.net,
+            &c2.net,
             &self.actor_target,
-            &self.critic_targets[0],
-            &self.critic_targets[1],
+            t1,
+            t2,
         ];
-        self.online().chain(targets).map(Mlp::flops).sum()
+        self.nets.flops(&nets)
     }
 
     /// Bytes held: online networks with gradients and Adam state, and the target networks.
@@ -521,53 +308,24 @@ impl Agent {
     }
 }
 
-/// Forward, loss, backward and Adam step of one critic; returns `mean((Q − y)²)`.
-fn critic_step(
-    c: &mut Learner,
-    input: &Activations,
-    y: &Activations,
-    d_q: &mut Activations,
-) -> Result<f64> {
-    let n = input.batch();
-    let q = c.net.forward(input, &mut c.ws)?;
-    d_q.ensure_shape(1, n);
-    let mut loss = 0.0f64;
-    for b in 0..n {
-        let err = q.get(0, b) - y.get(0, b);
-        loss += (err as f64) * (err as f64);
-        d_q.set(0, b, 2.0 * err / n as f32);
-    }
-    c.step(d_q)?;
-    Ok(loss / n as f64)
-}
-
-/// `out = [top; bottom]`: feature rows of `top` then of `bottom`.
-fn stack(out: &mut Activations, top: &Activations, bottom: &Activations) -> Result<()> {
-    out.ensure_shape(top.features() + bottom.features(), top.batch());
-    out.copy_rows_from(0, top)?;
-    out.copy_rows_from(top.features(), bottom)?;
-    Ok(())
-}
-
-/// Runs two independent closures, on two of the pool's threads when `parallel` (and the pool
-/// has them: [`sparse_core::pool::join`]).
-fn both<A: Send, B: Send>(
-    parallel: bool,
-    a: impl FnOnce() -> A + Send,
-    b: impl FnOnce() -> B + Send,
-) -> (A, B) {
-    if parallel {
-        // What this thread does inside counts as what it was doing; the rest is waiting.
-        let outer = profile::current();
-        let _profile = profile::scope(Part::Wait);
-        sparse_core::pool::join(
-            || {
-                let _mine = profile::scope(outer);
-                a()
-            },
-            b,
-        )
-    } else {
-        (a(), b())
-    }
+/// Step 4 for one online network: SET evolution of its sparse layers, with its Adam state
+/// realigned (on the host, wherever the network trains).
+fn evolve<R: Rng + ?Sized>(
+    nets: &mut dyn Nets,
+    host: &mut HostNets,
+    evolution: &mut EvolutionController,
+    which: Which,
+    rng: &mut R,
+) -> Result<EvolutionStats> {
+    let _profile = profile::scope(Part::Evolution);
+    nets.evolve(host, which, &mut |l| {
+        let stats = evolution.evolve(
+            &mut l.net,
+            Some(&mut l.adam),
+            l.grads.as_mut(),
+            &mut l.memory,
+            rng,
+        )?;
+        Ok(stats)
+    })
 }

@@ -1,19 +1,22 @@
-//! The TD3 update on a CUDA GPU (`sparse-cuda`): the same steps as the CPU path in
-//! [`crate::agent`], with every network, gradient and Adam state kept on the device.
+//! The TD3 update on a CUDA GPU (`sparse-cuda`): [`GpuNets`] runs every step of [`Nets`] with
+//! every network, gradient and Adam state kept on the device, in the same order as the host
+//! backend (`crate::cpu`), through the device twins of its element-wise pieces
+//! (`sparse_cuda::ops`).
 //!
 //! Per iteration the minibatch and the smoothing noise (drawn on the host from the run's
 //! generator, so a GPU run draws the same numbers as a CPU run) are uploaded, and the two losses
 //! come back; everything else stays on the device. Topology evolution runs on the host every
 //! `e` iterations: the learner is downloaded, evolved by set-evolve, and uploaded again.
-//! [`GpuNets::download_all`] refreshes the host copies (for checkpoints).
+//! [`Nets::sync_host`] refreshes the host copies (for checkpoints).
 
-use sparse_core::{Activations, Mlp};
+use set_evolve::EvolutionStats;
+use sparse_core::{Activations, Flops, Mlp};
 use sparse_cuda::{
     Buffer, Device, GpuActivations, GpuAdam, GpuGrads, GpuMlp, GpuWorkspace, ops,
     soft_update_and_prune,
 };
 
-use crate::agent::{Hyper, Learner};
+use crate::nets::{HostNets, Hyper, Learner, Nets, Which};
 use crate::replay::Batch;
 use crate::{Error, Result};
 
@@ -94,13 +97,6 @@ pub(crate) struct GpuNets {
     s: Scratch,
 }
 
-/// Which online network.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Which {
-    Actor,
-    Critic(usize),
-}
-
 /// Uploads `host` into `dev_buf`, reshaping it first.
 fn upload(dev: &Device, dev_buf: &mut GpuActivations, host: &Activations) -> Result<()> {
     dev_buf.ensure_shape(dev, host.features(), host.batch())?;
@@ -168,13 +164,8 @@ impl GpuNets {
         })
     }
 
-    /// A description of the device.
-    pub(crate) fn device_name(&self) -> String {
-        self.dev.name()
-    }
-
     /// Uploads the minibatch and the smoothing noise.
-    pub(crate) fn load_batch(&mut self, batch: &Batch, noise: &Activations) -> Result<()> {
+    fn load_batch(&mut self, batch: &Batch, noise: &Activations) -> Result<()> {
         let (d, s) = (&self.dev, &mut self.s);
         upload(d, &mut s.obs, &batch.obs)?;
         upload(d, &mut s.actions, &batch.actions)?;
@@ -184,70 +175,6 @@ impl GpuNets {
         upload(d, &mut s.noise, noise)
     }
 
-    /// Steps 1–2: `y = r + γ (1 − d) min(Q'₁(s', ã), Q'₂(s', ã))`.
-    pub(crate) fn td_target(&mut self, h: &Hyper) -> Result<()> {
-        let (dev, s) = (&self.dev, &mut self.s);
-        let [ws_actor, ws_q1, ws_q2] = &mut s.target_ws;
-        let pi = self.actor_target.forward(&s.next_obs, ws_actor)?;
-        ops::smoothed_action(
-            dev,
-            pi,
-            &s.noise,
-            &mut s.next_action,
-            h.noise_clip,
-            h.max_action,
-        )?;
-        stack(dev, &mut s.next_input, &s.next_obs, &s.next_action)?;
-        let [t1, t2] = &self.critic_targets;
-        let q1 = t1.forward(&s.next_input, ws_q1)?;
-        let q2 = t2.forward(&s.next_input, ws_q2)?;
-        ops::td_target(dev, (q1, q2), &s.rewards, &s.not_done, h.gamma, &mut s.y)?;
-        Ok(())
-    }
-
-    /// Step 3: one Adam step of each critic; returns the summed loss.
-    pub(crate) fn update_critics(&mut self) -> Result<f64> {
-        let (dev, s) = (&self.dev, &mut self.s);
-        stack(dev, &mut s.input, &s.obs, &s.actions)?;
-        let mut total = 0.0;
-        for c in &mut self.critics {
-            let q = c.net.forward(&s.input, &mut c.ws)?;
-            total += ops::mse_loss_grad(dev, q, &s.y, &mut s.d_q, &mut s.squares)?;
-            c.step(&s.d_q)?;
-        }
-        Ok(total)
-    }
-
-    /// Step 5a: one Adam step of the actor on `−mean(Q₁(s, π(s)))`; returns that loss.
-    pub(crate) fn update_actor(&mut self) -> Result<f64> {
-        let (dev, s) = (&self.dev, &mut self.s);
-        let n = s.obs.batch();
-        let pi = self.actor.net.forward(&s.obs, &mut self.actor.ws)?;
-        stack(dev, &mut s.input, &s.obs, pi)?;
-        let critic = &mut self.critics[0];
-        let q = critic.net.forward(&s.input, &mut critic.ws)?;
-        let loss = -q.buffer().read(n)?.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
-        s.d_q.ensure_shape(dev, 1, n)?;
-        ops::fill(dev, &mut s.d_q, -1.0 / n as f32)?;
-        critic
-            .net
-            .backward(&mut critic.ws, &s.d_q, None, Some(&mut s.d_input))?;
-        s.d_action.ensure_shape(dev, self.act_dim, n)?;
-        let rows = self.obs_dim..self.obs_dim + self.act_dim;
-        s.d_action.copy_rows_of(&s.d_input, rows)?;
-        self.actor.step(&s.d_action)?;
-        Ok(loss)
-    }
-
-    /// Step 5b: every target moves towards its online network, sparse layers re-pruned.
-    pub(crate) fn update_targets(&mut self, tau: f64) -> Result<()> {
-        soft_update_and_prune(&mut self.actor_target, &self.actor.net, tau)?;
-        for (t, c) in self.critic_targets.iter_mut().zip(&self.critics) {
-            soft_update_and_prune(t, &c.net, tau)?;
-        }
-        Ok(())
-    }
-
     fn learner(&mut self, which: Which) -> &mut GpuLearner {
         match which {
             Which::Actor => &mut self.actor,
@@ -255,53 +182,8 @@ impl GpuNets {
         }
     }
 
-    /// Copies one online learner to the host (before evolving it there).
-    pub(crate) fn download(&mut self, which: Which, host: &mut Learner) -> Result<()> {
-        self.learner(which).download_into(host)
-    }
-
-    /// Replaces one online learner with the host's (after evolving it there).
-    pub(crate) fn upload_learner(&mut self, which: Which, host: &Learner) -> Result<()> {
-        let dev = self.dev.clone();
-        *self.learner(which) = GpuLearner::upload(&dev, host)?;
-        Ok(())
-    }
-
-    /// Refreshes every host copy: online networks with their optimisers, and the targets.
-    pub(crate) fn download_all(
-        &self,
-        actor: &mut Learner,
-        critics: &mut [Learner; 2],
-        actor_target: &mut Mlp,
-        critic_targets: &mut [Mlp; 2],
-    ) -> Result<()> {
-        self.actor.download_into(actor)?;
-        for (g, h) in self.critics.iter().zip(critics) {
-            g.download_into(h)?;
-        }
-        *actor_target = self.actor_target.to_host()?;
-        for (g, h) in self.critic_targets.iter().zip(critic_targets) {
-            *h = g.to_host()?;
-        }
-        Ok(())
-    }
-
-    /// The deterministic policy's action for one observation.
-    pub(crate) fn act(&mut self, obs: &[f64]) -> Result<Vec<f64>> {
-        let (dev, s) = (&self.dev, &mut self.s);
-        s.act_in.ensure_shape(dev, obs.len(), 1)?;
-        let x: Vec<f32> = obs.iter().map(|&o| o as f32).collect();
-        s.act_in.buffer_mut().write(0, &x)?;
-        let a = self.actor.net.forward(&s.act_in, &mut self.actor.ws)?;
-        Ok(a.buffer()
-            .read(self.act_dim)?
-            .iter()
-            .map(|&v| v as f64)
-            .collect())
-    }
-
     /// Device bytes held: networks, targets, gradients, Adam state, workspaces and scratch.
-    pub(crate) fn bytes(&self) -> usize {
+    fn bytes(&self) -> usize {
         let learner =
             |l: &GpuLearner| l.net.bytes() + l.grads.bytes() + l.adam.bytes() + l.ws.bytes();
         let learners: usize = [&self.actor, &self.critics[0], &self.critics[1]]
@@ -338,10 +220,128 @@ impl GpuNets {
             + s.squares.bytes();
         learners + targets + scratch
     }
+}
 
-    /// FLOPs executed by every network's kernels (online and target), including those counted
-    /// before upload.
-    pub(crate) fn flops(&self) -> sparse_core::Flops {
+impl Nets for GpuNets {
+    fn target_action(
+        &mut self,
+        _host: &mut HostNets,
+        h: &Hyper,
+        batch: &Batch,
+        noise: &Activations,
+    ) -> Result<()> {
+        self.load_batch(batch, noise)?;
+        let (d, s) = (&self.dev, &mut self.s);
+        let pi = self
+            .actor_target
+            .forward(&s.next_obs, &mut s.target_ws[0])?;
+        ops::smoothed_action(
+            d,
+            pi,
+            &s.noise,
+            &mut s.next_action,
+            h.noise_clip,
+            h.max_action,
+        )?;
+        Ok(())
+    }
+
+    fn td_target(&mut self, _host: &mut HostNets, h: &Hyper, _batch: &Batch) -> Result<()> {
+        let (dev, s) = (&self.dev, &mut self.s);
+        let [_, ws_q1, ws_q2] = &mut s.target_ws;
+        stack(dev, &mut s.next_input, &s.next_obs, &s.next_action)?;
+        let [t1, t2] = &self.critic_targets;
+        let q1 = t1.forward(&s.next_input, ws_q1)?;
+        let q2 = t2.forward(&s.next_input, ws_q2)?;
+        ops::td_target(dev, (q1, q2), &s.rewards, &s.not_done, h.gamma, &mut s.y)?;
+        Ok(())
+    }
+
+    fn critic_step(&mut self, _host: &mut HostNets, _h: &Hyper, _batch: &Batch) -> Result<f64> {
+        let (dev, s) = (&self.dev, &mut self.s);
+        stack(dev, &mut s.input, &s.obs, &s.actions)?;
+        let mut total = 0.0;
+        for c in &mut self.critics {
+            let q = c.net.forward(&s.input, &mut c.ws)?;
+            total += ops::mse_loss_grad(dev, q, &s.y, &mut s.d_q, &mut s.squares)?;
+            c.step(&s.d_q)?;
+        }
+        Ok(total)
+    }
+
+    fn actor_step(&mut self, _host: &mut HostNets, _batch: &Batch) -> Result<f64> {
+        let (dev, s) = (&self.dev, &mut self.s);
+        let n = s.obs.batch();
+        let pi = self.actor.net.forward(&s.obs, &mut self.actor.ws)?;
+        stack(dev, &mut s.input, &s.obs, pi)?;
+        let critic = &mut self.critics[0];
+        let q = critic.net.forward(&s.input, &mut critic.ws)?;
+        let loss = -q.buffer().read(n)?.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+        s.d_q.ensure_shape(dev, 1, n)?;
+        ops::fill(dev, &mut s.d_q, -1.0 / n as f32)?;
+        critic
+            .net
+            .backward(&mut critic.ws, &s.d_q, None, Some(&mut s.d_input))?;
+        s.d_action.ensure_shape(dev, self.act_dim, n)?;
+        let rows = self.obs_dim..self.obs_dim + self.act_dim;
+        s.d_action.copy_rows_of(&s.d_input, rows)?;
+        self.actor.step(&s.d_action)?;
+        Ok(loss)
+    }
+
+    fn update_targets(&mut self, _host: &mut HostNets, h: &Hyper) -> Result<()> {
+        soft_update_and_prune(&mut self.actor_target, &self.actor.net, h.tau)?;
+        for (t, c) in self.critic_targets.iter_mut().zip(&self.critics) {
+            soft_update_and_prune(t, &c.net, h.tau)?;
+        }
+        Ok(())
+    }
+
+    fn evolve(
+        &mut self,
+        host: &mut HostNets,
+        which: Which,
+        evolve: &mut dyn FnMut(&mut Learner) -> Result<EvolutionStats>,
+    ) -> Result<EvolutionStats> {
+        let l = host.learner(which);
+        self.learner(which).download_into(l)?;
+        let stats = evolve(l)?;
+        let dev = self.dev.clone();
+        *self.learner(which) = GpuLearner::upload(&dev, l)?;
+        Ok(stats)
+    }
+
+    fn act(&mut self, _host: &mut HostNets, obs: &[f64]) -> Result<Vec<f64>> {
+        let (dev, s) = (&self.dev, &mut self.s);
+        s.act_in.ensure_shape(dev, obs.len(), 1)?;
+        let x: Vec<f32> = obs.iter().map(|&o| o as f32).collect();
+        s.act_in.buffer_mut().write(0, &x)?;
+        let a = self.actor.net.forward(&s.act_in, &mut self.actor.ws)?;
+        Ok(a.buffer()
+            .read(self.act_dim)?
+            .iter()
+            .map(|&v| v as f64)
+            .collect())
+    }
+
+    fn sync_host(&self, host: &mut HostNets) -> Result<()> {
+        self.actor.download_into(host.actor)?;
+        for (g, h) in self.critics.iter().zip(host.critics.iter_mut()) {
+            g.download_into(h)?;
+        }
+        *host.actor_target = self.actor_target.to_host()?;
+        for (g, h) in self
+            .critic_targets
+            .iter()
+            .zip(host.critic_targets.iter_mut())
+        {
+            *h = g.to_host()?;
+        }
+        Ok(())
+    }
+
+    /// The device's counts, which include those the host copies had at upload.
+    fn flops(&self, _host: &[&Mlp]) -> Flops {
         let online = [&self.actor, &self.critics[0], &self.critics[1]].map(|l| l.net.flops());
         let targets = [
             &self.actor_target,
@@ -350,5 +350,13 @@ impl GpuNets {
         ]
         .map(GpuMlp::flops);
         online.into_iter().chain(targets).sum()
+    }
+
+    fn device_name(&self) -> Option<String> {
+        Some(self.dev.name())
+    }
+
+    fn device_bytes(&self) -> Option<usize> {
+        Some(self.bytes())
     }
 }

@@ -3,14 +3,18 @@
 //! - [`config`]: every setting, the paper's values as defaults, validation;
 //! - [`replay`]: the preallocated replay buffer and feature-major minibatches;
 //! - [`agent`]: actor, twin critics and their targets, and the TD3 update (Algorithm 1);
-//! - `gpu`: the same update on a CUDA GPU through `sparse-cuda` (`Config::device`);
+//! - `nets`: the seam between the update and where it runs, and the host networks' state;
+//! - `cpu`: the update's steps on the host, through `sparse-core`;
+//! - `gpu`: the same steps on a CUDA GPU through `sparse-cuda` (`Config::device`);
 //! - [`trainer`]: the environment loop — exploration, evaluation, checkpoints and resume;
 //! - [`checkpoint`]: the on-disk format of a complete training state.
 
 pub mod agent;
 pub mod checkpoint;
 pub mod config;
+mod cpu;
 mod gpu;
+mod nets;
 pub mod replay;
 pub mod trainer;
 
