@@ -283,19 +283,24 @@ impl Agent {
         [&self.actor.net, &self.critics[0].net, &self.critics[1].net].into_iter()
     }
 
-    /// FLOPs executed by every network's kernels (online and target) so far.
-    pub fn flops(&self) -> Flops {
+    /// Every network: the online ones ([`Self::online`]), then the actor's and the critics'
+    /// targets.
+    pub fn networks(&self) -> [&Mlp; 6] {
         let [c1, c2] = &self.critics;
         let [t1, t2] = &self.critic_targets;
-        let nets = [
+        [
             &self.actor.net,
             &c1.net,
             &c2.net,
             &self.actor_target,
             t1,
             t2,
-        ];
-        self.nets.flops(&nets)
+        ]
+    }
+
+    /// FLOPs executed by every network's kernels (online and target) so far.
+    pub fn flops(&self) -> Flops {
+        self.nets.flops(&self.networks())
     }
 
     /// Bytes held: online networks with gradients and Adam state, and the target networks.

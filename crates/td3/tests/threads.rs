@@ -3,7 +3,7 @@
 //! rows must leave every parameter, target and optimiser moment bitwise as on one thread.
 
 use rand::{RngExt, SeedableRng, rngs::StdRng};
-use sparse_core::{Activations, Mlp, pool};
+use sparse_core::{Activations, pool};
 use td3::{Agent, Algo, Batch, Config};
 
 fn acts(r: &mut StdRng, features: usize, batch: usize) -> Activations {
@@ -15,15 +15,8 @@ fn acts(r: &mut StdRng, features: usize, batch: usize) -> Activations {
 
 /// Every value of every network (online and target) and every Adam moment.
 fn state(agent: &Agent) -> Vec<Vec<f32>> {
-    let nets: Vec<&Mlp> = agent
-        .online()
-        .chain([
-            &agent.actor_target,
-            &agent.critic_targets[0],
-            &agent.critic_targets[1],
-        ])
-        .collect();
-    let mut out: Vec<Vec<f32>> = nets
+    let mut out: Vec<Vec<f32>> = agent
+        .networks()
         .iter()
         .flat_map(|n| {
             n.layers()

@@ -155,15 +155,9 @@ fn same_seed_same_run_and_threads_do_not_change_results() {
 
 /// Live connections of every layer of every network.
 fn counts(agent: &Agent) -> Vec<usize> {
-    let nets: Vec<&Mlp> = agent
-        .online()
-        .chain([
-            &agent.actor_target,
-            &agent.critic_targets[0],
-            &agent.critic_targets[1],
-        ])
-        .collect();
-    nets.iter()
+    agent
+        .networks()
+        .iter()
         .flat_map(|n| n.layers().iter().map(Layer::live_connections))
         .collect()
 }

@@ -254,34 +254,16 @@ impl Epilogue<'_> {
 /// costs); the portable kernels run on the calling thread.
 pub const MIN_SPLIT_WORK: usize = 1 << 18;
 
-/// [`x86::avx512::forward`]'s signature: `y = post(W x + b)` over a row range (segments,
-/// blocks, indices, values, bias, `x` and its stride, `y` and its stride, batch, rows, epilogue).
+/// [`x86::avx512::spmm`]'s signature for values `S`: `y = post(init + W x)` over a row range
+/// (segments, blocks, indices, values, bias, `x` and its stride, `y` and its stride, batch,
+/// rows, epilogue).
 #[cfg(target_arch = "x86_64")]
-type ForwardFn<J> = unsafe fn(
+type SpmmFn<J, S> = unsafe fn(
     &[u32],
     usize,
     &[J],
-    &[f32],
+    S,
     Option<&[f32]>,
-    *const f32,
-    usize,
-    *mut f32,
-    usize,
-    usize,
-    std::ops::Range<usize>,
-    x86::Post,
-);
-
-/// [`x86::avx512::backward`]'s signature: `dx = post(Wᵀ dy)` over a row range of the
-/// transposed structure (segments, blocks, rows using each input, values, permutation, `dy`
-/// and its stride, `dx` and its stride, batch, rows, epilogue).
-#[cfg(target_arch = "x86_64")]
-type BackwardFn = unsafe fn(
-    &[u32],
-    usize,
-    &[u32],
-    &[f32],
-    &[u32],
     *const f32,
     usize,
     *mut f32,
@@ -309,12 +291,17 @@ type GradFn<J> = unsafe fn(
     std::ops::Range<usize>,
 );
 
-/// One instruction set's SIMD kernels for column indices `J`, as function pointers.
+/// One instruction set's SIMD kernels for column indices `J` and values borrowed for `'a`, as
+/// function pointers.
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
-struct Simd<J: ColIndex> {
-    forward: ForwardFn<J>,
-    backward: BackwardFn,
+struct Simd<'a, J: ColIndex> {
+    /// The forward product: CSR values in entry order, the bias as `init`.
+    forward: SpmmFn<J, x86::Direct<'a>>,
+    /// The backward-data product: over the transposed structure, the CSR values through its
+    /// permutation, no bias.
+    backward: SpmmFn<u32, x86::Permuted<'a>>,
+    /// Weight (and bias) gradients.
     weight_grad: GradFn<J>,
 }
 
@@ -322,25 +309,25 @@ struct Simd<J: ColIndex> {
 /// for the portable ones: the one place that maps an [`Isa`] to code. Only an implementation
 /// the CPU supports is ever active (checked when it is chosen).
 #[cfg(target_arch = "x86_64")]
-fn simd<J: ColIndex>() -> Option<Simd<J>> {
+fn simd<'a, J: ColIndex>() -> Option<Simd<'a, J>> {
     match active_isa() {
         Isa::Portable => None,
         Isa::Avx2 => Some(Simd {
-            forward: x86::avx2::forward::<J>,
-            backward: x86::avx2::backward,
-            weight_grad: x86::avx2::sddmm::<J>,
+            forward: x86::avx2::spmm,
+            backward: x86::avx2::spmm,
+            weight_grad: x86::avx2::sddmm,
         }),
         Isa::Avx512 => Some(Simd {
-            forward: x86::avx512::forward::<J>,
-            backward: x86::avx512::backward,
-            weight_grad: x86::avx512::sddmm::<J>,
+            forward: x86::avx512::spmm,
+            backward: x86::avx512::spmm,
+            weight_grad: x86::avx512::sddmm,
         }),
     }
 }
 
 /// Always the portable kernels where there are no SIMD ones.
 #[cfg(not(target_arch = "x86_64"))]
-fn simd<J: ColIndex>() -> Option<std::convert::Infallible> {
+fn simd<'a, J: ColIndex>() -> Option<std::convert::Infallible> {
     None
 }
 
@@ -452,7 +439,7 @@ fn forward_with<I: ColIndex>(
                         s,
                         parts,
                         idx,
-                        val,
+                        x86::Direct(val),
                         Some(bias),
                         xp,
                         xs,
@@ -517,6 +504,7 @@ fn backward_data_with<I: ColIndex>(
             let ptrs = Shared((dyp, dxp, epilogue.post()));
             split_rows(t.col_ptr(), batch, &|rows| {
                 let (dyp, dxp, post) = ptrs.get();
+                let val = x86::Permuted { values: val, perm };
                 // SAFETY: the kernels are those of an implementation the CPU supports; `t`
                 // fits `w` and its segments were built from its own offsets, so they are
                 // valid, increasing offsets for `idx` and the permutation (both `nnz` long,
@@ -526,7 +514,7 @@ fn backward_data_with<I: ColIndex>(
                 // the threads of a split write disjoint rows.
                 unsafe {
                     (k.backward)(
-                        s, parts, idx, val, perm, dyp, dys, dxp, dxs, batch, rows, post,
+                        s, parts, idx, val, None, dyp, dys, dxp, dxs, batch, rows, post,
                     )
                 }
             });
@@ -610,9 +598,7 @@ fn weight_and_bias_grad<I: ColIndex>(
                 // (indices below `n_cols`, the rows `x` holds); `dy` holds `n_rows` rows;
                 // `grad` has `nnz` entries and is a unique borrow, of which the threads of a
                 // split write the disjoint slots of their rows; strides cover `batch` lanes.
-                unsafe {
-                    (k.weight_grad)(s, parts, idx, dyp, dys, xp, xs, g, bp, batch, rows)
-                }
+                unsafe { (k.weight_grad)(s, parts, idx, dyp, dys, xp, xs, g, bp, batch, rows) }
             });
         }
         _ => {

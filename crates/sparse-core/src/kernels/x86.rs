@@ -76,7 +76,7 @@ pub(in crate::kernels) enum Post {
 }
 
 /// Where `spmm` finds the value of entry `e` of a row segment.
-trait Values: Copy {
+pub(in crate::kernels) trait Values: Copy {
     /// The value of entry `e` (relative to the segment), unchecked.
     ///
     /// # Safety
@@ -89,7 +89,7 @@ trait Values: Copy {
 
 /// Values stored in entry order (forward: the CSR values).
 #[derive(Clone, Copy)]
-struct Direct<'a>(&'a [f32]);
+pub(in crate::kernels) struct Direct<'a>(pub &'a [f32]);
 
 impl Values for Direct<'_> {
     #[inline(always)]
@@ -108,11 +108,11 @@ impl Values for Direct<'_> {
 /// Values reached through a permutation (backward-data: the CSR values in transposed order,
 /// `values[perm[e]]`), read in the kernel instead of gathered into a copy first.
 #[derive(Clone, Copy)]
-struct Permuted<'a> {
+pub(in crate::kernels) struct Permuted<'a> {
     /// All values.
-    values: &'a [f32],
+    pub values: &'a [f32],
     /// The slot of each entry's value.
-    perm: &'a [u32],
+    pub perm: &'a [u32],
 }
 
 impl Values for Permuted<'_> {
@@ -284,7 +284,7 @@ macro_rules! simd_kernels {
         /// `rows` of `y` during the call.
         #[target_feature(enable = $feat)]
         #[allow(clippy::too_many_arguments)]
-        unsafe fn spmm<J: ColIndex, S: Values>(
+        pub(in crate::kernels) unsafe fn spmm<J: ColIndex, S: Values>(
             seg: &[u32],
             parts: usize,
             idx: &[J],
@@ -336,59 +336,6 @@ macro_rules! simd_kernels {
                     }
                 }
             }
-        }
-
-        /// The forward product: [`spmm`] on a CSR matrix's own values (`val`, one per entry
-        /// of `idx`), with the bias as `init` when given.
-        ///
-        /// # Safety
-        /// As [`spmm`].
-        #[target_feature(enable = $feat)]
-        #[allow(clippy::too_many_arguments)]
-        pub(in crate::kernels) unsafe fn forward<J: ColIndex>(
-            seg: &[u32],
-            parts: usize,
-            idx: &[J],
-            val: &[f32],
-            bias: Option<&[f32]>,
-            x: *const f32,
-            xs: usize,
-            y: *mut f32,
-            ys: usize,
-            batch: usize,
-            rows: std::ops::Range<usize>,
-            post: Post,
-        ) {
-            let val = super::Direct(val);
-            // SAFETY: forwarded from the caller's contract.
-            unsafe { spmm(seg, parts, idx, val, bias, x, xs, y, ys, batch, rows, post) }
-        }
-
-        /// The backward-data product: [`spmm`] over a transposed structure (`idx`, the output
-        /// rows using each input) with the CSR values reached through its permutation
-        /// (`values[perm[e]]`), no bias.
-        ///
-        /// # Safety
-        /// As [`spmm`], with `perm` as long as `idx` and every slot in it below `values.len()`.
-        #[target_feature(enable = $feat)]
-        #[allow(clippy::too_many_arguments)]
-        pub(in crate::kernels) unsafe fn backward(
-            seg: &[u32],
-            parts: usize,
-            idx: &[u32],
-            values: &[f32],
-            perm: &[u32],
-            dy: *const f32,
-            dys: usize,
-            dx: *mut f32,
-            dxs: usize,
-            batch: usize,
-            rows: std::ops::Range<usize>,
-            post: Post,
-        ) {
-            let val = super::Permuted { values, perm };
-            // SAFETY: forwarded from the caller's contract.
-            unsafe { spmm(seg, parts, idx, val, None, dy, dys, dx, dxs, batch, rows, post) }
         }
 
         /// One output row's segment over one tile: `grad_e (+)= Σ_lanes dy[j] · x[idx_e]`,
