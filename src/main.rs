@@ -29,11 +29,23 @@ fn main() -> std::process::ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let args = cli::Cli::parse();
+    warn_if_unoptimised();
     match cli::run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Says on stderr that this binary's own code was built without optimisation (the numeric
+/// crates are optimised even in dev builds, see Cargo.toml, but a release build is faster still).
+fn warn_if_unoptimised() {
+    if cfg!(debug_assertions) && option_env!("DS_TD3_OPT_LEVEL") == Some("0") {
+        eprintln!(
+            "warning: this ds-td3 is a debug build (its own code unoptimised); for full speed use \
+             `cargo run --release -p ds-td3 -- …`"
+        );
     }
 }
