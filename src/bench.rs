@@ -1,7 +1,7 @@
 //! `ds-td3 bench`: sparse against dense in one process — the kernels of a 256×256 layer and whole
 //! TD3 iterations — printed as a table of times, same-run sparse/dense ratios and achieved GFLOPS.
 //!
-//! The workloads are those of the criterion benchmarks (`src/workloads.rs`). Each time is the
+//! The workloads are those of the criterion benchmarks ([`ds_td3::workloads`]). Each time is the
 //! median over several samples of repeated calls, on one thread. GFLOPS divide the FLOPs the
 //! kernels' own counters recorded during the timed calls (2 per multiply-add; the bias gradient
 //! 1 per addition) by the time. Ratios divide a sparse time by the dense time of the same table,
@@ -17,7 +17,7 @@ use sparse_core::{Activations, Layer, pool};
 use td3::Agent;
 
 use crate::train::DeviceArg;
-use crate::workloads::{
+use ds_td3::workloads::{
     KERNEL_BATCHES, N, SHAPES, Setting, TD3_BATCH, WARM_ITERATIONS, kernel_layers, random_acts,
     sparsity, warm_agent,
 };

@@ -8,7 +8,7 @@ use rand::{SeedableRng, rngs::StdRng};
 use sparse_cuda::{Activation, Device, GpuActivations, GpuLayer};
 
 use crate::bench::{Sampling, Timing, median_time};
-use crate::workloads::{N, TD3_BATCH, random_acts};
+use ds_td3::workloads::{N, TD3_BATCH, random_acts};
 
 /// Times one kernel of `layer` on `dev`.
 fn time_kernel(

@@ -18,7 +18,6 @@ mod report;
 mod run_dir;
 mod sweep;
 mod train;
-mod workloads;
 
 fn main() -> std::process::ExitCode {
     // Output piped into a program that stops reading (`ds-td3 bench | head`) ends this process
