@@ -20,17 +20,19 @@
 //! `ds-td3 train --resume …` for one with a checkpoint, and skips one with a `summary.json`.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
+use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Deserialize;
 use td3::{Algo, Config};
+
+use crate::interrupt::{Interrupted, StopFlag};
+use crate::progress::Progress;
 
 /// Options of `ds-td3 sweep`.
 #[derive(Debug, Args)]
@@ -118,8 +120,8 @@ fn short(v: &toml::Value) -> String {
 }
 
 /// Applies `key = value` to a configuration, rejecting unknown keys and invalid values.
-fn apply(config: &Config, key: &str, value: &toml::Value) -> Result<Config, String> {
-    let mut json = serde_json::to_value(config).map_err(|e| e.to_string())?;
+fn apply(config: &Config, key: &str, value: &toml::Value) -> anyhow::Result<Config> {
+    let mut json = serde_json::to_value(config)?;
     let fields = json
         .as_object_mut()
         .expect("a config serialises to an object");
@@ -128,48 +130,50 @@ fn apply(config: &Config, key: &str, value: &toml::Value) -> Result<Config, Stri
             .keys()
             .filter(|k| !matches!(k.as_str(), "env" | "algo" | "seed"))
             .collect();
-        return Err(format!(
+        bail!(
             "unknown setting '{key}' (envs, algos and seeds have their own lists; settings: {})",
             known
                 .iter()
                 .map(|k| k.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
-        ));
+        );
     }
     fields.insert(key.to_string(), to_json(value));
-    serde_json::from_value(json).map_err(|e| format!("setting '{key}' = {value}: {e}"))
+    serde_json::from_value(json).with_context(|| format!("setting '{key}' = {value}"))
 }
 
-/// Every run of the grid, in a stable order (env, algo, swept values, seed).
-pub fn expand(grid_path: &Path) -> Result<(PathBuf, Vec<Run>), String> {
-    let text =
-        std::fs::read_to_string(grid_path).map_err(|e| format!("{}: {e}", grid_path.display()))?;
-    let grid: Grid = toml::from_str(&text).map_err(|e| format!("{}: {e}", grid_path.display()))?;
-    let ctx = |e: String| format!("{}: {e}", grid_path.display());
+/// Every run of the grid, in a stable order (env, algo, swept values, seed), and the grid's
+/// output root (made absolute).
+pub fn expand(grid_path: &Path) -> anyhow::Result<(PathBuf, Vec<Run>)> {
+    read_grid(grid_path).with_context(|| grid_path.display().to_string())
+}
+
+/// [`expand`], with errors that the caller prefixes with the grid file's name.
+fn read_grid(grid_path: &Path) -> anyhow::Result<(PathBuf, Vec<Run>)> {
+    let text = std::fs::read_to_string(grid_path)?;
+    let grid: Grid = toml::from_str(&text)?;
     if grid.envs.is_empty() || grid.algos.is_empty() || grid.seeds.is_empty() {
-        return Err(ctx(
-            "envs, algos and seeds must each list at least one value".into(),
-        ));
+        bail!("envs, algos and seeds must each list at least one value");
     }
     for env in grid.envs.iter().chain(grid.seeds_for.keys()) {
         if !mujoco_env::known_ids().contains(&env.as_str()) {
-            return Err(ctx(format!(
+            bail!(
                 "unknown environment '{env}'; known: {}",
                 mujoco_env::known_ids().join(", ")
-            )));
+            );
         }
     }
     let algos = grid
         .algos
         .iter()
-        .map(|a| a.parse::<Algo>().map_err(|e| ctx(e.to_string())))
+        .map(|a| a.parse::<Algo>())
         .collect::<Result<Vec<_>, _>>()?;
     // The cartesian product of the swept lists.
     let mut combos: Vec<Vec<(String, toml::Value)>> = vec![Vec::new()];
     for (key, values) in &grid.sweep {
         if values.is_empty() {
-            return Err(ctx(format!("sweep.{key} lists no values")));
+            bail!("sweep.{key} lists no values");
         }
         combos = combos
             .into_iter()
@@ -191,9 +195,9 @@ pub fn expand(grid_path: &Path) -> Result<(PathBuf, Vec<Run>), String> {
                     let mut config = Config::paper(env, algo);
                     config.seed = seed;
                     for (k, v) in grid.set.iter().chain(combo.iter().map(|(k, v)| (k, v))) {
-                        config = apply(&config, k, v).map_err(ctx)?;
+                        config = apply(&config, k, v)?;
                     }
-                    config.validate().map_err(|e| ctx(e.to_string()))?;
+                    config.validate()?;
                     let mut name = format!("{env}-{algo}");
                     for (k, v) in combo {
                         if grid.sweep[k].len() > 1 {
@@ -209,29 +213,27 @@ pub fn expand(grid_path: &Path) -> Result<(PathBuf, Vec<Run>), String> {
     let mut names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
     names.sort_unstable();
     if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-        return Err(ctx(format!(
+        bail!(
             "two grid points share the run name '{}' (repeated list values?)",
             w[0]
-        )));
+        );
     }
     let out = if grid.out.is_absolute() {
         grid.out
     } else {
-        std::env::current_dir()
-            .map_err(|e| e.to_string())?
-            .join(grid.out)
+        std::env::current_dir()?.join(grid.out)
     };
     Ok((out, runs))
 }
 
 /// Writes `<out>/configs/<name>.json` for every run.
-fn write_configs(out: &Path, runs: &[Run]) -> Result<(), String> {
+fn write_configs(out: &Path, runs: &[Run]) -> anyhow::Result<()> {
     let dir = out.join("configs");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     for r in runs {
         let path = dir.join(format!("{}.json", r.name));
-        let text = serde_json::to_string_pretty(&r.config).map_err(|e| e.to_string())? + "\n";
-        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = serde_json::to_string_pretty(&r.config)? + "\n";
+        std::fs::write(&path, text).with_context(|| path.display().to_string())?;
     }
     Ok(())
 }
@@ -309,26 +311,15 @@ fn command(exe: &Path, out: &Path, run: &Run) -> Command {
 }
 
 /// Runs `ds-td3 sweep`.
-pub fn run(args: &SweepArgs) -> Result<(), String> {
+pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
     let (out, runs) = expand(&args.grid)?;
     std::fs::create_dir_all(out.join("logs"))
-        .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+        .with_context(|| format!("cannot create {}", out.display()))?;
     write_configs(&out, &runs)?;
     if args.emit == Some(Emit::Slurm) {
-        let path = out.join("sweep.slurm");
-        std::fs::write(&path, slurm_script(&out, &runs))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        println!(
-            "wrote {} ({} array tasks); submit with: sbatch {}",
-            path.display(),
-            runs.len(),
-            path.display()
-        );
-        return Ok(());
+        return emit_slurm(&out, &runs);
     }
-    let exe =
-        std::env::current_exe().map_err(|e| format!("cannot locate the ds-td3 binary: {e}"))?;
-    let total_steps: u64 = runs.iter().map(|r| r.config.steps).sum();
+    let exe = std::env::current_exe().context("cannot locate the ds-td3 binary")?;
     let todo: VecDeque<Run> = runs
         .iter()
         .filter(|r| status(&out.join(&r.name)) != Status::Finished)
@@ -349,88 +340,117 @@ pub fn run(args: &SweepArgs) -> Result<(), String> {
             workers
         );
     }
-
-    let stop = Arc::new(AtomicBool::new(false));
     let children: Arc<Mutex<Vec<u32>>> = Arc::default();
-    {
-        let (stop, children) = (stop.clone(), children.clone());
-        ctrlc::set_handler(move || {
-            stop.store(true, Ordering::SeqCst);
-            // Forward the interrupt so every run writes a checkpoint and exits.
+    let stop = StopFlag::on_ctrl_c({
+        let children = children.clone();
+        // Forward the interrupt so every run writes a checkpoint and exits.
+        move || {
             for &pid in children.lock().expect("no poisoning").iter() {
                 // SAFETY: kill(2) with a child's pid and SIGINT has no memory effects.
                 unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
             }
-        })
-        .map_err(|e| format!("cannot install the Ctrl-C handler: {e}"))?;
-    }
-    let queue = Arc::new(Mutex::new(todo));
-    let active: Arc<Mutex<Vec<String>>> = Arc::default();
-    let failures: Arc<Mutex<Vec<String>>> = Arc::default();
-    let done = Arc::new(Mutex::new(0usize));
+        }
+    })?;
+    let shared = Arc::new(Shared {
+        queue: Mutex::new(todo),
+        active: Mutex::default(),
+        failures: Mutex::default(),
+        done: Mutex::new(0),
+        children,
+        stop,
+        exe,
+        out,
+    });
     let handles: Vec<_> = (0..workers)
         .map(|_| {
-            let (queue, active, failures, done) = (
-                queue.clone(),
-                active.clone(),
-                failures.clone(),
-                done.clone(),
-            );
-            let (stop, children, exe, out) =
-                (stop.clone(), children.clone(), exe.clone(), out.clone());
-            std::thread::spawn(move || {
-                loop {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Some(run) = queue.lock().expect("no poisoning").pop_front() else {
-                        break;
-                    };
-                    let log_path = out.join("logs").join(format!("{}.log", run.name));
-                    let outcome = spawn_logged(
-                        command(&exe, &out, &run),
-                        &log_path,
-                        &children,
-                        &active,
-                        &run.name,
-                    );
-                    match outcome {
-                        Ok(true) => *done.lock().expect("no poisoning") += 1,
-                        Ok(false) if stop.load(Ordering::SeqCst) => {}
-                        Ok(false) => failures.lock().expect("no poisoning").push(format!(
-                            "{} failed (see {})",
-                            run.name,
-                            log_path.display()
-                        )),
-                        Err(e) => failures
-                            .lock()
-                            .expect("no poisoning")
-                            .push(format!("{}: {e}", run.name)),
-                    }
-                }
-            })
+            let shared = shared.clone();
+            std::thread::spawn(move || shared.work())
         })
         .collect();
+    watch(&shared, &runs, skipped, &handles, args.quiet);
+    for h in handles {
+        h.join()
+            .map_err(|_| anyhow::anyhow!("a sweep worker panicked"))?;
+    }
+    finish(&shared, &runs)
+}
 
-    // One overall view: steps summed over all runs.
-    let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
-        let bar = ProgressBar::with_draw_target(Some(total_steps), ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{elapsed_precise} [{wide_bar}] {pos}/{len} steps  ETA {eta}  {msg}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        bar
-    });
-    let mut last_line = Instant::now();
+/// Writes the Slurm script for the runs and says how to submit it.
+fn emit_slurm(out: &Path, runs: &[Run]) -> anyhow::Result<()> {
+    let path = out.join("sweep.slurm");
+    std::fs::write(&path, slurm_script(out, runs)).with_context(|| path.display().to_string())?;
+    println!(
+        "wrote {} ({} array tasks); submit with: sbatch {}",
+        path.display(),
+        runs.len(),
+        path.display()
+    );
+    Ok(())
+}
+
+/// What the sweep's worker threads share.
+struct Shared {
+    /// Runs not started yet.
+    queue: Mutex<VecDeque<Run>>,
+    /// Names of the runs in progress.
+    active: Mutex<Vec<String>>,
+    /// One line per failed run.
+    failures: Mutex<Vec<String>>,
+    /// Runs finished by this sweep.
+    done: Mutex<usize>,
+    /// Process ids of the running children (Ctrl-C is forwarded to them).
+    children: Arc<Mutex<Vec<u32>>>,
+    /// Raised by Ctrl-C.
+    stop: StopFlag,
+    /// The ds-td3 binary.
+    exe: PathBuf,
+    /// The grid's output root.
+    out: PathBuf,
+}
+
+impl Shared {
+    /// One worker: runs queued runs one at a time until the queue is empty or Ctrl-C.
+    fn work(&self) {
+        while !self.stop.is_raised() {
+            let Some(run) = self.queue.lock().expect("no poisoning").pop_front() else {
+                break;
+            };
+            let log_path = self.out.join("logs").join(format!("{}.log", run.name));
+            let outcome = spawn_logged(
+                command(&self.exe, &self.out, &run),
+                &log_path,
+                &self.children,
+                &self.active,
+                &run.name,
+            );
+            match outcome {
+                Ok(true) => *self.done.lock().expect("no poisoning") += 1,
+                Ok(false) if self.stop.is_raised() => {}
+                Ok(false) => self.failures.lock().expect("no poisoning").push(format!(
+                    "{} failed (see {})",
+                    run.name,
+                    log_path.display()
+                )),
+                Err(e) => self
+                    .failures
+                    .lock()
+                    .expect("no poisoning")
+                    .push(format!("{}: {e:#}", run.name)),
+            }
+        }
+    }
+}
+
+/// Shows the overall progress (steps summed over all runs) until every worker has ended.
+fn watch(shared: &Shared, runs: &[Run], skipped: usize, handles: &[JoinHandle<()>], quiet: bool) {
+    let total_steps: u64 = runs.iter().map(|r| r.config.steps).sum();
+    let mut progress = Progress::new(total_steps, 0, quiet, false);
     while handles.iter().any(|h| !h.is_finished()) {
         std::thread::sleep(Duration::from_millis(500));
         let steps: u64 = runs
             .iter()
             .map(|r| {
-                let dir = out.join(&r.name);
+                let dir = shared.out.join(&r.name);
                 if status(&dir) == Status::Finished {
                     r.config.steps
                 } else {
@@ -438,50 +458,47 @@ pub fn run(args: &SweepArgs) -> Result<(), String> {
                 }
             })
             .sum();
-        let running = active.lock().expect("no poisoning").join(", ");
-        let finished = skipped + *done.lock().expect("no poisoning");
+        let running = shared.active.lock().expect("no poisoning").join(", ");
+        let finished = skipped + *shared.done.lock().expect("no poisoning");
         let msg = format!(
             "{finished}/{} runs finished; running: {running}",
             runs.len()
         );
-        if let Some(bar) = &bar {
-            bar.set_position(steps);
-            bar.set_message(msg);
-        } else if !args.quiet && last_line.elapsed() > Duration::from_secs(30) {
+        if progress
+            .show(steps, msg.clone(), Duration::from_secs(30))
+            .is_some()
+        {
             println!("{steps}/{total_steps} steps; {msg}");
-            last_line = Instant::now();
         }
     }
-    for h in handles {
-        h.join()
-            .map_err(|_| "a sweep worker panicked".to_string())?;
-    }
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
-    }
-    let failures = failures.lock().expect("no poisoning");
+    progress.finish();
+}
+
+/// The sweep's outcome: interrupted, failed runs, or finished.
+fn finish(shared: &Shared, runs: &[Run]) -> anyhow::Result<()> {
+    let failures = shared.failures.lock().expect("no poisoning");
     let finished = runs
         .iter()
-        .filter(|r| status(&out.join(&r.name)) == Status::Finished)
+        .filter(|r| status(&shared.out.join(&r.name)) == Status::Finished)
         .count();
-    if stop.load(Ordering::SeqCst) {
+    if shared.stop.is_raised() {
         println!(
             "interrupted: {finished}/{} runs finished; run the same command again to continue",
             runs.len()
         );
-        std::process::exit(130);
+        return Err(Interrupted.into());
     }
     if !failures.is_empty() {
-        return Err(format!(
+        bail!(
             "{} run(s) failed:\n  {}",
             failures.len(),
             failures.join("\n  ")
-        ));
+        );
     }
     println!(
         "sweep finished: {finished}/{} runs in {}",
         runs.len(),
-        out.display()
+        shared.out.display()
     );
     Ok(())
 }
@@ -493,22 +510,22 @@ fn spawn_logged(
     children: &Mutex<Vec<u32>>,
     active: &Mutex<Vec<String>>,
     name: &str,
-) -> Result<bool, String> {
+) -> anyhow::Result<bool> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log_path)
-        .map_err(|e| format!("{}: {e}", log_path.display()))?;
-    let err = log.try_clone().map_err(|e| e.to_string())?;
+        .with_context(|| log_path.display().to_string())?;
+    let err = log.try_clone()?;
     let mut child: Child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(err))
         .spawn()
-        .map_err(|e| format!("cannot start ds-td3: {e}"))?;
+        .context("cannot start ds-td3")?;
     children.lock().expect("no poisoning").push(child.id());
     active.lock().expect("no poisoning").push(name.to_string());
-    let status = child.wait().map_err(|e| e.to_string());
+    let status = child.wait();
     children
         .lock()
         .expect("no poisoning")
