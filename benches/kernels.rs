@@ -5,7 +5,7 @@
 //! gradient) of a sparse layer, beside the same for a dense layer. Throughput is reported in
 //! elements/s where one element is one FLOP as the kernels count them (2 per multiply-add), so
 //! criterion's `Gelem/s` reads as GFLOPS; sparse/dense ratios are read from times within one run.
-//! Workloads are shared with `ds-td3 bench` (`src/workloads.rs`).
+//! Workloads are shared with `ds-td3 bench` (`ds_td3::workloads`).
 //! The kernels run on the process default implementation (`DS_TD3_KERNELS` picks another).
 //! `cargo bench --bench kernels -- forward/` (or `step/`, `batch100`, …) runs a subset.
 
@@ -14,10 +14,7 @@ use rand::{SeedableRng, rngs::StdRng};
 use sparse_core::Activations;
 use std::hint::black_box;
 
-#[path = "../src/workloads.rs"]
-mod workloads;
-
-use workloads::{KERNEL_BATCHES, N, kernel_layers, random_acts};
+use ds_td3::workloads::{KERNEL_BATCHES, N, kernel_layers, random_acts};
 
 fn kernels(c: &mut Criterion) {
     let mut rng = StdRng::seed_from_u64(0);

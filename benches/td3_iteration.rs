@@ -4,14 +4,11 @@
 //! thread, for dense TD3, DS-TD3 at the paper's λ and DS-TD3 at about 90% sparsity, with Hopper
 //! and HalfCheetah network shapes. Throughput is in FLOPs as the kernels count them, so
 //! `Gelem/s` reads as GFLOPS; compare times within one run for DS/dense ratios. Workloads are
-//! shared with `ds-td3 bench` (`src/workloads.rs`).
+//! shared with `ds-td3 bench` (`ds_td3::workloads`).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
-#[path = "../src/workloads.rs"]
-mod workloads;
-
-use workloads::{SHAPES, Setting, warm_agent};
+use ds_td3::workloads::{SHAPES, Setting, warm_agent};
 
 fn td3_iteration(c: &mut Criterion) {
     for shape in SHAPES {

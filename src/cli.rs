@@ -67,7 +67,7 @@ pub enum Command {
 }
 
 /// Runs the parsed command line.
-pub fn run(cli: Cli) -> Result<(), String> {
+pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => crate::train::run(&cli.train),
         Some(Command::Train(args)) => crate::train::run(&args),

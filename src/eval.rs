@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::bail;
 use clap::Args;
 use td3::{checkpoint, evaluate_policy};
 
@@ -22,28 +23,25 @@ pub struct EvalArgs {
 }
 
 /// Evaluates the latest checkpoint's deterministic policy.
-pub fn run(args: &EvalArgs) -> Result<(), String> {
+pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let dir = RunDir::open(&args.run)?;
     let config = dir.read_config()?;
     let ckpt = dir.latest_checkpoint();
     if !ckpt.is_file() {
-        return Err(format!("{} has no checkpoint yet", args.run.display()));
+        bail!("{} has no checkpoint yet", args.run.display());
     }
     // Always on the CPU: evaluating needs no GPU, whatever the run trained on.
-    let trainer = checkpoint::load(&ckpt, 1, Some(td3::Device::Cpu), Some(&config))
-        .map_err(|e| e.to_string())?;
+    let trainer = checkpoint::load(&ckpt, 1, Some(td3::Device::Cpu), Some(&config))?;
     let step = trainer.step();
-    let mut agent = trainer.into_agent().map_err(|e| e.to_string())?;
+    let mut agent = trainer.into_agent()?;
     let mut env = mujoco_env::make_with(
         &config.env,
         &mujoco_env::Options {
             terminate_when_unhealthy: config.terminate_when_unhealthy,
         },
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let seed = args.seed.unwrap_or(config.seed + 100);
-    let returns = evaluate_policy(&mut agent, env.as_mut(), args.episodes as usize, seed)
-        .map_err(|e| e.to_string())?;
+    let returns = evaluate_policy(&mut agent, env.as_mut(), args.episodes as usize, seed)?;
     let n = returns.len() as f64;
     let mean = returns.iter().sum::<f64>() / n;
     let std = (returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n).sqrt();
@@ -62,13 +60,13 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
 }
 
 /// Prints every task with its dimensions and action bound.
-pub fn list_envs() -> Result<(), String> {
+pub fn list_envs() -> anyhow::Result<()> {
     println!(
         "{:<16} {:>7} {:>7} {:>12} {:>10}",
         "task", "obs", "actions", "action bound", "max steps"
     );
     for id in mujoco_env::known_ids() {
-        let env = mujoco_env::make(id).map_err(|e| e.to_string())?;
+        let env = mujoco_env::make(id)?;
         println!(
             "{:<16} {:>7} {:>7} {:>12} {:>10}",
             id,

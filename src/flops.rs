@@ -111,8 +111,7 @@ struct Row {
     layers: Vec<(String, usize, usize, usize)>,
 }
 
-fn measure(args: &FlopsArgs, algo: Algo) -> Result<Row, String> {
-    let err = |e: td3::Error| e.to_string();
+fn measure(args: &FlopsArgs, algo: Algo) -> anyhow::Result<Row> {
     let mut config = Config::paper(&args.env, algo);
     config.seed = args.seed;
     config.start_steps = args.random_steps.max(1);
@@ -122,20 +121,16 @@ fn measure(args: &FlopsArgs, algo: Algo) -> Result<Row, String> {
     config.buffer_capacity = config.start_steps as usize;
     let delay = config.policy_delay;
     let iterations = args.iterations.max(1).div_ceil(delay) * delay;
-    let mut trainer = Trainer::new(config.clone()).map_err(err)?;
-    trainer
-        .run_until(config.start_steps, &mut |_| Ok(()), &|| false)
-        .map_err(err)?;
+    let mut trainer = Trainer::new(config.clone())?;
+    trainer.run_until(config.start_steps, &mut |_| Ok(()), &|| false)?;
     let replay = trainer.replay().clone();
-    let mut agent = trainer.into_agent().map_err(|e| e.to_string())?;
+    let mut agent = trainer.into_agent()?;
     let mut rng = StdRng::seed_from_u64(args.seed);
     let mut batch = Batch::default();
     let before = agent.flops().total();
     for _ in 0..iterations {
-        replay
-            .sample(config.batch_size, &mut rng, &mut batch)
-            .map_err(err)?;
-        agent.train(&batch, &mut rng).map_err(err)?;
+        replay.sample(config.batch_size, &mut rng, &mut batch)?;
+        agent.train(&batch, &mut rng)?;
     }
     let measured = (agent.flops().total() - before) as f64 / iterations as f64;
     let analytic = analytic_per_iteration(&agent, config.batch_size as u64, delay, iterations)
@@ -165,7 +160,7 @@ fn measure(args: &FlopsArgs, algo: Algo) -> Result<Row, String> {
 }
 
 /// Runs `ds-td3 flops`.
-pub fn run(args: &FlopsArgs) -> Result<(), String> {
+pub fn run(args: &FlopsArgs) -> anyhow::Result<()> {
     let defaults = Config::paper(&args.env, Algo::Dense);
     let train_iterations = args.total_steps.saturating_sub(defaults.start_steps);
     let rows = [Algo::Dense, Algo::Static, Algo::Ds]
@@ -230,7 +225,7 @@ pub fn run(args: &FlopsArgs) -> Result<(), String> {
         dense_total / 1.07e14
     );
     if !agree {
-        return Err("measured FLOPs differ from the analytic count".into());
+        anyhow::bail!("measured FLOPs differ from the analytic count");
     }
     Ok(())
 }

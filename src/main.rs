@@ -2,25 +2,34 @@
 //!
 //! `ds-td3 --env Hopper-v3` trains DS-TD3 with the paper's settings; `ds-td3 --help` lists the
 //! other commands (evaluation, task list, network report, golden replays, benchmarks).
+//!
+//! Every command returns an [`anyhow::Result`]; [`run`] and [`main`] decide the exit status in
+//! one place: 0 on success, 130 when the user interrupted a run ([`interrupt::Interrupted`]), 1
+//! with the error and its causes on stderr otherwise.
+
+use std::process::ExitCode;
 
 use clap::Parser;
 
 mod bench;
-mod bench_gpu;
 mod cli;
 mod eval;
 mod flops;
+mod interrupt;
 mod networks;
 mod plot;
+mod progress;
 #[cfg(feature = "mujoco")]
 mod replay;
 mod report;
 mod run_dir;
 mod sweep;
 mod train;
-mod workloads;
 
-fn main() -> std::process::ExitCode {
+/// The exit status of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
+const INTERRUPTED: u8 = 130;
+
+fn main() -> ExitCode {
     // Output piped into a program that stops reading (`ds-td3 bench | head`) ends this process
     // quietly, as for other command-line tools, instead of a panic on the failed print.
     #[cfg(unix)]
@@ -28,12 +37,48 @@ fn main() -> std::process::ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let args = cli::Cli::parse();
-    match cli::run(args) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    match run() {
+        Ok(code) => code,
+        Err(e) if e.is::<interrupt::Interrupted>() => ExitCode::from(INTERRUPTED),
         Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            eprintln!("error: {}", message(&e));
+            ExitCode::FAILURE
         }
+    }
+}
+
+/// Parses the command line and runs the command.
+fn run() -> anyhow::Result<ExitCode> {
+    let args = cli::Cli::parse();
+    warn_if_unoptimised();
+    cli::run(args)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An error and its causes, outermost first, joined by `: `; a cause whose text its outer
+/// message already includes (`"{path}: {source}"`) is not repeated.
+fn message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+/// Says on stderr that this binary's own code was built without optimisation (the numeric
+/// crates are optimised even in dev builds, see Cargo.toml, but a release build is faster still).
+fn warn_if_unoptimised() {
+    if cfg!(debug_assertions) && option_env!("DS_TD3_OPT_LEVEL") == Some("0") {
+        eprintln!(
+            "warning: this ds-td3 is a debug build (its own code unoptimised); for full speed use \
+             `cargo run --release -p ds-td3 -- …`"
+        );
     }
 }

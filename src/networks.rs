@@ -54,7 +54,7 @@ fn print_network(name: &str, mlp: &Mlp) -> MemoryReport {
 }
 
 /// Builds and reports the networks.
-pub fn run(args: &NetworksArgs) -> Result<(), String> {
+pub fn run(args: &NetworksArgs) -> anyhow::Result<()> {
     let (obs, act, hidden) = (
         args.obs_dim as usize,
         args.act_dim as usize,
@@ -74,23 +74,21 @@ pub fn run(args: &NetworksArgs) -> Result<(), String> {
         ]
     };
     let mut rng = StdRng::seed_from_u64(args.seed);
-    let err = |e: sparse_core::Error| e.to_string();
     let actor = Mlp::init(
         &[obs, hidden, hidden, act],
         &kinds,
         Output::Tanh { bound: 1.0 },
         &mut rng,
-    )
-    .map_err(err)?;
+    )?;
     let critic_sizes = [obs + act, hidden, hidden, 1];
-    let q1 = Mlp::init(&critic_sizes, &kinds, Output::Linear, &mut rng).map_err(err)?;
-    let q2 = Mlp::init(&critic_sizes, &kinds, Output::Linear, &mut rng).map_err(err)?;
+    let q1 = Mlp::init(&critic_sizes, &kinds, Output::Linear, &mut rng)?;
+    let q2 = Mlp::init(&critic_sizes, &kinds, Output::Linear, &mut rng)?;
 
     let mut params = MemoryReport::default();
     let mut training = MemoryReport::default();
     for (name, net) in [("actor", &actor), ("critic 1", &q1), ("critic 2", &q2)] {
         params = params + print_network(name, net);
-        let adam = Adam::new(AdamConfig::default(), net).map_err(err)?;
+        let adam = Adam::new(AdamConfig::default(), net)?;
         training = training + Grads::zeros_like(net).memory() + adam.memory();
     }
     let total = actor.live_connections() + q1.live_connections() + q2.live_connections();

@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::sync::Once;
 
+use anyhow::Context;
+
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -33,13 +35,12 @@ fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // The font is compiled in; registering it cannot fail for valid TTF bytes.
-        let _ = register_font_bytes();
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            dejavu::sans::regular(),
+        );
     });
-}
-
-fn register_font_bytes() -> Result<(), String> {
-    plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
-        .map_err(|_| "the embedded DejaVu Sans font is invalid".to_string())
 }
 
 fn draw<DB: DrawingBackend>(
@@ -47,12 +48,11 @@ fn draw<DB: DrawingBackend>(
     title: &str,
     y_label: &str,
     series: &[Series],
-) -> Result<(), String>
+) -> anyhow::Result<()>
 where
     DB::ErrorType: 'static,
 {
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-    root.fill(&WHITE).map_err(err)?;
+    root.fill(&WHITE)?;
     let pts = series.iter().flat_map(|s| s.points.iter());
     let x_max = pts.clone().map(|p| p.0).fold(1.0, f64::max);
     let lo = pts.clone().map(|p| p.1 - p.2).fold(f64::INFINITY, f64::min);
@@ -68,16 +68,14 @@ where
         .margin(14)
         .x_label_area_size(46)
         .y_label_area_size(70)
-        .build_cartesian_2d(0.0..x_max, (lo - pad)..(hi + pad))
-        .map_err(err)?;
+        .build_cartesian_2d(0.0..x_max, (lo - pad)..(hi + pad))?;
     chart
         .configure_mesh()
         .x_desc("environment steps")
         .y_desc(y_label)
         .x_label_formatter(&|x| format!("{x:.0}"))
         .y_label_formatter(&|y| format!("{y:.0}"))
-        .draw()
-        .map_err(err)?;
+        .draw()?;
     for (i, s) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         let band: Vec<(f64, f64)> = s
@@ -86,15 +84,12 @@ where
             .map(|p| (p.0, p.1 + p.2))
             .chain(s.points.iter().rev().map(|p| (p.0, p.1 - p.2)))
             .collect();
-        chart
-            .draw_series(std::iter::once(Polygon::new(band, color.mix(0.18))))
-            .map_err(err)?;
+        chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.18))))?;
         chart
             .draw_series(LineSeries::new(
                 s.points.iter().map(|p| (p.0, p.1)),
                 color.stroke_width(2),
-            ))
-            .map_err(err)?
+            ))?
             .label(s.label.clone())
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(2))
@@ -106,13 +101,13 @@ where
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font(("sans-serif", 16))
-        .draw()
-        .map_err(err)?;
-    root.present().map_err(err)
+        .draw()?;
+    root.present()?;
+    Ok(())
 }
 
 /// Draws the curves (mean line, ±std band) to `<stem>.png` and `<stem>.svg`.
-pub fn curves(stem: &Path, title: &str, y_label: &str, series: &[Series]) -> Result<(), String> {
+pub fn curves(stem: &Path, title: &str, y_label: &str, series: &[Series]) -> anyhow::Result<()> {
     register_font();
     let png = stem.with_extension("png");
     let svg = stem.with_extension("svg");
@@ -122,12 +117,12 @@ pub fn curves(stem: &Path, title: &str, y_label: &str, series: &[Series]) -> Res
         y_label,
         series,
     )
-    .map_err(|e| format!("{}: {e}", png.display()))?;
+    .with_context(|| png.display().to_string())?;
     draw(
         SVGBackend::new(&svg, SIZE).into_drawing_area(),
         title,
         y_label,
         series,
     )
-    .map_err(|e| format!("{}: {e}", svg.display()))
+    .with_context(|| svg.display().to_string())
 }

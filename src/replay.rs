@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::bail;
 use clap::Args;
 use mujoco_env::golden::{Deviation, Episode, Report, Tolerances, replay};
 
@@ -30,7 +31,7 @@ fn summary(r: &Report) -> String {
 }
 
 /// Replays every file, prints one verdict line per file and fails if any file fails.
-pub fn run(args: &ReplayArgs) -> Result<(), String> {
+pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
     let version = mujoco_env::mujoco_version();
     println!("MuJoCo mj_version() = {version}");
     if version != 222 {
@@ -90,14 +91,10 @@ pub fn run(args: &ReplayArgs) -> Result<(), String> {
         }
     }
     println!("replay: {passed} passed, {failed} failed");
-    if failed == 0 {
-        Ok(())
-    } else {
-        Err(format!(
-            "{failed} of {} golden files failed",
-            args.files.len()
-        ))
+    if failed > 0 {
+        bail!("{failed} of {} golden files failed", args.files.len());
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -131,6 +128,9 @@ mod tests {
         ];
         let result = run(&ReplayArgs { files });
         std::fs::remove_file(&path).unwrap();
-        assert_eq!(result, Err("2 of 3 golden files failed".to_string()));
+        assert_eq!(
+            result.map_err(|e| e.to_string()),
+            Err("2 of 3 golden files failed".to_string())
+        );
     }
 }

@@ -12,6 +12,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use anyhow::{Context, bail};
 use td3::{Config, Evaluation};
 
 /// Paths of one run directory.
@@ -20,56 +21,50 @@ pub struct RunDir {
     root: PathBuf,
 }
 
-fn err(path: &Path, e: impl std::fmt::Display) -> String {
-    format!("{}: {e}", path.display())
+/// Names `path` in an error.
+fn at(path: &Path) -> impl FnOnce() -> String + '_ {
+    || path.display().to_string()
 }
 
 impl RunDir {
     /// Creates `root` for a new run. An existing non-empty directory is an error unless
     /// `overwrite`, in which case the files a run writes are removed first.
-    pub fn create(root: &Path, overwrite: bool) -> Result<Self, String> {
+    pub fn create(root: &Path, overwrite: bool) -> anyhow::Result<Self> {
         let dir = Self {
             root: root.to_path_buf(),
         };
-        let occupied = root.exists()
-            && fs::read_dir(root)
-                .map_err(|e| err(root, e))?
-                .next()
-                .is_some();
+        let occupied = root.exists() && fs::read_dir(root).with_context(at(root))?.next().is_some();
         if occupied {
             if !overwrite {
-                return Err(format!(
+                bail!(
                     "run directory {} already exists; pass --force to overwrite it or \
                      --resume {} to continue it",
                     root.display(),
                     root.display()
-                ));
+                );
             }
             for f in [dir.config(), dir.evaluations(), dir.log(), dir.summary()] {
                 if f.exists() {
-                    fs::remove_file(&f).map_err(|e| err(&f, e))?;
+                    fs::remove_file(&f).with_context(at(&f))?;
                 }
             }
             let ck = dir.checkpoints();
             if ck.exists() {
-                fs::remove_dir_all(&ck).map_err(|e| err(&ck, e))?;
+                fs::remove_dir_all(&ck).with_context(at(&ck))?;
             }
         }
         fs::create_dir_all(dir.checkpoints())
-            .map_err(|e| format!("cannot create run directory {}: {e}", root.display()))?;
+            .with_context(|| format!("cannot create run directory {}", root.display()))?;
         Ok(dir)
     }
 
     /// Opens an existing run directory (for resuming or evaluating).
-    pub fn open(root: &Path) -> Result<Self, String> {
+    pub fn open(root: &Path) -> anyhow::Result<Self> {
         let dir = Self {
             root: root.to_path_buf(),
         };
         if !dir.config().is_file() {
-            return Err(format!(
-                "{} is not a run directory (no config.json)",
-                root.display()
-            ));
+            bail!("{} is not a run directory (no config.json)", root.display());
         }
         Ok(dir)
     }
@@ -110,22 +105,22 @@ impl RunDir {
     }
 
     /// Writes `config.json`.
-    pub fn write_config(&self, config: &Config) -> Result<(), String> {
-        let text = serde_json::to_string_pretty(config).map_err(|e| e.to_string())?;
-        fs::write(self.config(), text + "\n").map_err(|e| err(&self.config(), e))
+    pub fn write_config(&self, config: &Config) -> anyhow::Result<()> {
+        let text = serde_json::to_string_pretty(config)?;
+        fs::write(self.config(), text + "\n").with_context(at(&self.config()))
     }
 
     /// Reads `config.json`.
-    pub fn read_config(&self) -> Result<Config, String> {
+    pub fn read_config(&self) -> anyhow::Result<Config> {
         let path = self.config();
-        let text = fs::read_to_string(&path).map_err(|e| err(&path, e))?;
-        serde_json::from_str(&text).map_err(|e| err(&path, e))
+        let text = fs::read_to_string(&path).with_context(at(&path))?;
+        serde_json::from_str(&text).with_context(at(&path))
     }
 
     /// Writes `summary.json`.
-    pub fn write_summary(&self, summary: &serde_json::Value) -> Result<(), String> {
-        let text = serde_json::to_string_pretty(summary).map_err(|e| e.to_string())?;
-        fs::write(self.summary(), text + "\n").map_err(|e| err(&self.summary(), e))
+    pub fn write_summary(&self, summary: &serde_json::Value) -> anyhow::Result<()> {
+        let text = serde_json::to_string_pretty(summary)?;
+        fs::write(self.summary(), text + "\n").with_context(at(&self.summary()))
     }
 }
 
@@ -166,12 +161,12 @@ impl Logs {
         step: u64,
         evaluations: &[Evaluation],
         episodes: usize,
-    ) -> Result<Self, String> {
+    ) -> anyhow::Result<Self> {
         let (ep, lp) = (dir.evaluations(), dir.log());
-        let mut csv = BufWriter::new(File::create(&ep).map_err(|e| err(&ep, e))?);
-        writeln!(csv, "{}", csv_header(episodes)).map_err(|e| err(&ep, e))?;
+        let mut csv = BufWriter::new(File::create(&ep).with_context(at(&ep))?);
+        writeln!(csv, "{}", csv_header(episodes)).with_context(at(&ep))?;
         for e in evaluations {
-            writeln!(csv, "{}", csv_row(e)).map_err(|e| err(&ep, e))?;
+            writeln!(csv, "{}", csv_row(e)).with_context(at(&ep))?;
         }
         let kept: Vec<String> = match File::open(&lp) {
             Ok(f) => BufReader::new(f)
@@ -192,10 +187,10 @@ impl Logs {
                 .write(true)
                 .truncate(true)
                 .open(&lp)
-                .map_err(|e| err(&lp, e))?,
+                .with_context(at(&lp))?,
         );
         for line in kept {
-            writeln!(log, "{line}").map_err(|e| err(&lp, e))?;
+            writeln!(log, "{line}").with_context(at(&lp))?;
         }
         Ok(Self {
             evaluations: csv,
@@ -205,18 +200,18 @@ impl Logs {
     }
 
     /// Appends one evaluation row.
-    pub fn evaluation(&mut self, e: &Evaluation) -> Result<(), String> {
-        writeln!(self.evaluations, "{}", csv_row(e)).map_err(|x| err(&self.paths.0, x))?;
-        self.evaluations.flush().map_err(|x| err(&self.paths.0, x))
+    pub fn evaluation(&mut self, e: &Evaluation) -> anyhow::Result<()> {
+        writeln!(self.evaluations, "{}", csv_row(e)).with_context(at(&self.paths.0))?;
+        self.evaluations.flush().with_context(at(&self.paths.0))
     }
 
     /// Appends one JSON record to the training log.
-    pub fn record(&mut self, value: serde_json::Value) -> Result<(), String> {
-        writeln!(self.log, "{value}").map_err(|x| err(&self.paths.1, x))
+    pub fn record(&mut self, value: serde_json::Value) -> anyhow::Result<()> {
+        writeln!(self.log, "{value}").with_context(at(&self.paths.1))
     }
 
     /// Flushes the training log (before a checkpoint, and at the end).
-    pub fn flush(&mut self) -> Result<(), String> {
-        self.log.flush().map_err(|x| err(&self.paths.1, x))
+    pub fn flush(&mut self) -> anyhow::Result<()> {
+        self.log.flush().with_context(at(&self.paths.1))
     }
 }

@@ -1,5 +1,5 @@
-//! The workloads `ds-td3 bench` and the criterion benchmarks (`benches/`, which include this file
-//! by path) both time, so the two always measure the same things.
+//! The workloads `ds-td3 bench` and the criterion benchmarks (`benches/`) both time, so the two
+//! always measure the same things.
 //!
 //! - Kernels: a 256×256 layer, dense and sparse at [`DENSITIES`], on random inputs.
 //! - TD3 iterations: [`Agent::train`] on a fixed synthetic minibatch of 100 transitions for the
@@ -8,8 +8,6 @@
 //!   through their first topology evolution (iteration 1 000), so that from then on the targets'
 //!   topologies differ from the online networks' and the soft update merges and prunes, as in a
 //!   real run.
-
-#![allow(dead_code)] // each includer uses a part
 
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use sparse_core::{Activations, DenseLinear, Layer, SparseLinear};

@@ -7,8 +7,9 @@
 use rand::{SeedableRng, rngs::StdRng};
 use sparse_cuda::{Activation, Device, GpuActivations, GpuLayer};
 
-use crate::bench::{Sampling, Timing, median_time};
-use crate::workloads::{N, TD3_BATCH, random_acts};
+use super::harness::{self, Sampling, Timing, median_time};
+use super::{BenchArgs, Section};
+use ds_td3::workloads::{N, TD3_BATCH, random_acts};
 
 /// Times one kernel of `layer` on `dev`.
 fn time_kernel(
@@ -17,14 +18,13 @@ fn time_kernel(
     layer: &GpuLayer,
     kernel: &str,
     batch: usize,
-) -> Result<Timing, String> {
-    let e = |e: sparse_cuda::Error| e.to_string();
+) -> anyhow::Result<Timing> {
     let mut rng = StdRng::seed_from_u64(1);
-    let x = GpuActivations::from_host(dev, &random_acts(&mut rng, N, batch)).map_err(e)?;
-    let dy = GpuActivations::from_host(dev, &random_acts(&mut rng, N, batch)).map_err(e)?;
-    let mut y = GpuActivations::zeros(dev, N, batch).map_err(e)?;
-    let mut dx = GpuActivations::zeros(dev, N, batch).map_err(e)?;
-    let mut grads = layer.zero_grads(dev).map_err(e)?;
+    let x = GpuActivations::from_host(dev, &random_acts(&mut rng, N, batch))?;
+    let dy = GpuActivations::from_host(dev, &random_acts(&mut rng, N, batch))?;
+    let mut y = GpuActivations::zeros(dev, N, batch)?;
+    let mut dx = GpuActivations::zeros(dev, N, batch)?;
+    let mut grads = layer.zero_grads(dev)?;
     let (mut calls, mut failed) = (0u64, None);
     let before = layer.flops().total();
     let mut run = || {
@@ -38,7 +38,7 @@ fn time_kernel(
                 .and_then(|()| layer.backward_data(dev, &dy, &mut dx)),
         };
         if let Err(err) = r {
-            failed.get_or_insert(err.to_string());
+            failed.get_or_insert(err);
         }
         calls += 1;
     };
@@ -46,34 +46,53 @@ fn time_kernel(
         dev.synchronize().expect("device synchronises")
     });
     if let Some(err) = failed {
-        return Err(err);
+        return Err(err.into());
     }
     let flops = (layer.flops().total() - before) as f64 / calls as f64;
     Ok(Timing { secs, flops })
 }
 
+/// Runs the sections `args` asks for on `dev`.
+pub fn run(args: &BenchArgs, dev: &Device, sampling: Sampling) -> anyhow::Result<()> {
+    println!(
+        "ds-td3 bench on {}: times are medians of {} samples, each ended by a device \
+         synchronize; ratios are same-run",
+        dev.name(),
+        sampling.samples
+    );
+    if args.wants(Section::Kernels) {
+        println!();
+        kernel_table(sampling, dev)?;
+    }
+    if args.wants(Section::Td3) {
+        println!();
+        td3_table(sampling, dev)?;
+    }
+    Ok(())
+}
+
 /// The kernel table on `dev`.
-pub fn kernel_table(sampling: Sampling, dev: &Device) -> Result<(), String> {
+fn kernel_table(sampling: Sampling, dev: &Device) -> anyhow::Result<()> {
     let title = format!(" on {} (cuBLAS for dense)", dev.name());
-    crate::bench::kernel_table(&title, |host, kernel, batch| {
-        let layer = GpuLayer::upload(dev, host, true).map_err(|e| e.to_string())?;
+    harness::kernel_table(&title, |host, kernel, batch| {
+        let layer = GpuLayer::upload(dev, host, true)?;
         time_kernel(sampling, dev, &layer, kernel, batch)
     })
 }
 
 /// Whole TD3 iterations on `dev`: agents warmed up on the CPU (through their first evolution),
 /// then moved to the device.
-pub fn td3_table(sampling: Sampling, dev: &Device) -> Result<(), String> {
+fn td3_table(sampling: Sampling, dev: &Device) -> anyhow::Result<()> {
     let title = format!(
         "TD3 iterations on {}: Agent::train on a synthetic minibatch of {TD3_BATCH} (upload, \
          update, losses back); agents warmed up on the CPU through their first evolution; a \
          later evolution (on the host, every 1000 iterations) lands in a sample now and then",
         dev.name()
     );
-    crate::bench::td3_table(
+    harness::td3_table(
         sampling,
         &title,
-        &|agent| agent.attach_gpu(dev.clone()).map_err(|e| e.to_string()),
+        &|agent| Ok(agent.attach_gpu(dev.clone())?),
         &|| dev.synchronize().expect("device synchronises"),
     )
 }

@@ -1,0 +1,137 @@
+//! `ds-td3 bench` on the CPU: sparse-core's kernels against matrixmultiply, whole TD3
+//! iterations, and where the time of one iteration goes.
+
+use std::time::{Duration, Instant};
+
+use rand::{SeedableRng, rngs::StdRng};
+use sparse_core::kernels::Isa;
+use sparse_core::profile::{self, Part};
+use sparse_core::{Activations, Layer, pool};
+use td3::Agent;
+
+use super::harness::{Sampling, Timing, fmt_secs, kernel_table, median_time, td3_table};
+use super::{BenchArgs, Section};
+use ds_td3::workloads::{N, SHAPES, Setting, TD3_BATCH, WARM_ITERATIONS, random_acts, warm_agent};
+
+/// Times one kernel of `layer`, counting FLOPs with the layer's own counter.
+fn time_kernel(sampling: Sampling, layer: &Layer, kernel: &str, batch: usize) -> Timing {
+    let mut rng = StdRng::seed_from_u64(1);
+    let x = random_acts(&mut rng, N, batch);
+    let dy = random_acts(&mut rng, N, batch);
+    let (mut y, mut dx) = (Activations::zeros(N, batch), Activations::zeros(N, batch));
+    let mut grads = layer.zero_grads();
+    let mut calls = 0u64;
+    layer.reset_flops();
+    let mut run = || {
+        match kernel {
+            "forward" => layer.forward(&x, &mut y),
+            "backward-data" => layer.backward_data(&dy, &mut dx),
+            "weight-grad" => layer.param_grads(&dy, &x, &mut grads),
+            _ => layer
+                .forward(&x, &mut y)
+                .and_then(|()| layer.param_grads(&dy, &x, &mut grads))
+                .and_then(|()| layer.backward_data(&dy, &mut dx)),
+        }
+        .expect("shapes are consistent");
+        calls += 1;
+    };
+    let secs = median_time(sampling, 1, &mut run, &|| ());
+    let flops = layer.flops().total() as f64 / calls as f64;
+    Timing { secs, flops }
+}
+
+/// Prints where the time of one TD3 iteration goes, for dense TD3 and DS-TD3 at the paper's λ
+/// with Hopper's shapes: each agent (warmed up as in the TD3 table) runs `iterations` more
+/// iterations (a multiple of the evolution period, so evolution is amortised exactly) under
+/// [`sparse_core::profile`].
+fn breakdown_table(iterations: u64, threads: usize) -> anyhow::Result<()> {
+    let shape = SHAPES[0];
+    println!(
+        "Breakdown of one TD3 iteration, {} shapes, {threads} thread{}: mean over {iterations} \
+         iterations (one evolution per {WARM_ITERATIONS}), wall time of the thread that calls \
+         Agent::train",
+        shape.env,
+        if threads == 1 { "" } else { "s" }
+    );
+    let settings = [Setting::Dense, Setting::DsPaper];
+    let mut columns = Vec::new();
+    for setting in settings {
+        let (mut agent, batch, mut rng) = warm_agent(shape, setting, 0);
+        agent.set_parallel_critics(threads > 1);
+        profile::start();
+        let start = Instant::now();
+        for _ in 0..iterations {
+            agent.train(&batch, &mut rng)?;
+        }
+        let total = start.elapsed();
+        let mut b = profile::stop();
+        // Time outside every scope is "everything else" too.
+        let other = Part::Other as usize;
+        b.parts[other] += total.saturating_sub(b.total());
+        columns.push((b, total));
+    }
+    print!("{:<32}", "part");
+    for setting in settings {
+        print!("  {:>20}", setting.name());
+    }
+    println!();
+    let per_iter = |d: Duration| d.as_secs_f64() / iterations as f64;
+    let rows = Part::ALL.iter().map(|&p| (p.label(), Some(p)));
+    for (label, part) in rows.chain([("total", None)]) {
+        print!("{label:<32}");
+        for (b, total) in &columns {
+            let d = part.map_or(*total, |p| b.get(p));
+            let share = 100.0 * d.as_secs_f64() / total.as_secs_f64();
+            print!("  {:>11} {:>7.1}%", fmt_secs(per_iter(d)), share);
+        }
+        println!();
+    }
+    Ok(())
+}
+
+/// Runs the sections `args` asks for on the CPU, with kernels `isa`.
+pub fn run(args: &BenchArgs, isa: Isa, sampling: Sampling) -> anyhow::Result<()> {
+    let available: Vec<&str> = Isa::available().iter().map(|i| i.name()).collect();
+    let threads = args.threads as usize;
+    pool::set_threads(threads);
+    let plural = if threads == 1 { "" } else { "s" };
+    println!(
+        "ds-td3 bench: sparse kernels {isa} (available: {}), {threads} thread{plural}; times are \
+         medians of {} samples; ratios are same-run",
+        available.join(", "),
+        sampling.samples
+    );
+    if args.wants(Section::Kernels) {
+        println!();
+        let title = if threads == 1 {
+            " (matrixmultiply for dense)".to_string()
+        } else {
+            format!(
+                " (sparse products split over {threads} threads; matrixmultiply for dense, on one \
+                 thread: the ratios compare {threads} cores with one)"
+            )
+        };
+        kernel_table(&title, |layer, kernel, batch| {
+            Ok(time_kernel(sampling, layer, kernel, batch))
+        })?;
+    }
+    if args.wants(Section::Td3) {
+        println!();
+        let title = format!(
+            "TD3 iterations: Agent::train on a synthetic minibatch of {TD3_BATCH}, {threads} \
+             thread{plural}; sparse agents timed after their first evolution"
+        );
+        let parallel = threads > 1;
+        let prepare = |agent: &mut Agent| {
+            agent.set_parallel_critics(parallel);
+            Ok(())
+        };
+        td3_table(sampling, &title, &prepare, &|| ())?;
+    }
+    if args.wants(Section::Breakdown) {
+        println!();
+        let iterations = if args.quick { 1 } else { 2 } * WARM_ITERATIONS;
+        breakdown_table(iterations, threads)?;
+    }
+    Ok(())
+}

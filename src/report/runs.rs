@@ -1,0 +1,254 @@
+//! Reading run directories for `ds-td3 report`, and grouping them by task and label.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use td3::{Algo, Config};
+
+/// One evaluation row.
+#[derive(Debug, Clone, Copy)]
+pub struct Eval {
+    /// The step evaluated at.
+    pub step: u64,
+    /// The mean return.
+    pub mean: f64,
+    /// Training FLOPs so far.
+    pub flops: u64,
+    /// Live connections at that step.
+    pub connections: u64,
+}
+
+/// A run directory as read.
+#[derive(Debug)]
+pub struct RunData {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Its configuration.
+    pub config: Config,
+    /// Its evaluations.
+    pub evals: Vec<Eval>,
+    /// Why the run is incomplete, if it is.
+    pub problem: Option<String>,
+}
+
+impl RunData {
+    /// The mean of the last 10 evaluation means.
+    pub fn final_score(&self) -> Option<f64> {
+        let last: Vec<f64> = self.evals.iter().rev().take(10).map(|e| e.mean).collect();
+        (!last.is_empty()).then(|| last.iter().sum::<f64>() / last.len() as f64)
+    }
+}
+
+fn parse_evaluations(path: &Path) -> Result<Vec<Eval>, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("missing evaluations.csv ({e})"))?;
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or("");
+    if !header.starts_with("step,mean,std,wall_seconds,flops,live_connections") {
+        return Err("malformed evaluations.csv (unexpected header)".into());
+    }
+    lines
+        .enumerate()
+        .map(|(i, line)| {
+            let f: Vec<&str> = line.split(',').collect();
+            let parse = || -> Option<Eval> {
+                Some(Eval {
+                    step: f.first()?.parse().ok()?,
+                    mean: f.get(1)?.parse().ok()?,
+                    flops: f.get(4)?.parse().ok()?,
+                    connections: f.get(5)?.parse().ok()?,
+                })
+            };
+            parse().ok_or_else(|| format!("malformed evaluations.csv (line {})", i + 2))
+        })
+        .collect()
+}
+
+/// Reads a run directory; a problem with its evaluations marks it incomplete, one with its
+/// configuration is an error.
+pub fn read_run(dir: &Path) -> anyhow::Result<RunData> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+    let config: Config = serde_json::from_str(&text).with_context(|| path.display().to_string())?;
+    let (evals, problem) = match parse_evaluations(&dir.join("evaluations.csv")) {
+        Ok(evals) => {
+            let expected = config.steps / config.eval_every + 1;
+            let problem = (evals.len() as u64)
+                .lt(&expected)
+                .then(|| format!("partial: {} of {} evaluations", evals.len(), expected));
+            (evals, problem)
+        }
+        Err(e) => (Vec::new(), Some(e)),
+    };
+    Ok(RunData {
+        dir: dir.to_path_buf(),
+        config,
+        evals,
+        problem,
+    })
+}
+
+/// Every run directory under the given paths (each itself, or up to three levels down).
+pub fn find_all(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut dirs = Vec::new();
+    for p in paths {
+        if !p.exists() {
+            bail!("{}: no such file or directory", p.display());
+        }
+        find_runs(p, 3, &mut dirs);
+    }
+    if dirs.is_empty() {
+        bail!("no run directories (with a config.json) found");
+    }
+    Ok(dirs)
+}
+
+/// Every run directory under `path` (itself, or up to `depth` levels down).
+fn find_runs(path: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+    if path.join("config.json").is_file() {
+        out.push(path.to_path_buf());
+        return;
+    }
+    if depth == 0 {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return;
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    for d in dirs {
+        find_runs(&d, depth - 1, out);
+    }
+}
+
+/// `mean ± std` (population) of values.
+pub fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    (
+        m,
+        (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n).sqrt(),
+    )
+}
+
+/// The seed-mean curve of a group: `(step, mean, std)` over the runs that reached each step.
+pub fn curve(runs: &[&RunData]) -> Vec<(f64, f64, f64)> {
+    let mut by_step: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+    for r in runs {
+        for e in &r.evals {
+            by_step.entry(e.step).or_default().push(e.mean);
+        }
+    }
+    by_step
+        .into_iter()
+        .map(|(s, v)| {
+            let (m, d) = mean_std(&v);
+            (s as f64, m, d)
+        })
+        .collect()
+}
+
+/// The complete runs of a group.
+pub fn complete<'a>(g: &[&'a RunData]) -> Vec<&'a RunData> {
+    g.iter().copied().filter(|r| r.problem.is_none()).collect()
+}
+
+/// The settings that tell groups of runs apart, and whether each applies to an algorithm.
+const KEYS: [&str; 4] = ["h", "λ", "e", "η"];
+
+fn applies(key: &str, algo: Algo) -> bool {
+    match key {
+        "h" => true,
+        "λ" => algo.is_sparse(),
+        _ => algo == Algo::Ds,
+    }
+}
+
+fn setting(key: &str, c: &Config) -> String {
+    match key {
+        "h" => format!("h={}", c.hidden),
+        "λ" => format!("λ1={} λ2={}", c.lambda1, c.lambda2),
+        "e" => format!("e={}", c.evolution_period),
+        _ => format!("η={}", c.evolution_fraction),
+    }
+}
+
+/// The settings that take more than one value among a task's runs (where they apply).
+fn varying(runs: &[RunData], env: &str) -> Vec<&'static str> {
+    KEYS.into_iter()
+        .filter(|&k| {
+            let values: BTreeSet<String> = runs
+                .iter()
+                .filter(|r| r.config.env == env && applies(k, r.config.algo))
+                .map(|r| setting(k, &r.config))
+                .collect();
+            values.len() > 1
+        })
+        .collect()
+}
+
+/// The runs grouped by task and label: the algorithm and those of its settings that vary among
+/// the task's runs.
+pub struct Groups<'a> {
+    /// Per task, the settings that vary among its runs.
+    vary: BTreeMap<String, Vec<&'static str>>,
+    /// The groups, by `(task, label)`.
+    pub all: BTreeMap<(String, String), Vec<&'a RunData>>,
+}
+
+impl<'a> Groups<'a> {
+    /// Groups `runs`.
+    pub fn new(runs: &'a [RunData]) -> Self {
+        let mut vary = BTreeMap::new();
+        for r in runs {
+            let env = r.config.env.clone();
+            vary.entry(env.clone())
+                .or_insert_with(|| varying(runs, &env));
+        }
+        let mut groups = Self {
+            vary,
+            all: BTreeMap::new(),
+        };
+        for r in runs {
+            let key = (r.config.env.clone(), groups.label(&r.config));
+            groups.all.entry(key).or_default().push(r);
+        }
+        groups
+    }
+
+    /// A run's label.
+    pub fn label(&self, c: &Config) -> String {
+        let mut s = c.algo.to_string();
+        for &k in self.vary[&c.env].iter().filter(|&&k| applies(k, c.algo)) {
+            let _ = write!(s, " {}", setting(k, c));
+        }
+        s
+    }
+
+    /// The label of the dense TD3 group comparable to `c` (same task and width).
+    pub fn dense_label(&self, c: &Config) -> String {
+        let mut d = c.clone();
+        d.algo = Algo::Dense;
+        self.label(&d)
+    }
+
+    /// The complete runs of the dense TD3 group comparable to `c`, if there is one.
+    pub fn dense(&self, c: &Config) -> Option<Vec<&'a RunData>> {
+        self.all
+            .get(&(c.env.clone(), self.dense_label(c)))
+            .map(|d| complete(d))
+    }
+
+    /// The tasks, in order.
+    pub fn envs(&self) -> Vec<String> {
+        let mut e: Vec<String> = self.all.keys().map(|k| k.0.clone()).collect();
+        e.dedup();
+        e
+    }
+}

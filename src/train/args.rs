@@ -1,0 +1,182 @@
+//! The options of `ds-td3 train` (also those of plain `ds-td3`), with the hyper-parameter flags
+//! listed once: [`hyper_args!`] writes their clap fields, [`HyperArgs::any`] and
+//! [`HyperArgs::apply`] from the same list.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use td3::{Algo, Config, Device};
+
+/// The TD3 variant, as the command line names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AlgoArg {
+    /// DS-TD3: sparse hidden layers whose topology evolves (SET).
+    Ds,
+    /// Static-TD3: sparse hidden layers with a fixed topology.
+    Static,
+    /// TD3 with dense networks.
+    Dense,
+}
+
+/// `--device`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    /// The CPU (sparse-core's kernels; the default).
+    Cpu,
+    /// The first CUDA GPU (an NVIDIA driver for CUDA 13 and its NVRTC and cuBLAS libraries).
+    Cuda,
+    /// sparse-cuda's host emulator of its GPU kernels (slow).
+    Emulator,
+}
+
+impl From<DeviceArg> for Device {
+    fn from(d: DeviceArg) -> Device {
+        match d {
+            DeviceArg::Cpu => Device::Cpu,
+            DeviceArg::Cuda => Device::Cuda,
+            DeviceArg::Emulator => Device::Emulator,
+        }
+    }
+}
+
+impl From<AlgoArg> for Algo {
+    fn from(a: AlgoArg) -> Algo {
+        match a {
+            AlgoArg::Ds => Algo::Ds,
+            AlgoArg::Static => Algo::Static,
+            AlgoArg::Dense => Algo::Dense,
+        }
+    }
+}
+
+/// Parses a count written as `1000000`, `1_000_000` or `1e6`.
+pub fn parse_count(s: &str) -> Result<u64, String> {
+    let t = s.replace('_', "");
+    if let Ok(v) = t.parse::<u64>() {
+        return Ok(v);
+    }
+    match t.parse::<f64>() {
+        Ok(v) if v >= 0.0 && v.fract() == 0.0 && v <= u64::MAX as f64 => Ok(v as u64),
+        _ => Err(format!(
+            "'{s}' is not a whole number of steps (e.g. 1000000 or 1e6)"
+        )),
+    }
+}
+
+/// Declares [`HyperArgs`]: each entry is a documented optional flag `name: Type`, with its clap
+/// attributes, that sets the configuration field `field` (converted with `as`).
+macro_rules! hyper_args {
+    ($($(#[$attr:meta])* $name:ident: $ty:ty => $field:ident;)*) => {
+        /// Hyper-parameters; each defaults to the paper's value.
+        #[derive(Debug, Args)]
+        #[command(next_help_heading = "Hyper-parameters (default: the paper's)")]
+        pub struct HyperArgs {
+            $($(#[$attr])* pub $name: Option<$ty>,)*
+            /// Never end episodes early when the robot falls (the `-noterm` task variants)
+            #[arg(long)]
+            pub no_termination: bool,
+        }
+
+        impl HyperArgs {
+            /// Whether any hyper-parameter was given.
+            pub fn any(&self) -> bool {
+                $(self.$name.is_some() ||)* self.no_termination
+            }
+
+            /// Sets the given hyper-parameters in `c`.
+            pub fn apply(&self, c: &mut Config) {
+                $(if let Some(v) = self.$name {
+                    c.$field = v as _;
+                })*
+                c.terminate_when_unhealthy = !self.no_termination;
+            }
+        }
+    };
+}
+
+hyper_args! {
+    /// Erdős–Rényi λ of each network's first layer [default: 7; Ant 40; Humanoid 61]
+    #[arg(long)] lambda1: f64 => lambda1;
+    /// Erdős–Rényi λ of each network's second layer [default: 64]
+    #[arg(long)] lambda2: f64 => lambda2;
+    /// Width of the hidden layers [default: 256]
+    #[arg(long)] hidden: usize => hidden;
+    /// Topology evolution period e, in training iterations [default: 1000]
+    #[arg(long, short = 'e')] evolution_period: u64 => evolution_period;
+    /// Fraction η of connections replaced per evolution, in (0, 1) [default: 0.05]
+    #[arg(long, visible_alias = "eta")] evolution_fraction: f64 => evolution_fraction;
+    /// Discount γ [default: 0.99]
+    #[arg(long)] gamma: f64 => gamma;
+    /// Soft target update τ [default: 0.005]
+    #[arg(long)] tau: f64 => tau;
+    /// Target policy smoothing noise, × action bound [default: 0.2]
+    #[arg(long)] policy_noise: f64 => policy_noise;
+    /// Clip of the smoothing noise, × action bound [default: 0.5]
+    #[arg(long)] noise_clip: f64 => noise_clip;
+    /// Actor and target update period d [default: 2]
+    #[arg(long)] policy_delay: u64 => policy_delay;
+    /// Exploration noise, × action bound [default: 0.1]
+    #[arg(long)] expl_noise: f64 => expl_noise;
+    /// Adam learning rate [default: 0.001]
+    #[arg(long)] lr: f64 => lr;
+    /// Adam coupled L2 weight decay [default: 0.0002]
+    #[arg(long)] weight_decay: f64 => weight_decay;
+    /// Minibatch size [default: 100]
+    #[arg(long)] batch_size: usize => batch_size;
+    /// Replay buffer capacity in transitions [default: 1e6]
+    #[arg(long, value_parser = parse_count)] buffer_size: u64 => buffer_capacity;
+    /// Steps of uniformly random actions before training [default: 25000]
+    #[arg(long, value_parser = parse_count)] start_steps: u64 => start_steps;
+    /// Evaluate every N steps [default: 5000]
+    #[arg(long, value_parser = parse_count)] eval_every: u64 => eval_every;
+    /// Episodes per evaluation [default: 10]
+    #[arg(long)] eval_episodes: usize => eval_episodes;
+}
+
+/// Options of `ds-td3 train` (also the options of plain `ds-td3`).
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Task to train on (see `ds-td3 envs`), e.g. Hopper-v3
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Variant: ds (DS-TD3), static (Static-TD3) or dense (TD3)
+    #[arg(long, value_enum, default_value = "ds")]
+    pub algo: AlgoArg,
+    /// Seed of everything random in the run
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Environment steps to train (1e6 in the paper); with --resume, the new total
+    #[arg(long, value_parser = parse_count)]
+    pub steps: Option<u64>,
+    /// Run directory [default: runs/<env>-<algo>-s<seed>]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Overwrite an existing run directory
+    #[arg(long)]
+    pub force: bool,
+    /// Continue the run in DIR from its latest checkpoint
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["env", "out", "force", "seed", "config"])]
+    pub resume: Option<PathBuf>,
+    /// Start a run from a complete configuration file (a run's config.json, as `ds-td3 sweep`
+    /// writes them); only --steps, --out, --force, --threads, --device, --checkpoint-every and
+    /// --quiet may accompany it
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["env", "seed", "algo"])]
+    pub config: Option<PathBuf>,
+    /// Write a checkpoint every N steps (and always at the end and on Ctrl-C)
+    #[arg(long, value_parser = parse_count, default_value = "50000", value_name = "N")]
+    pub checkpoint_every: u64,
+    /// Threads: with 2 or more the twin critics train side by side and large sparse products
+    /// are split by rows between them (same results for any count)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
+    /// Where the networks train: cpu, cuda (the first NVIDIA GPU; evolution stays on the CPU),
+    /// or emulator (the GPU code path on the host; slow, for checking it without a GPU). With
+    /// --resume, moves the run to that device [default: cpu, or the resumed run's device]
+    #[arg(long, value_enum)]
+    pub device: Option<DeviceArg>,
+    /// Print nothing but errors and the final result
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub hyper: HyperArgs,
+}

@@ -1,0 +1,115 @@
+//! What `ds-td3 train` prints: the configuration and networks at the start, the result at the
+//! end.
+
+use td3::{Algo, Trainer};
+
+use crate::run_dir::RunDir;
+
+fn mib(bytes: usize) -> String {
+    format!("{:.2} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// Prints the configuration, the networks layer by layer and the memory held.
+pub fn print_start(trainer: &Trainer, dir: &RunDir) {
+    let c = trainer.config();
+    println!("run directory: {}", dir.root().display());
+    println!(
+        "{} on {} (seed {}), {} steps, {} thread(s), on {}",
+        match c.algo {
+            Algo::Ds => "DS-TD3",
+            Algo::Static => "Static-TD3",
+            Algo::Dense => "TD3",
+        },
+        c.env,
+        c.seed,
+        c.steps,
+        c.threads,
+        trainer
+            .agent()
+            .gpu_name()
+            .unwrap_or_else(|| "the CPU".into())
+    );
+    println!(
+        "  λ1 {} λ2 {} hidden {} | e {} η {} | γ {} τ {} d {} | policy noise {} clip {} exploration {} | lr {} wd {} batch {} | start {} eval every {}×{}",
+        c.lambda1,
+        c.lambda2,
+        c.hidden,
+        c.evolution_period,
+        c.evolution_fraction,
+        c.gamma,
+        c.tau,
+        c.policy_delay,
+        c.policy_noise,
+        c.noise_clip,
+        c.expl_noise,
+        c.lr,
+        c.weight_decay,
+        c.batch_size,
+        c.start_steps,
+        c.eval_every,
+        c.eval_episodes
+    );
+    let agent = trainer.agent();
+    let names = ["actor", "critic 1", "critic 2"];
+    for (name, net) in names.iter().zip(agent.online()) {
+        let layers: Vec<String> = net
+            .layers()
+            .iter()
+            .map(|l| {
+                let kind = if l.is_sparse() { "sparse" } else { "dense" };
+                format!("{}→{} {kind} {}", l.n_in(), l.n_out(), l.live_connections())
+            })
+            .collect();
+        println!(
+            "  {name:<8} {:>7} connections: {}",
+            net.live_connections(),
+            layers.join(", ")
+        );
+    }
+    println!(
+        "  total: {} live connections (biases excluded)",
+        agent.live_connections()
+    );
+    let (online, targets) = agent.memory();
+    let params = online.values + online.col_indices + online.row_ptrs + online.biases;
+    println!(
+        "  memory: networks {} (targets {}), gradients {}, Adam state {}, replay buffer {} allocated",
+        mib(params),
+        mib(targets.total()),
+        mib(online.gradients),
+        mib(online.optimizer),
+        mib(trainer.replay().bytes())
+    );
+    if let Some(bytes) = agent.gpu_bytes() {
+        println!(
+            "  device memory: {} (networks, targets, gradients, Adam state, batch buffers)",
+            mib(bytes)
+        );
+    }
+}
+
+/// Prints how to continue an interrupted run.
+pub fn print_interrupted(trainer: &Trainer, dir: &RunDir) {
+    println!(
+        "interrupted at step {}; checkpoint written. Continue with: ds-td3 train --resume {}",
+        trainer.step(),
+        dir.root().display()
+    );
+}
+
+/// Prints the result of a finished run from its summary.
+pub fn print_done(trainer: &Trainer, dir: &RunDir, summary: &serde_json::Value) {
+    let score = match summary["final_score"].as_f64() {
+        Some(s) => format!(
+            "final score (mean of the last {} evaluations) {s:.2}",
+            summary["final_score_evaluations"]
+        ),
+        None => "no evaluations".to_string(),
+    };
+    println!(
+        "done: {} steps, {score}, {:.0} steps/s this session; results in {}",
+        trainer.step(),
+        summary["steps_per_second_session"].as_f64().unwrap_or(0.0),
+        dir.root().display()
+    );
+}
