@@ -95,8 +95,6 @@ struct LayerSync {
     /// go in `online_only`.
     dropped_common: Vec<u32>,
     dropped_at: Vec<usize>,
-    /// An empty matrix of the layer's shape, parked in the layer while its weights are spliced.
-    placeholder: Option<SparseWeights>,
 }
 
 /// Reusable state for soft-updating one target network towards its online network: per layer,
@@ -263,26 +261,6 @@ fn position_of(w: &SparseWeights, slot: usize) -> usize {
     row * w.n_cols() + col
 }
 
-/// Whether `a` and `b` have the same shape and index type.
-fn fits(a: &SparseWeights, b: &SparseWeights) -> bool {
-    std::mem::discriminant(a) == std::mem::discriminant(b)
-        && a.n_rows() == b.n_rows()
-        && a.n_cols() == b.n_cols()
-}
-
-/// An empty matrix of `like`'s shape and index type.
-fn empty_like(like: &SparseWeights) -> Result<SparseWeights> {
-    let (rows, cols) = (like.n_rows(), like.n_cols());
-    Ok(match like {
-        SparseWeights::U16(_) => {
-            SparseWeights::U16(Csr::new(rows, cols, vec![0; rows + 1], vec![], vec![])?)
-        }
-        SparseWeights::U32(_) => {
-            SparseWeights::U32(Csr::new(rows, cols, vec![0; rows + 1], vec![], vec![])?)
-        }
-    })
-}
-
 impl LayerSync {
     fn update(&mut self, tl: &mut Layer, ol: &Layer, c: (f32, f32)) -> Result<()> {
         let (Layer::Sparse(ts), Layer::Sparse(os)) = (&*tl, ol) else {
@@ -415,21 +393,11 @@ impl LayerSync {
                 j => self.dropped_common.push(j),
             }
         }
-        let placeholder = match self.placeholder.take() {
-            Some(p) if fits(&p, tw) => p,
-            _ => empty_like(tw)?,
-        };
         let Layer::Sparse(ts) = tl else {
             unreachable!("checked by the caller")
         };
         self.ids = None;
-        let mut weights = ts.replace_weights(placeholder)?;
-        let spliced = match &mut weights {
-            SparseWeights::U16(w) => w.splice(&self.removed, &self.inserted),
-            SparseWeights::U32(w) => w.splice(&self.removed, &self.inserted),
-        };
-        self.placeholder = Some(ts.replace_weights(weights)?);
-        spliced?;
+        ts.splice(&self.removed, &self.inserted)?;
         // The alignment follows: kept online-only entries become common, dropped common ones
         // online-only.
         splice_vec(

@@ -276,6 +276,17 @@ impl<I: ColIndex> Csr<I> {
     /// than re-validated over the whole matrix: the cheap way to change a few connections of a
     /// large layer. On error nothing changes.
     pub fn splice(&mut self, remove: &[usize], insert: &[(usize, f32)]) -> Result<()> {
+        self.splice_using(remove, insert, &mut Vec::new())
+    }
+
+    /// [`Self::splice`] with `slots` as scratch space for the insertion slots (its contents are
+    /// replaced): a caller that keeps one splices without allocating.
+    pub fn splice_using(
+        &mut self,
+        remove: &[usize],
+        insert: &[(usize, f32)],
+        slots: &mut Vec<usize>,
+    ) -> Result<()> {
         let nnz = self.nnz();
         if remove.windows(2).any(|w| w[0] >= w[1]) {
             return Err(Error::InvalidSplice(
@@ -292,7 +303,7 @@ impl<I: ColIndex> Csr<I> {
             return Err(Error::TooManyEntries(new_nnz));
         }
         // The slot before which each insertion goes, found before anything moves.
-        let mut slots = Vec::with_capacity(insert.len());
+        slots.clear();
         for (k, &(p, v)) in insert.iter().enumerate() {
             let (row, col) = (p / self.n_cols.max(1), p % self.n_cols.max(1));
             if self.n_cols == 0 || row >= self.n_rows {
@@ -324,13 +335,11 @@ impl<I: ColIndex> Csr<I> {
             slots.push(at);
         }
 
-        let cols: Vec<I> = insert
-            .iter()
-            .map(|&(p, _)| I::from_col(p % self.n_cols))
-            .collect();
-        let values: Vec<f32> = insert.iter().map(|&(_, v)| v).collect();
-        splice_vec(&mut self.col_idx, remove, &slots, &cols);
-        splice_vec(&mut self.values, remove, &slots, &values);
+        let n_cols = self.n_cols;
+        splice_by(&mut self.col_idx, remove, slots, |k| {
+            I::from_col(insert[k].0 % n_cols)
+        });
+        splice_by(&mut self.values, remove, slots, |k| insert[k].1);
         // Row `j` starts after the kept entries of earlier rows and the insertions into them.
         let (mut r, mut k) = (0, 0);
         for j in 1..=self.n_rows {
@@ -406,12 +415,17 @@ impl<I: ColIndex> Csr<I> {
 /// # Panics
 /// If the indices break these rules or `at` and `insert` differ in length.
 pub fn splice_vec<T: Copy>(v: &mut Vec<T>, remove: &[usize], at: &[usize], insert: &[T]) {
-    let len = v.len();
     assert_eq!(
         at.len(),
         insert.len(),
         "one insertion slot per inserted element"
     );
+    splice_by(v, remove, at, |k| insert[k]);
+}
+
+/// [`splice_vec`] with the `k`-th inserted element given by `item(k)`, one per slot of `at`.
+fn splice_by<T: Copy>(v: &mut Vec<T>, remove: &[usize], at: &[usize], item: impl Fn(usize) -> T) {
+    let len = v.len();
     assert!(
         remove.windows(2).all(|w| w[0] < w[1]) && remove.last().is_none_or(|&r| r < len),
         "removed indices must be strictly increasing and in range"
@@ -420,7 +434,7 @@ pub fn splice_vec<T: Copy>(v: &mut Vec<T>, remove: &[usize], at: &[usize], inser
         at.windows(2).all(|w| w[0] <= w[1]) && at.last().is_none_or(|&a| a <= len),
         "insertion slots must be non-decreasing and in range"
     );
-    let new_len = len - remove.len() + insert.len();
+    let new_len = len - remove.len() + at.len();
     // A kept element at old index `x` moves by `shift(x)` = insertions placed before it minus
     // removals before it. Elements moving left are moved front to back, elements moving right
     // back to front; no move then overwrites an element still to be moved.
@@ -447,9 +461,9 @@ pub fn splice_vec<T: Copy>(v: &mut Vec<T>, remove: &[usize], at: &[usize], inser
         }
     }
     if new_len > len {
-        v.resize(new_len, insert[0]);
+        v.resize(new_len, item(0));
     }
-    let (mut r, mut k, mut end) = (remove.len(), insert.len(), len);
+    let (mut r, mut k, mut end) = (remove.len(), at.len(), len);
     loop {
         let ins = k.checked_sub(1).map(|k| at[k]);
         let rem = r.checked_sub(1).map(|r| remove[r]);
@@ -473,11 +487,11 @@ pub fn splice_vec<T: Copy>(v: &mut Vec<T>, remove: &[usize], at: &[usize], inser
     }
     // Each insertion lands after the kept elements before it and the insertions before it.
     let mut r = 0;
-    for (k, (&a, &x)) in at.iter().zip(insert).enumerate() {
+    for (k, &a) in at.iter().enumerate() {
         while r < remove.len() && remove[r] < a {
             r += 1;
         }
-        v[a - r + k] = x;
+        v[a - r + k] = item(k);
     }
     v.truncate(new_len);
 }
@@ -632,11 +646,25 @@ impl Segments {
     /// The segments of the compressed structure `(ptr, idx)` over `n_cols` columns (each
     /// row's indices increasing).
     pub fn of<I: ColIndex>(ptr: &[u32], idx: &[I], n_cols: usize) -> Self {
+        let mut s = Self {
+            parts: 1,
+            width: 1,
+            seg: Vec::new(),
+        };
+        s.rebuild(ptr, idx, n_cols);
+        s
+    }
+
+    /// Makes these the segments of `(ptr, idx)`, as [`Self::of`] would, reusing the allocation
+    /// (a topology change of a layer that already had segments allocates nothing).
+    pub fn rebuild<I: ColIndex>(&mut self, ptr: &[u32], idx: &[I], n_cols: usize) {
         let rows = ptr.len().saturating_sub(1);
         let per_row = idx.len() / rows.max(1);
         let parts = (per_row / Self::MIN_RUN).clamp(1, n_cols.div_ceil(Self::BLOCK).max(1));
         let width = n_cols.div_ceil(parts).max(1);
-        let mut seg = Vec::with_capacity(rows * (parts + 1));
+        let seg = &mut self.seg;
+        seg.clear();
+        seg.reserve(rows * (parts + 1));
         for j in 0..rows {
             let (lo, hi) = (ptr[j] as usize, ptr[j + 1] as usize);
             let row = &idx[lo..hi];
@@ -647,7 +675,7 @@ impl Segments {
             }
             seg.push(hi as u32);
         }
-        Self { parts, width, seg }
+        (self.parts, self.width) = (parts, width);
     }
 
     /// Whether these are segments of a structure with row offsets `ptr`: same rows, each row's
@@ -690,33 +718,48 @@ impl Segments {
 impl Transposed {
     /// Builds the transposed structure of `w` by a counting sort over columns (`O(nnz + n_cols)`).
     pub fn of<I: ColIndex>(w: &Csr<I>) -> Self {
-        let mut col_ptr = vec![0u32; w.n_cols() + 1];
+        let mut t = Self {
+            n_rows: 0,
+            col_ptr: Vec::new(),
+            rows: Vec::new(),
+            perm: Vec::new(),
+            segments: Segments::of::<u32>(&[0], &[], 1),
+        };
+        t.rebuild(w);
+        t
+    }
+
+    /// Makes this the transposed structure of `w`, as [`Self::of`] would, reusing the
+    /// allocations (a topology change of a layer that already had one allocates nothing when
+    /// the connection count stays).
+    pub fn rebuild<I: ColIndex>(&mut self, w: &Csr<I>) {
+        let (n_cols, nnz) = (w.n_cols(), w.nnz());
+        let col_ptr = &mut self.col_ptr;
+        col_ptr.clear();
+        col_ptr.resize(n_cols + 1, 0);
         for &k in w.col_idx() {
             col_ptr[k.col() + 1] += 1;
         }
-        for k in 0..w.n_cols() {
+        for k in 0..n_cols {
             col_ptr[k + 1] += col_ptr[k];
         }
-        let mut next: Vec<u32> = col_ptr[..w.n_cols()].to_vec();
-        let mut rows = vec![0u32; w.nnz()];
-        let mut perm = vec![0u32; w.nnz()];
+        self.rows.resize(nnz, 0);
+        self.perm.resize(nnz, 0);
+        // `col_ptr[k]` serves as column `k`'s cursor, ending at the start of column `k + 1`;
+        // shifting by one afterwards restores the offsets.
         for j in 0..w.n_rows() {
             let (lo, hi) = (w.row_ptr()[j] as usize, w.row_ptr()[j + 1] as usize);
             for (slot, &k) in (lo..hi).zip(&w.col_idx()[lo..hi]) {
-                let at = &mut next[k.col()];
-                rows[*at as usize] = j as u32;
-                perm[*at as usize] = slot as u32;
+                let at = &mut col_ptr[k.col()];
+                self.rows[*at as usize] = j as u32;
+                self.perm[*at as usize] = slot as u32;
                 *at += 1;
             }
         }
-        let segments = Segments::of(&col_ptr, &rows, w.n_rows());
-        Self {
-            n_rows: w.n_rows(),
-            col_ptr,
-            rows,
-            perm,
-            segments,
-        }
+        col_ptr.copy_within(0..n_cols, 1);
+        col_ptr[0] = 0;
+        self.n_rows = w.n_rows();
+        self.segments.rebuild(&self.col_ptr, &self.rows, w.n_rows());
     }
 
     /// The entries of each column cut at row-block boundaries (see [`Segments`]).

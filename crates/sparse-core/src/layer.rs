@@ -27,14 +27,18 @@ pub struct SparseLinear {
     /// deserialised layer draws a new one.
     #[cfg_attr(feature = "serde", serde(skip))]
     topology: u64,
-    /// The transposed structure for backward-data, built on first use and dropped whenever the
-    /// topology changes (target networks, which never run backward-data, never build one).
+    /// The transposed structure for backward-data, built on first use and rebuilt in place
+    /// whenever the topology changes (target networks, which never run backward-data, never
+    /// build one).
     #[cfg_attr(feature = "serde", serde(skip))]
     transposed: OnceLock<Transposed>,
-    /// The rows cut into column blocks for the SIMD kernels, built on first use and dropped
-    /// whenever the topology changes.
+    /// The rows cut into column blocks for the SIMD kernels, built on first use and rebuilt in
+    /// place whenever the topology changes.
     #[cfg_attr(feature = "serde", serde(skip))]
     segments: OnceLock<Segments>,
+    /// Scratch space of [`Self::splice`].
+    #[cfg_attr(feature = "serde", serde(skip))]
+    splice_slots: Vec<usize>,
 }
 
 impl SparseLinear {
@@ -55,6 +59,7 @@ impl SparseLinear {
             topology: next_topology_id(),
             transposed: OnceLock::new(),
             segments: OnceLock::new(),
+            splice_slots: Vec::new(),
         })
     }
 
@@ -93,10 +98,31 @@ impl SparseLinear {
             self.weights.n_cols(),
             weights.n_cols(),
         )?;
+        let old = std::mem::replace(&mut self.weights, weights);
+        self.topology_changed();
+        Ok(old)
+    }
+
+    /// Removes and inserts connections in place ([`crate::Csr::splice`] on the weights, same rules);
+    /// the topology gets a new identifier and structures already built follow it. On error
+    /// nothing changes.
+    pub fn splice(&mut self, remove: &[usize], insert: &[(usize, f32)]) -> Result<()> {
+        let slots = &mut self.splice_slots;
+        with_csr!(&mut self.weights, w => w.splice_using(remove, insert, slots))?;
+        self.topology_changed();
+        Ok(())
+    }
+
+    /// Draws a new topology identifier and makes the structures already built follow the
+    /// weights, in their own allocations (those never built stay so).
+    fn topology_changed(&mut self) {
         self.topology = next_topology_id();
-        self.transposed = OnceLock::new();
-        self.segments = OnceLock::new();
-        Ok(std::mem::replace(&mut self.weights, weights))
+        if let Some(t) = self.transposed.get_mut() {
+            with_csr!(&self.weights, w => t.rebuild(w));
+        }
+        if let Some(s) = self.segments.get_mut() {
+            with_csr!(&self.weights, w => s.rebuild(w.row_ptr(), w.col_idx(), w.n_cols()));
+        }
     }
 
     /// The bias.

@@ -1,7 +1,9 @@
-//! `Csr::splice` against rebuilding the matrix from positions, over random changes.
+//! `Csr::splice` against rebuilding the matrix from positions, over random changes; and the
+//! derived structures (`Segments`, `Transposed`) rebuilt in place against fresh ones.
 
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use sparse_core::csr::splice_vec;
+use sparse_core::csr::{Segments, Transposed};
 use sparse_core::{Csr, Error};
 
 /// `(position, value)` of every stored entry.
@@ -43,10 +45,18 @@ fn check<I: sparse_core::ColIndex>(n_rows: usize, n_cols: usize, rng: &mut StdRn
         .chain(insert.iter().copied())
         .collect();
     want.sort_by_key(|e| e.0);
-    m.splice(&remove, &insert).unwrap();
+    let mut seg = Segments::of(m.row_ptr(), m.col_idx(), n_cols);
+    let mut t = Transposed::of(&m);
+    // The scratch form, with scratch left over from an unrelated earlier use.
+    let mut slots = vec![7; rng.random_range(0..4)];
+    m.splice_using(&remove, &insert, &mut slots).unwrap();
     assert_eq!(entries(&m), want);
     let (p, v): (Vec<usize>, Vec<f32>) = want.into_iter().unzip();
     assert_eq!(m, Csr::<I>::from_positions(n_rows, n_cols, &p, v).unwrap());
+    seg.rebuild(m.row_ptr(), m.col_idx(), n_cols);
+    assert_eq!(seg, Segments::of(m.row_ptr(), m.col_idx(), n_cols));
+    t.rebuild(&m);
+    assert_eq!(t, Transposed::of(&m));
 }
 
 #[test]

@@ -63,6 +63,9 @@ pub struct Agent {
     /// as of the last [`Agent::sync_host`].
     #[serde(skip, default = "host_backend")]
     nets: Box<dyn Nets>,
+    /// [`Self::train`]'s smoothing noise, kept so that an iteration allocates nothing.
+    #[serde(skip)]
+    noise: Activations,
 }
 
 /// The backend of a new or loaded agent: training on the host networks.
@@ -133,6 +136,7 @@ impl Agent {
             critics: [Learner::new(q1, adam)?, Learner::new(q2, adam)?],
             evolution,
             nets: host_backend(),
+            noise: Activations::default(),
         })
     }
 
@@ -206,7 +210,8 @@ impl Agent {
         rng: &mut R,
     ) -> Result<IterationReport> {
         let (n, act_dim) = (batch.obs.batch(), self.act_dim);
-        let mut noise = Activations::zeros(act_dim, n);
+        let mut noise = std::mem::take(&mut self.noise);
+        noise.reset(act_dim, n);
         if self.hyper.policy_noise > 0.0 {
             let normal = Normal::new(0.0f32, self.hyper.policy_noise)
                 .map_err(|e| Error::Config(format!("policy noise: {e}")))?;
@@ -216,7 +221,9 @@ impl Agent {
                 }
             }
         }
-        self.train_with_noise(batch, &noise, rng)
+        let report = self.train_with_noise(batch, &noise, rng);
+        self.noise = noise;
+        report
     }
 
     /// One training iteration with the given (unclipped) smoothing noise `ε` (`act_dim × batch`);
