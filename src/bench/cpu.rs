@@ -114,6 +114,18 @@ pub fn run(args: &BenchArgs, isa: Isa, sampling: Sampling) -> anyhow::Result<()>
         kernel_table(&title, |layer, kernel, batch| {
             Ok(time_kernel(sampling, layer, kernel, batch))
         })?;
+        if let Some(gflops) = sparse_core::kernels::load_bound() {
+            let isa = sparse_core::kernels::active_isa();
+            let lanes = if isa == Isa::Avx512 { 16 } else { 8 };
+            println!(
+                "Load-bound ceiling ({isa}, 1 thread): {gflops:.1} GFLOPS for multiply-adds that \
+                 each load one input vector from L1, like the sparse kernels' inner loop without \
+                 its index, value and per-row work, every lane live (batch 100 fills 100 of the \
+                 {} lanes it loads). Dense GEMM reuses each loaded vector across output rows; a \
+                 sparse row cannot.",
+                100usize.next_multiple_of(lanes)
+            );
+        }
     }
     if args.wants(Section::Td3) {
         println!();

@@ -381,3 +381,21 @@ fn transposed_structure_follows_topology_changes() {
     fresh.replace_weights(layer.weights().clone()).unwrap();
     assert_eq!(as_layer(&fresh).memory().transposed, 0);
 }
+
+#[test]
+fn load_bound_is_measured_for_simd_kernels_only() {
+    use sparse_core::kernels::load_bound;
+    for isa in Isa::available() {
+        let g = with_isa(isa, load_bound).unwrap();
+        match isa {
+            Isa::Portable => assert_eq!(g, None),
+            // Not a speed check: only that a rate was measured, between a tenth of a vector
+            // multiply-add per nanosecond (this machine: about 4) and twenty.
+            _ => {
+                let g = g.expect("SIMD kernels have a ceiling");
+                let lanes = if isa == Isa::Avx512 { 16.0 } else { 8.0 };
+                assert!(g > 0.2 * lanes && g < 40.0 * lanes, "{isa}: {g} GFLOPS");
+            }
+        }
+    }
+}

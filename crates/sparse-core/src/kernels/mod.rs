@@ -614,6 +614,43 @@ fn weight_and_bias_grad<I: ColIndex>(
     }
 }
 
+/// The ceiling that loads put on the SIMD kernels of the implementation active on this thread:
+/// GFLOPS of multiply-adds that each take one input vector from the L1 cache, as the sparse
+/// kernels' inner loop does, without its index and value loads or per-row work (a cycle over 64
+/// input rows of one full batch tile, every lane live; the best of 5 samples of about 10 ms).
+/// `None` for the portable kernels.
+///
+/// A sparse kernel loads one input vector per multiply-add and cannot reuse it for another
+/// output row, as a dense GEMM's register-blocked micro-kernel does; where the CPU sustains
+/// fewer vector loads per cycle than multiply-adds, this bounds the sparse kernels below dense
+/// GEMM. `ds-td3 bench` prints it beside the kernel table.
+pub fn load_bound() -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        type Stream = unsafe fn(*const f32, usize, usize) -> f32;
+        let (stream, lanes): (Stream, usize) = match active_isa() {
+            Isa::Portable => return None,
+            Isa::Avx2 => (x86::avx2::stream, x86::avx2::TILE_FLOATS),
+            Isa::Avx512 => (x86::avx512::stream, x86::avx512::TILE_FLOATS),
+        };
+        let x = Activations::zeros(64, lanes);
+        let n = 1 << 14;
+        let mut best = f64::INFINITY;
+        for _ in 0..5 {
+            let start = std::time::Instant::now();
+            for _ in 0..40 {
+                // SAFETY: the implementation is one the CPU supports (checked when it was
+                // chosen); `x` holds 64 rows of `lanes` floats, one full tile each.
+                std::hint::black_box(unsafe { stream(x.as_slice().as_ptr(), x.stride(), n) });
+            }
+            best = best.min(start.elapsed().as_secs_f64() / 40.0);
+        }
+        Some(2.0 * (n * lanes) as f64 / best / 1e9)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    None
+}
+
 /// Bias gradient `grad[j] = Σ_b dy[j,b]` (overwritten), for sparse and dense layers alike.
 ///
 /// # Panics

@@ -7,7 +7,14 @@
 //!
 //! What bounds these kernels on the AVX-512 machine they were tuned on is not the FMA units but
 //! the load ports and the L1 cache: every vector product of a connection loads one vector of an
-//! input row, and each connection also loads its index and value. So:
+//! input row, and each connection also loads its index and value. Measured there (a Sapphire
+//! Rapids-class Xeon at about 3.4 GHz under AVX-512 load): two independent 512-bit FMAs a cycle
+//! from registers, but only about 1.2 a cycle when each takes its operand from L1 (the `stream`
+//! probe behind [`super::load_bound`]: some 130 GFLOPS, against 125–155 for matrixmultiply's
+//! register-blocked sgemm). Tried there without gain: base-plus-displacement instead of indexed
+//! addresses, rows visited in order of segment length (fewer mispredicted loop exits, but the
+//! index and value reads lose their sequential order), and indices read four to a 64-bit load.
+//! So:
 //! - activations are feature-major with 64-byte aligned rows (see [`crate::Activations`]);
 //! - the batch is cut into tiles of up to 8 vectors (AVX-512: 128 floats, so TD3's batch of 100
 //!   is one tile and a connection's index and value are loaded once for 7 vector products;
@@ -149,6 +156,34 @@ macro_rules! simd_kernels {
 
         /// Vectors per full tile.
         const TV: usize = TILE / W;
+
+        /// Floats per full batch tile.
+        pub(in crate::kernels) const TILE_FLOATS: usize = TILE;
+
+        /// `spmm`'s inner loop stripped to its input loads, for [`super::super::load_bound`]:
+        /// `n` times, a full tile of one of 64 input rows (a fixed cycle, no index loads) is
+        /// multiplied by a constant and added into one of two accumulator sets. Returns the sum
+        /// of the accumulators (so no product can be optimised away).
+        ///
+        /// # Safety
+        /// The CPU supports the module's features; `x` holds 64 rows of stride `xs ≥ TILE`.
+        #[target_feature(enable = $feat)]
+        pub(in crate::kernels) unsafe fn stream(x: *const f32, xs: usize, n: usize) -> f32 {
+            let v = splat(0.5);
+            let (mut a, mut b) = ([zero(); TV], [zero(); TV]);
+            for i in 0..n / 2 {
+                let (r0, r1) = ((i * 74) & 63, (i * 74 + 37) & 63);
+                // SAFETY: rows below 64, full tiles: the caller guarantees they are readable.
+                let (p0, p1) = unsafe { (x.add(r0 * xs), x.add(r1 * xs)) };
+                for l in 0..TV {
+                    // SAFETY: as above.
+                    let (x0, x1) = unsafe { (load(p0.add(l * W)), load(p1.add(l * W))) };
+                    a[l] = fma(v, x0, a[l]);
+                    b[l] = fma(v, x1, b[l]);
+                }
+            }
+            hsum((0..TV).fold(zero(), |s, l| add(s, add(a[l], b[l]))))
+        }
 
         /// The batch tiles, `(first lane, lanes)`: the batch's vectors split as evenly as
         /// possible into the fewest tiles of at most [`TV`] vectors (so no tile is much
