@@ -638,12 +638,12 @@ pub fn load_bound() -> Option<f64> {
         let mut best = f64::INFINITY;
         for _ in 0..5 {
             let start = std::time::Instant::now();
-            for _ in 0..40 {
+            for _ in 0..300 {
                 // SAFETY: the implementation is one the CPU supports (checked when it was
                 // chosen); `x` holds 64 rows of `lanes` floats, one full tile each.
                 std::hint::black_box(unsafe { stream(x.as_slice().as_ptr(), x.stride(), n) });
             }
-            best = best.min(start.elapsed().as_secs_f64() / 40.0);
+            best = best.min(start.elapsed().as_secs_f64() / 300.0);
         }
         Some(2.0 * (n * lanes) as f64 / best / 1e9)
     }

@@ -10,7 +10,7 @@
 //! input row, and each connection also loads its index and value. Measured there (a Sapphire
 //! Rapids-class Xeon at about 3.4 GHz under AVX-512 load): two independent 512-bit FMAs a cycle
 //! from registers, but only about 1.2 a cycle when each takes its operand from L1 (the `stream`
-//! probe behind [`super::load_bound`]: some 130 GFLOPS, against 125–155 for matrixmultiply's
+//! probe behind [`super::load_bound`]: some 130 GFLOPS, against 110–155 for matrixmultiply's
 //! register-blocked sgemm). Tried there without gain: base-plus-displacement instead of indexed
 //! addresses, rows visited in order of segment length (fewer mispredicted loop exits, but the
 //! index and value reads lose their sequential order), and indices read four to a 64-bit load.
