@@ -49,14 +49,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         net.backward(&mut ws, &d_out, Some(&mut grads), None)?;
         adam.step(&mut net, &grads)?;
-        if evolution.tick() {
-            let stats = evolution.evolve(
+        if let Some(step_kind) = evolution.tick()
+            && let Some(stats) = evolution.evolve(
+                step_kind,
                 &mut net,
                 Some(&mut adam),
                 Some(&mut grads),
                 &mut memory,
                 &mut rng,
-            )?;
+            )?
+        {
             if step % 1000 == 0 {
                 println!(
                     "step {step}: loss {loss:.4}; evolution moved {} connections (mean |w| {:.4})",

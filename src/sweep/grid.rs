@@ -22,6 +22,8 @@ struct Grid {
     set: BTreeMap<String, toml::Value>,
     #[serde(default)]
     sweep: BTreeMap<String, Vec<toml::Value>>,
+    #[serde(default)]
+    sweep_for: BTreeMap<String, BTreeMap<String, Vec<toml::Value>>>,
 }
 
 /// One grid point.
@@ -75,6 +77,29 @@ fn apply(config: &Config, key: &str, value: &toml::Value) -> anyhow::Result<Conf
     serde_json::from_value(json).with_context(|| format!("setting '{key}' = {value}"))
 }
 
+/// The cartesian product of the swept lists, keys in order.
+fn combinations(
+    lists: &BTreeMap<&String, &Vec<toml::Value>>,
+) -> anyhow::Result<Vec<Vec<(String, toml::Value)>>> {
+    let mut combos: Vec<Vec<(String, toml::Value)>> = vec![Vec::new()];
+    for (&key, &values) in lists {
+        if values.is_empty() {
+            bail!("the sweep of '{key}' lists no values");
+        }
+        combos = combos
+            .into_iter()
+            .flat_map(|c| {
+                values.iter().map(move |v| {
+                    let mut c = c.clone();
+                    c.push((key.clone(), v.clone()));
+                    c
+                })
+            })
+            .collect();
+    }
+    Ok(combos)
+}
+
 /// Every run of the grid, in a stable order (env, algo, swept values, seed), and the grid's
 /// output root (made absolute).
 pub fn expand(grid_path: &Path) -> anyhow::Result<(PathBuf, Vec<Run>)> {
@@ -101,28 +126,23 @@ fn read_grid(grid_path: &Path) -> anyhow::Result<(PathBuf, Vec<Run>)> {
         .iter()
         .map(|a| a.parse::<Algo>())
         .collect::<Result<Vec<_>, _>>()?;
-    // The cartesian product of the swept lists.
-    let mut combos: Vec<Vec<(String, toml::Value)>> = vec![Vec::new()];
-    for (key, values) in &grid.sweep {
-        if values.is_empty() {
-            bail!("sweep.{key} lists no values");
+    for (algo, lists) in &grid.sweep_for {
+        let a: Algo = algo.parse()?;
+        if !algos.contains(&a) {
+            bail!("sweep_for.{algo}: '{algo}' is not among the grid's algos");
         }
-        combos = combos
-            .into_iter()
-            .flat_map(|c| {
-                values.iter().map(move |v| {
-                    let mut c = c.clone();
-                    c.push((key.clone(), v.clone()));
-                    c
-                })
-            })
-            .collect();
+        if let Some(key) = lists.keys().find(|k| grid.sweep.contains_key(*k)) {
+            bail!("sweep_for.{algo}.{key}: '{key}' is swept for every algorithm already");
+        }
     }
     let mut runs = Vec::new();
     for env in &grid.envs {
         let seeds = grid.seeds_for.get(env).unwrap_or(&grid.seeds);
         for &algo in &algos {
-            for combo in &combos {
+            let own = grid.sweep_for.get(algo.name());
+            let lists: BTreeMap<&String, &Vec<toml::Value>> =
+                grid.sweep.iter().chain(own.into_iter().flatten()).collect();
+            for combo in &combinations(&lists)? {
                 for &seed in seeds {
                     let mut config = Config::paper(env, algo);
                     config.seed = seed;
@@ -132,7 +152,7 @@ fn read_grid(grid_path: &Path) -> anyhow::Result<(PathBuf, Vec<Run>)> {
                     config.validate()?;
                     let mut name = format!("{env}-{algo}");
                     for (k, v) in combo {
-                        if grid.sweep[k].len() > 1 {
+                        if lists[k].len() > 1 {
                             name.push_str(&format!("-{k}{}", short(v)));
                         }
                     }

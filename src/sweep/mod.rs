@@ -13,9 +13,11 @@
 //! steps = 1000000
 //! [sweep]                            # optional: lists of settings, crossed with everything
 //! evolution_period = [200, 500, 1000, 2000]
+//! [sweep_for.ds]                     # optional: lists crossed with one algorithm's runs only
+//! bias_correction = ["connection", "network"]
 //! ```
 //! Each grid point is a run directory `<out>/<env>-<algo>[-<key><value>…]-s<seed>` (swept keys
-//! appear in the name only when they take more than one value). Its complete configuration is
+//! appear in the name only when they take more than one value for that algorithm). Its complete configuration is
 //! written to `<out>/configs/<name>.json`; a worker runs `ds-td3 train --config …` for a new run,
 //! `ds-td3 train --resume …` for one with a checkpoint, and skips one with a `summary.json`.
 //!

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+use sparse_core::BiasCorrection;
 use td3::{Algo, Config, Device};
 
 /// The TD3 variant, as the command line names it.
@@ -35,6 +36,26 @@ impl From<DeviceArg> for Device {
             DeviceArg::Cpu => Device::Cpu,
             DeviceArg::Cuda => Device::Cuda,
             DeviceArg::Emulator => Device::Emulator,
+        }
+    }
+}
+
+/// `--bias-correction`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BiasCorrectionArg {
+    /// By each regrown connection's own age, so its first steps are the size of a warm
+    /// connection's (as with the authors' masked dense Adam state)
+    Connection,
+    /// By the network's step count (PyTorch's Adam on truly sparse state): a regrown
+    /// connection's first steps are several times larger
+    Network,
+}
+
+impl From<BiasCorrectionArg> for BiasCorrection {
+    fn from(b: BiasCorrectionArg) -> BiasCorrection {
+        match b {
+            BiasCorrectionArg::Connection => BiasCorrection::Connection,
+            BiasCorrectionArg::Network => BiasCorrection::Network,
         }
     }
 }
@@ -75,12 +96,16 @@ macro_rules! hyper_args {
             /// Never end episodes early when the robot falls (the `-noterm` task variants)
             #[arg(long)]
             pub no_termination: bool,
+            /// How Adam corrects the bias of connections regrown by evolution [default:
+            /// connection]
+            #[arg(long, value_enum)]
+            pub bias_correction: Option<BiasCorrectionArg>,
         }
 
         impl HyperArgs {
             /// Whether any hyper-parameter was given.
             pub fn any(&self) -> bool {
-                $(self.$name.is_some() ||)* self.no_termination
+                $(self.$name.is_some() ||)* self.no_termination || self.bias_correction.is_some()
             }
 
             /// Sets the given hyper-parameters in `c`.
@@ -89,6 +114,9 @@ macro_rules! hyper_args {
                     c.$field = v as _;
                 })*
                 c.terminate_when_unhealthy = !self.no_termination;
+                if let Some(b) = self.bias_correction {
+                    c.bias_correction = b.into();
+                }
             }
         }
     };
@@ -105,6 +133,9 @@ hyper_args! {
     #[arg(long, short = 'e')] evolution_period: u64 => evolution_period;
     /// Fraction η of connections replaced per evolution, in (0, 1) [default: 0.05]
     #[arg(long, visible_alias = "eta")] evolution_fraction: f64 => evolution_fraction;
+    /// Final training iterations with a fixed topology: the first evolution after that point
+    /// only prunes, and none follow; 0 evolves until the end [default: 50000]
+    #[arg(long, value_parser = parse_count, value_name = "ITERATIONS")] topology_freeze: u64 => topology_freeze;
     /// Discount γ [default: 0.99]
     #[arg(long)] gamma: f64 => gamma;
     /// Soft target update τ [default: 0.005]

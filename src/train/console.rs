@@ -30,12 +30,17 @@ pub fn print_start(trainer: &Trainer, dir: &RunDir) {
             .unwrap_or_else(|| "the CPU".into())
     );
     println!(
-        "  λ1 {} λ2 {} hidden {} | e {} η {} | γ {} τ {} d {} | policy noise {} clip {} exploration {} | lr {} wd {} batch {} | start {} eval every {}×{}",
+        "  λ1 {} λ2 {} hidden {} | e {} η {} freeze {} bias correction {} | γ {} τ {} d {} | policy noise {} clip {} exploration {} | lr {} wd {} batch {} | start {} eval every {}×{}",
         c.lambda1,
         c.lambda2,
         c.hidden,
         c.evolution_period,
         c.evolution_fraction,
+        c.topology_freeze,
+        match c.bias_correction {
+            sparse_core::BiasCorrection::Connection => "per connection",
+            sparse_core::BiasCorrection::Network => "per network",
+        },
         c.gamma,
         c.tau,
         c.policy_delay,

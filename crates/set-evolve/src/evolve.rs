@@ -1,13 +1,19 @@
-//! One SET evolution step: prune the smallest-magnitude connections of a sparse layer and regrow
-//! as many, working on the CSR arrays.
+//! One SET evolution step: prune the connections nearest zero of a sparse layer, separately
+//! among positive and negative weights, and regrow as many, working on the CSR arrays.
 //!
-//! For a layer with `nnz` live connections and fraction `η`, `k = ⌊η·nnz⌉` (rounded to nearest,
-//! halves away from zero) connections with the smallest `|w|` are removed (ties: lower row-major
-//! position first), chosen by selection in `O(nnz)`; `k` new positions come from a
-//! [`GrowthPolicy`]; survivors and new connections are merged in one pass over the sorted
+//! Pruning follows the paper (§3: "a subset of the smallest positive weights and the largest
+//! negative weights") and the authors' code: for a layer with `n₊` positive and `n₋` negative
+//! live weights and fraction `η`, the `⌊η·n₊⌉` positive weights with the smallest values and the
+//! `⌊η·n₋⌉` negative weights with the largest values go (rounded to nearest, halves away from
+//! zero; ties: lower row-major position first), and so does every live weight that is exactly
+//! zero (a connection no gradient ever reached: the authors' threshold rule drops those too).
+//! The authors' index arithmetic removes `⌈η·n₋⌉` negatives and `⌊η·n₊⌋ + 1` positives, at most
+//! one more per sign than this rule. Selection runs in `O(nnz)`. As many new positions come
+//! from a [`GrowthPolicy`]; survivors and new connections are merged in one pass over the sorted
 //! positions into the new CSR arrays (`O(nnz + k log k)`). New weights are 0. A [`Remap`]
 //! records where each new slot's state comes from, so Adam moments and gradient buffers are
-//! realigned: survivors keep theirs, new connections start at zero. The count never changes.
+//! realigned: survivors keep theirs, new connections start fresh. The count never changes,
+//! except in a final prune-only step ([`prune_layer`], [`prune_network`]), which regrows nothing.
 
 use rand::Rng;
 use sparse_core::{Adam, ColIndex, Csr, Grads, Layer, Mlp, Remap, SparseLinear, SparseWeights};
@@ -28,11 +34,52 @@ pub struct LayerChange {
     pub added: Vec<usize>,
 }
 
-/// Connections one evolution step removes and regrows: `⌊η·nnz⌉`, rounded to nearest with
-/// halves away from zero.
-pub fn removal_count(nnz: usize, fraction: f64) -> Result<usize> {
+/// `⌊η·n⌉`: rounded to nearest with halves away from zero, at most `n`.
+fn share(n: usize, fraction: f64) -> usize {
+    ((fraction * n as f64).round() as usize).min(n)
+}
+
+/// Connections one evolution step removes from a layer with these weight values (see the module
+/// documentation): every exact zero, `⌊η·n₊⌉` of the `n₊` positive weights and `⌊η·n₋⌉` of the
+/// `n₋` negative ones.
+pub fn removal_count(values: &[f32], fraction: f64) -> Result<usize> {
     check_fraction(fraction)?;
-    Ok(((fraction * nnz as f64).round() as usize).min(nnz))
+    let (zeros, positive, negative) = signs(values);
+    Ok(zeros + share(positive, fraction) + share(negative, fraction))
+}
+
+/// Counts of exact zeros, positive and negative values (a NaN counts as positive).
+fn signs(values: &[f32]) -> (usize, usize, usize) {
+    let negative = values.iter().filter(|&&v| v < 0.0).count();
+    let zeros = values.iter().filter(|&&v| v == 0.0).count();
+    (zeros, values.len() - negative - zeros, negative)
+}
+
+/// The slots pruned from a layer with these values and row-major positions, increasing (see the
+/// module documentation).
+fn pruned_slots(values: &[f32], positions: &[usize], fraction: f64) -> Vec<usize> {
+    let (mut zeros, mut positive, mut negative) = (Vec::new(), Vec::new(), Vec::new());
+    for (s, &v) in values.iter().enumerate() {
+        if v == 0.0 {
+            zeros.push(s);
+        } else if v < 0.0 {
+            negative.push(s);
+        } else {
+            positive.push(s);
+        }
+    }
+    let mut pruned = zeros;
+    for mut group in [positive, negative] {
+        let k = share(group.len(), fraction);
+        if k > 0 && k < group.len() {
+            group.select_nth_unstable_by(k - 1, |&a, &b| {
+                magnitude_order((values[a], positions[a]), (values[b], positions[b]))
+            });
+        }
+        pruned.extend_from_slice(&group[..k]);
+    }
+    pruned.sort_unstable();
+    pruned
 }
 
 pub(crate) fn check_fraction(fraction: f64) -> Result<()> {
@@ -60,26 +107,20 @@ fn check_growth(ctx: &GrowthContext<'_>, added: &[usize], count: usize) -> Resul
     Ok(())
 }
 
+/// Where regrown connections come from; `None` in a prune-only step.
+type Regrow<'a, G, R> = Option<(&'a mut G, &'a mut R)>;
+
 fn evolve_csr<I: ColIndex, G: GrowthPolicy, R: Rng + ?Sized>(
     w: &Csr<I>,
     fraction: f64,
-    growth: &mut G,
-    rng: &mut R,
+    regrow: Regrow<'_, G, R>,
 ) -> Result<(Csr<I>, LayerChange)> {
+    check_fraction(fraction)?;
     let nnz = w.nnz();
-    let k = removal_count(nnz, fraction)?;
     let positions = w.positions();
     let values = w.values();
-
-    // The k smallest (|w|, position), by selection.
-    let mut removed_slots: Vec<usize> = (0..nnz).collect();
-    if k > 0 && k < nnz {
-        removed_slots.select_nth_unstable_by(k - 1, |&a, &b| {
-            magnitude_order((values[a], positions[a]), (values[b], positions[b]))
-        });
-    }
-    removed_slots.truncate(k);
-    removed_slots.sort_unstable();
+    let removed_slots = pruned_slots(values, &positions, fraction);
+    let k = removed_slots.len();
     let mut is_removed = vec![false; nnz];
     removed_slots.iter().for_each(|&s| is_removed[s] = true);
 
@@ -90,8 +131,14 @@ fn evolve_csr<I: ColIndex, G: GrowthPolicy, R: Rng + ?Sized>(
         n_cols: w.n_cols(),
         live: &live,
     };
-    let added = growth.grow(&ctx, k, rng);
-    check_growth(&ctx, &added, k)?;
+    let added = match regrow {
+        Some((growth, rng)) => {
+            let added = growth.grow(&ctx, k, rng);
+            check_growth(&ctx, &added, k)?;
+            added
+        }
+        None => Vec::new(),
+    };
 
     // Merge survivors and new positions, both increasing.
     let mut new_positions = Vec::with_capacity(nnz);
@@ -131,13 +178,27 @@ pub fn evolve_layer<G: GrowthPolicy, R: Rng + ?Sized>(
     growth: &mut G,
     rng: &mut R,
 ) -> Result<LayerChange> {
+    change_layer(layer, fraction, Some((growth, rng)))
+}
+
+/// The final, prune-only step of one sparse layer: the connections [`evolve_layer`] would remove
+/// go, and nothing is regrown, so the layer keeps fewer connections from now on.
+pub fn prune_layer(layer: &mut SparseLinear, fraction: f64) -> Result<LayerChange> {
+    change_layer::<crate::RandomGrowth, dyn Rng>(layer, fraction, None)
+}
+
+fn change_layer<G: GrowthPolicy, R: Rng + ?Sized>(
+    layer: &mut SparseLinear,
+    fraction: f64,
+    regrow: Regrow<'_, G, R>,
+) -> Result<LayerChange> {
     let (weights, change) = match layer.weights() {
         SparseWeights::U16(w) => {
-            let (w, c) = evolve_csr(w, fraction, growth, rng)?;
+            let (w, c) = evolve_csr(w, fraction, regrow)?;
             (SparseWeights::U16(w), c)
         }
         SparseWeights::U32(w) => {
-            let (w, c) = evolve_csr(w, fraction, growth, rng)?;
+            let (w, c) = evolve_csr(w, fraction, regrow)?;
             (SparseWeights::U32(w), c)
         }
     };
@@ -150,11 +211,32 @@ pub fn evolve_layer<G: GrowthPolicy, R: Rng + ?Sized>(
 /// fit the network.
 pub fn evolve_network<G: GrowthPolicy, R: Rng + ?Sized>(
     net: &mut Mlp,
-    mut adam: Option<&mut Adam>,
-    mut grads: Option<&mut Grads>,
+    adam: Option<&mut Adam>,
+    grads: Option<&mut Grads>,
     fraction: f64,
     growth: &mut G,
     rng: &mut R,
+) -> Result<Vec<(usize, LayerChange)>> {
+    change_network(net, adam, grads, fraction, Some((growth, rng)))
+}
+
+/// [`prune_layer`] on every sparse layer of `net`, with its optimiser state and gradient buffers
+/// realigned: the final topology change of a run whose topology then stays frozen.
+pub fn prune_network(
+    net: &mut Mlp,
+    adam: Option<&mut Adam>,
+    grads: Option<&mut Grads>,
+    fraction: f64,
+) -> Result<Vec<(usize, LayerChange)>> {
+    change_network::<crate::RandomGrowth, dyn Rng>(net, adam, grads, fraction, None)
+}
+
+pub(crate) fn change_network<G: GrowthPolicy, R: Rng + ?Sized>(
+    net: &mut Mlp,
+    mut adam: Option<&mut Adam>,
+    mut grads: Option<&mut Grads>,
+    fraction: f64,
+    mut regrow: Regrow<'_, G, R>,
 ) -> Result<Vec<(usize, LayerChange)>> {
     check_fraction(fraction)?;
     // Validate all state up front so a mismatch cannot leave a half-evolved network.
@@ -180,7 +262,8 @@ pub fn evolve_network<G: GrowthPolicy, R: Rng + ?Sized>(
         let Layer::Sparse(sparse) = layer else {
             continue;
         };
-        let change = evolve_layer(sparse, fraction, growth, rng)?;
+        let regrow_here = regrow.as_mut().map(|(g, r)| (&mut **g, &mut **r));
+        let change = change_layer(sparse, fraction, regrow_here)?;
         if let Some(a) = adam.as_deref_mut() {
             a.remap_layer(i, &change.remap)?;
         }

@@ -1,11 +1,12 @@
 //! SET topology evolution and target-network sparsity for [`sparse_core`] networks, done
 //! directly on the compressed (CSR) form: no dense `n_in × n_out` weight or mask matrix, ever.
 //!
-//! - [`evolve`]: one evolution step of a sparse layer — prune the `⌊η·nnz⌉` smallest `|w|`,
-//!   regrow as many connections through a [`GrowthPolicy`] ([`RandomGrowth`] today) — and of a
-//!   whole network, with its Adam state and gradient buffers realigned.
-//! - [`schedule`]: the evolution controller (period `e`, fraction `η`) counting training
-//!   iterations, and per-evolution statistics for the logs.
+//! - [`evolve`]: one evolution step of a sparse layer — prune the fraction `η` of its positive
+//!   and of its negative weights nearest zero, regrow as many connections through a
+//!   [`GrowthPolicy`] ([`RandomGrowth`] today) — and of a whole network, with its Adam state and
+//!   gradient buffers realigned; and the final prune-only step before the topology freezes.
+//! - [`schedule`]: the evolution controller (period `e`, fraction `η`, freeze) counting
+//!   training iterations, and per-evolution statistics for the logs.
 //! - [`target`]: the soft update `θ' ← τθ + (1−τ)θ'` of target networks over the union of both
 //!   topologies, pruned back to each layer's connection budget ([`TargetSync`] keeps what it
 //!   learns about the two topologies between updates).
@@ -21,9 +22,13 @@ pub mod growth;
 pub mod schedule;
 pub mod target;
 
-pub use evolve::{LayerChange, evolve_layer, evolve_network, removal_count};
+pub use evolve::{
+    LayerChange, evolve_layer, evolve_network, prune_layer, prune_network, removal_count,
+};
 pub use growth::{GrowthContext, GrowthPolicy, RandomGrowth};
-pub use schedule::{EvolutionController, EvolutionMemory, EvolutionStats, LayerStats};
+pub use schedule::{
+    EvolutionController, EvolutionMemory, EvolutionStats, LayerStats, TopologyStep,
+};
 pub use target::{TargetSync, soft_update_and_prune};
 
 /// Errors of topology operations.

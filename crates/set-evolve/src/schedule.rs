@@ -1,10 +1,15 @@
 //! The evolution controller: when to evolve (every `e` training iterations), by how much (`η`),
-//! and what each evolution did, for the logs.
+//! when the topology freezes, and what each evolution did, for the logs.
+//!
+//! The freeze follows the authors' code: the first evolution after a chosen iteration (for the
+//! paper's runs, 50 000 iterations before the end) prunes without regrowing, and none follow, so
+//! the last evaluations see a fixed topology. Each network freezes at its own first evolution
+//! past that point (the actor evolves only on its update iterations).
 
 use rand::Rng;
 use sparse_core::{Adam, Grads, Mlp};
 
-use crate::evolve::{check_fraction, evolve_network};
+use crate::evolve::{change_network, check_fraction};
 use crate::growth::{GrowthPolicy, RandomGrowth};
 use crate::{Error, Result};
 
@@ -16,7 +21,7 @@ pub struct LayerStats {
     pub layer: usize,
     /// Connections removed.
     pub removed: usize,
-    /// Connections added (always equal to `removed`).
+    /// Connections added (equal to `removed`, except 0 in the final prune-only step).
     pub added: usize,
     /// Mean `|w|` of the removed connections (`None` if none were removed).
     pub mean_abs_removed: Option<f64>,
@@ -64,11 +69,21 @@ impl EvolutionStats {
     }
 }
 
+/// What a due topology change does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopologyStep {
+    /// Prune and regrow as many connections (SET).
+    Rewire,
+    /// Prune without regrowing, then never change again: the topology freezes.
+    FinalPrune,
+}
+
 /// Decides when networks evolve and evolves them.
 ///
 /// [`Self::tick`] counts training iterations (one per critic update) and says when an evolution
-/// is due: at every multiple of the period `e`. [`Self::evolve`] evolves one network; call it for
-/// each online network whose turn it is, each with its own [`EvolutionMemory`].
+/// is due — at every multiple of the period `e` — and of which kind. [`Self::evolve`] evolves one
+/// network; call it for each online network whose turn it is, each with its own
+/// [`EvolutionMemory`].
 #[derive(Debug, Clone)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct EvolutionController<G = RandomGrowth> {
@@ -76,13 +91,23 @@ pub struct EvolutionController<G = RandomGrowth> {
     fraction: f64,
     growth: G,
     iteration: u64,
+    final_after: Option<u64>,
 }
 
-/// What a network's previous evolution added, per layer (for [`LayerStats::removed_were_new`]).
+/// One network's evolution history: what its previous evolution added, per layer (for
+/// [`LayerStats::removed_were_new`]), and whether its topology is frozen.
 #[derive(Debug, Clone, Default, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct EvolutionMemory {
     last_added: Vec<(usize, Vec<usize>)>,
+    frozen: bool,
+}
+
+impl EvolutionMemory {
+    /// Whether the network made its final prune-only step: its topology never changes again.
+    pub fn is_frozen(&self) -> bool {
+        self.frozen
+    }
 }
 
 impl EvolutionController<RandomGrowth> {
@@ -98,6 +123,7 @@ impl EvolutionController<RandomGrowth> {
             fraction: 0.0,
             growth: RandomGrowth,
             iteration: 0,
+            final_after: None,
         }
     }
 }
@@ -114,14 +140,33 @@ impl<G: GrowthPolicy> EvolutionController<G> {
             fraction,
             growth,
             iteration: 0,
+            final_after: None,
         })
     }
 
-    /// Counts one training iteration; returns whether an evolution is due now.
-    pub fn tick(&mut self) -> bool {
+    /// Freezes the topology: the first evolution due after iteration `after` is a
+    /// [`TopologyStep::FinalPrune`] (`None`: evolve until the end). May be changed at any time,
+    /// e.g. when a resumed run is extended; a network already frozen stays frozen.
+    pub fn set_final_prune_after(&mut self, after: Option<u64>) {
+        self.final_after = after;
+    }
+
+    /// The iteration after which the next evolution is the final prune-only one, if any.
+    pub fn final_prune_after(&self) -> Option<u64> {
+        self.final_after
+    }
+
+    /// Counts one training iteration; returns the topology change due now, if any.
+    pub fn tick(&mut self) -> Option<TopologyStep> {
         self.iteration += 1;
-        self.period
-            .is_some_and(|e| self.iteration.is_multiple_of(e))
+        let e = self.period?;
+        if !self.iteration.is_multiple_of(e) {
+            None
+        } else if self.final_after.is_some_and(|a| self.iteration > a) {
+            Some(TopologyStep::FinalPrune)
+        } else {
+            Some(TopologyStep::Rewire)
+        }
     }
 
     /// Training iterations counted so far.
@@ -144,20 +189,30 @@ impl<G: GrowthPolicy> EvolutionController<G> {
         self.fraction
     }
 
-    /// Evolves every sparse layer of `net`, realigning `adam` and `grads`, and reports what
-    /// changed. An error if evolution is off.
+    /// Applies `step` to every sparse layer of `net`, realigning `adam` and `grads`, and reports
+    /// what changed; `None` (and nothing changes) when this network's topology is frozen
+    /// already. An error if evolution is off.
     pub fn evolve<R: Rng + ?Sized>(
         &mut self,
+        step: TopologyStep,
         net: &mut Mlp,
         adam: Option<&mut Adam>,
         grads: Option<&mut Grads>,
         memory: &mut EvolutionMemory,
         rng: &mut R,
-    ) -> Result<EvolutionStats> {
+    ) -> Result<Option<EvolutionStats>> {
         if self.period.is_none() {
             return Err(Error::EvolutionDisabled);
         }
-        let changes = evolve_network(net, adam, grads, self.fraction, &mut self.growth, rng)?;
+        if memory.frozen {
+            return Ok(None);
+        }
+        let regrow = match step {
+            TopologyStep::Rewire => Some((&mut self.growth, rng)),
+            TopologyStep::FinalPrune => None,
+        };
+        let changes = change_network(net, adam, grads, self.fraction, regrow)?;
+        memory.frozen = step == TopologyStep::FinalPrune;
         let mut layers = Vec::with_capacity(changes.len());
         let mut last_added = Vec::with_capacity(changes.len());
         for (layer, change) in changes {
@@ -175,10 +230,10 @@ impl<G: GrowthPolicy> EvolutionController<G> {
             last_added.push((layer, change.added));
         }
         memory.last_added = last_added;
-        Ok(EvolutionStats {
+        Ok(Some(EvolutionStats {
             iteration: self.iteration,
             layers,
-        })
+        }))
     }
 }
 

@@ -2,9 +2,12 @@
 //!
 //! For a sparse layer, `θ' ← τθ + (1−τ)θ'` is computed over the union of the online and target
 //! topologies (a position missing from one side counts as 0 there). The union may hold more
-//! connections than the target's budget — its own connection count, equal to the online layer's
-//! since targets start as copies and evolution keeps counts fixed — so the smallest `|θ'|` extras
-//! are dropped (ties: lower row-major position first). Dense layers, sparse layers whose
+//! connections than the target's budget — the online layer's connection count, which is also the
+//! target's own since targets start as copies and evolution keeps counts fixed — so the smallest
+//! `|θ'|` extras are dropped (ties: lower row-major position first). After a final prune-only
+//! evolution the online layer holds fewer connections than the target; the next update keeps the
+//! target's count of the union as usual and then drops the smallest `|θ'|` of the surplus, which
+//! under this one order is the same as keeping the online count of the union directly. Dense layers, sparse layers whose
 //! topologies coincide and all biases get the plain soft update. Scalars follow PyTorch's
 //! `τ·θ + (1−τ)·θ'` on `f32` tensors: `τ` and `1−τ` are formed in `f64`, applied in `f32`.
 //!
@@ -252,6 +255,22 @@ fn online_keys(keys: &mut [u32], online_only: &[u32], ov: &[f32], c: (f32, f32))
 }
 
 /// Flat row-major position of the entry in slot `slot` of `w`.
+/// Removes the `k` connections of `layer` with the smallest `|w|` (ties: lower row-major
+/// position first).
+fn drop_smallest(layer: &mut SparseLinear, k: usize) -> Result<()> {
+    let w = layer.weights();
+    let mut order: Vec<(u32, usize, usize)> = (0..w.nnz())
+        .map(|s| (key(w.values()[s]), position_of(w, s), s))
+        .collect();
+    if k < order.len() {
+        order.select_nth_unstable(k);
+    }
+    let mut removed: Vec<usize> = order[..k.min(order.len())].iter().map(|e| e.2).collect();
+    removed.sort_unstable();
+    layer.splice(&removed, &[])?;
+    Ok(())
+}
+
 fn position_of(w: &SparseWeights, slot: usize) -> usize {
     let row = w.row_ptr().partition_point(|&p| p as usize <= slot) - 1;
     let col = match w {
@@ -290,6 +309,14 @@ impl LayerSync {
         self.update_differing(tl, os, c)?;
         let (_, b) = tl.params_mut();
         mix(b, ol.bias(), c);
+        let Layer::Sparse(ts) = tl else {
+            unreachable!("checked above")
+        };
+        let surplus = ts.weights().nnz().saturating_sub(os.weights().nnz());
+        if surplus > 0 {
+            drop_smallest(ts, surplus)?;
+            self.ids = None;
+        }
         Ok(())
     }
 

@@ -5,7 +5,8 @@ use proptest::prelude::*;
 use rand::{Rng, RngExt, SeedableRng, rngs::StdRng};
 use set_evolve::{
     Error, EvolutionController, EvolutionMemory, GrowthContext, GrowthPolicy, RandomGrowth,
-    evolve_layer, evolve_network, removal_count, soft_update_and_prune,
+    TargetSync, TopologyStep, TopologyStep::Rewire, evolve_layer, evolve_network, prune_layer,
+    removal_count, soft_update_and_prune,
 };
 use sparse_core::{
     Adam, AdamConfig, Csr, DenseLinear, Grads, Layer, LayerKind, Mlp, Output, SparseLinear,
@@ -51,7 +52,7 @@ fn assert_valid_csr(layer: &SparseLinear) {
 }
 
 #[test]
-fn removes_exactly_the_smallest_magnitudes_and_keeps_survivors() {
+fn removes_the_weights_nearest_zero_of_each_sign_and_keeps_survivors() {
     let mut r = rng(1);
     let (n_in, n_out) = (30, 20);
     let layer = SparseLinear::random(n_in, n_out, 200, &mut r).unwrap();
@@ -76,8 +77,11 @@ fn removes_exactly_the_smallest_magnitudes_and_keeps_survivors() {
     let moments_before = adam.layers()[0].weights.clone();
 
     let fraction = 0.05;
-    let k = removal_count(200, fraction).unwrap();
-    assert_eq!(k, 10);
+    let values: Vec<f32> = before.iter().map(|e| e.1).collect();
+    let positives = values.iter().filter(|&&v| v > 0.0).count();
+    let k = removal_count(&values, fraction).unwrap();
+    let share = |n: usize| (n as f64 * fraction).round() as usize;
+    assert_eq!(k, share(positives) + share(200 - positives));
     let changes = evolve_network(
         &mut mlp,
         Some(&mut adam),
@@ -89,10 +93,17 @@ fn removes_exactly_the_smallest_magnitudes_and_keeps_survivors() {
     .unwrap();
     let (_, change) = &changes[0];
 
-    // Reference: sort all entries by (|w|, position) and take the first k.
-    let mut sorted = before.clone();
-    sorted.sort_by(|a, b| a.1.abs().total_cmp(&b.1.abs()).then(a.0.cmp(&b.0)));
-    let mut expected: Vec<usize> = sorted[..k].iter().map(|e| e.0).collect();
+    // Reference: per sign, sort the entries by (|w|, position) and take the first ⌊η·n⌉.
+    let mut expected = Vec::new();
+    for positive in [true, false] {
+        let mut sorted: Vec<(usize, f32)> = before
+            .iter()
+            .copied()
+            .filter(|e| (e.1 > 0.0) == positive)
+            .collect();
+        sorted.sort_by(|a, b| a.1.abs().total_cmp(&b.1.abs()).then(a.0.cmp(&b.0)));
+        expected.extend(sorted[..share(sorted.len())].iter().map(|e| e.0));
+    }
     expected.sort_unstable();
     assert_eq!(change.removed, expected);
     assert_eq!(change.added.len(), k);
@@ -178,8 +189,8 @@ fn regrowth_is_uniform_by_enumeration() {
 }
 
 /// The dense reference of the soft update: mix every position of the dense matrices, then keep
-/// the `budget` largest `|w|` among the union of both topologies (ties: the lower position is
-/// dropped first). Returns the dense result.
+/// the online count's largest `|w|` among the union of both topologies (ties: the lower
+/// position is dropped first). Returns the dense result.
 fn dense_soft_update(target: &SparseLinear, online: &SparseLinear, tau: f64) -> Vec<f32> {
     let w = target.weights();
     let total = w.n_rows() * w.n_cols();
@@ -197,7 +208,7 @@ fn dense_soft_update(target: &SparseLinear, online: &SparseLinear, tau: f64) -> 
     let mixed: Vec<f32> = (0..total).map(|p| a * o[p] + b * t[p]).collect();
     let mut candidates: Vec<usize> = (0..total).filter(|&p| union[p]).collect();
     candidates.sort_by(|&x, &y| mixed[x].abs().total_cmp(&mixed[y].abs()).then(x.cmp(&y)));
-    let drop = candidates.len() - w.nnz();
+    let drop = candidates.len() - online.weights().nnz();
     let mut out = mixed;
     candidates[..drop].iter().for_each(|&p| out[p] = 0.0);
     (0..total).for_each(|p| {
@@ -290,8 +301,8 @@ fn same_seed_same_topology_sequence() {
         let mut memory = EvolutionMemory::default();
         let mut topologies = Vec::new();
         for _ in 0..30 {
-            if ctl.tick() {
-                ctl.evolve(&mut net, None, None, &mut memory, &mut r)
+            if let Some(step) = ctl.tick() {
+                ctl.evolve(step, &mut net, None, None, &mut memory, &mut r)
                     .unwrap();
                 for l in net.layers() {
                     if let Layer::Sparse(s) = l {
@@ -311,14 +322,14 @@ fn same_seed_same_topology_sequence() {
 #[test]
 fn controller_schedule_and_statistics() {
     let mut ctl = EvolutionController::new(4, 0.1).unwrap();
-    let due: Vec<bool> = (0..12).map(|_| ctl.tick()).collect();
+    let due: Vec<bool> = (0..12).map(|_| ctl.tick().is_some()).collect();
     assert_eq!(due.iter().filter(|&&d| d).count(), 3);
     assert!(due[3] && due[7] && due[11]);
     let mut off = EvolutionController::disabled();
-    assert!((0..5000).all(|_| !off.tick()));
+    assert!((0..5000).all(|_| off.tick().is_none()));
 
-    // New connections start at 0, so with unchanged weights the next evolution removes exactly
-    // the connections the previous one added: the statistic must read 1.
+    // New connections start at 0 and every zero weight goes, so with unchanged weights the next
+    // evolution removes the 4 connections the previous one added and 4 of the 36 positives.
     let values: Vec<f32> = (0..40).map(|i| 1.0 + i as f32).collect();
     let positions: Vec<usize> = (0..40).map(|i| i * 2).collect();
     let layer = layer_from(10, 10, &positions, values);
@@ -326,7 +337,8 @@ fn controller_schedule_and_statistics() {
     let mut memory = EvolutionMemory::default();
     let mut r = rng(9);
     let first = ctl
-        .evolve(&mut net, None, None, &mut memory, &mut r)
+        .evolve(Rewire, &mut net, None, None, &mut memory, &mut r)
+        .unwrap()
         .unwrap();
     assert_eq!(first.removed(), 4);
     assert_eq!(first.layers[0].added, 4);
@@ -336,12 +348,17 @@ fn controller_schedule_and_statistics() {
     );
     assert_eq!(first.fraction_removed_were_new(), None);
     let second = ctl
-        .evolve(&mut net, None, None, &mut memory, &mut r)
+        .evolve(Rewire, &mut net, None, None, &mut memory, &mut r)
+        .unwrap()
         .unwrap();
-    assert_eq!(second.fraction_removed_were_new(), Some(1.0));
-    assert_eq!(second.mean_abs_removed(), Some(0.0));
+    assert_eq!(second.removed(), 8);
+    assert_eq!(second.fraction_removed_were_new(), Some(0.5));
+    assert_eq!(
+        second.mean_abs_removed(),
+        Some((5.0 + 6.0 + 7.0 + 8.0) / 8.0)
+    );
     assert!(matches!(
-        off.evolve(&mut net, None, None, &mut memory, &mut r),
+        off.evolve(Rewire, &mut net, None, None, &mut memory, &mut r),
         Err(Error::EvolutionDisabled)
     ));
 }
@@ -474,9 +491,158 @@ fn wide_layers_evolve_with_u32_indices() {
     let mut r = rng(12);
     let mut layer = SparseLinear::random(70_000, 2, 500, &mut r).unwrap();
     assert!(matches!(layer.weights(), SparseWeights::U32(_)));
+    let k = removal_count(layer.weights().values(), 0.05).unwrap();
+    assert!((24..=26).contains(&k), "about 5% of 500 by sign, got {k}");
     let change = evolve_layer(&mut layer, 0.05, &mut RandomGrowth, &mut r).unwrap();
-    assert_eq!(change.added.len(), 25);
+    assert_eq!(change.added.len(), k);
+    assert_eq!(change.removed.len(), k);
     assert_eq!(layer.weights().nnz(), 500);
     assert_valid_csr(&layer);
     let _ = Csr::<u32>::from_positions(1, 70_000, &[69_999], vec![1.0]).unwrap();
+}
+
+#[test]
+fn pruning_by_sign_matches_a_hand_computed_choice() {
+    // Positions 0..12 of a 4×4 layer. Positives 0.5 0.1 0.3 0.2 0.1 0.9 (n₊ = 6), negatives
+    // −0.05 −0.7 −0.2 −0.01 (n₋ = 4), and two exact zeros (positions 10 and 11).
+    let values = vec![
+        0.5, 0.1, -0.05, 0.3, -0.7, 0.2, 0.1, -0.2, 0.9, -0.01, 0.0, -0.0,
+    ];
+    let positions: Vec<usize> = (0..12).collect();
+    // η = 0.3: ⌊0.3·6⌉ = 2 positives (0.1 at 1 and 0.1 at 6: a tie, both go), ⌊0.3·4⌉ = 1
+    // negative (−0.01 at 9), and both zeros. A single ranking by |w| over the layer would have
+    // taken −0.01, −0.05 and the two 0.1s (positions 9, 2, 1, 6) instead.
+    let mut layer = layer_from(4, 4, &positions, values.clone());
+    assert_eq!(removal_count(&values, 0.3).unwrap(), 5);
+    let change = evolve_layer(&mut layer, 0.3, &mut RandomGrowth, &mut rng(1)).unwrap();
+    assert_eq!(change.removed, vec![1, 6, 9, 10, 11]);
+    assert_eq!(change.added.len(), 5);
+    // η = 0.5: 3 positives (the two 0.1s, then 0.2 at 5), 2 negatives (−0.01, −0.05), zeros.
+    let mut layer = layer_from(4, 4, &positions, values.clone());
+    let change = prune_layer(&mut layer, 0.5).unwrap();
+    assert_eq!(change.removed, vec![1, 2, 5, 6, 9, 10, 11]);
+    assert!(change.added.is_empty());
+    assert_eq!(
+        entries(&layer),
+        vec![(0, 0.5), (3, 0.3), (4, -0.7), (7, -0.2), (8, 0.9)]
+    );
+    assert_valid_csr(&layer);
+}
+
+#[test]
+fn the_topology_freezes_after_one_final_prune() {
+    let mut r = rng(4);
+    let kinds = [LayerKind::Sparse { lambda: 3.0 }, LayerKind::Dense];
+    let mut net = Mlp::init(&[12, 16, 2], &kinds, Output::Linear, &mut r).unwrap();
+    let mut adam = Adam::new(AdamConfig::default(), &net).unwrap();
+    let mut grads = Grads::zeros_like(&net);
+    let nnz0 = net.layers()[0].live_connections();
+    let mut ctl = EvolutionController::new(4, 0.2).unwrap();
+    ctl.set_final_prune_after(Some(9));
+    let mut memory = EvolutionMemory::default();
+    let mut seen = Vec::new();
+    for _ in 0..20 {
+        let Some(step) = ctl.tick() else { continue };
+        let before = net.clone();
+        let values = before.layers()[0].weight_values().to_vec();
+        let stats = ctl
+            .evolve(
+                step,
+                &mut net,
+                Some(&mut adam),
+                Some(&mut grads),
+                &mut memory,
+                &mut r,
+            )
+            .unwrap();
+        seen.push((ctl.iteration(), step, stats.as_ref().map(|s| s.removed())));
+        let nnz = net.layers()[0].live_connections();
+        match (step, &stats) {
+            (TopologyStep::Rewire, Some(s)) => {
+                assert_eq!(nnz, nnz0);
+                assert_eq!(s.layers[0].added, s.layers[0].removed);
+            }
+            (TopologyStep::FinalPrune, Some(s)) => {
+                assert_eq!(s.layers[0].added, 0);
+                assert_eq!(s.removed(), removal_count(&values, 0.2).unwrap());
+                assert_eq!(nnz, nnz0 - s.removed());
+                assert_eq!(adam.layers()[0].weights.m.len(), nnz);
+                assert_eq!(grads.layers()[0].weights.len(), nnz);
+                assert!(memory.is_frozen());
+            }
+            (TopologyStep::FinalPrune, None) => {
+                let Layer::Sparse(a) = &net.layers()[0] else {
+                    unreachable!()
+                };
+                let Layer::Sparse(b) = &before.layers()[0] else {
+                    unreachable!()
+                };
+                assert_eq!(entries(a), entries(b), "frozen: no change");
+            }
+            (TopologyStep::Rewire, None) => panic!("a rewiring always reports"),
+        }
+    }
+    let steps: Vec<(u64, TopologyStep, bool)> =
+        seen.iter().map(|&(i, s, r)| (i, s, r.is_some())).collect();
+    assert_eq!(
+        steps,
+        vec![
+            (4, Rewire, true),
+            (8, Rewire, true),
+            (12, TopologyStep::FinalPrune, true),
+            (16, TopologyStep::FinalPrune, false),
+            (20, TopologyStep::FinalPrune, false),
+        ]
+    );
+}
+
+#[test]
+fn targets_follow_the_online_count_after_a_final_prune() {
+    let mut r = rng(8);
+    for case in 0..100 {
+        let (n_in, n_out) = (r.random_range(2..12usize), r.random_range(2..12usize));
+        let total = n_in * n_out;
+        let nnz = r.random_range(1..=total);
+        let draw = |r: &mut StdRng| [-0.5f32, -0.25, 0.25, 0.5, 0.75][r.random_range(0..5)];
+        let mut p = rand::seq::index::sample(&mut r, total, nnz).into_vec();
+        p.sort_unstable();
+        let v = p.iter().map(|_| draw(&mut r)).collect();
+        let target = layer_from(n_in, n_out, &p, v);
+        // The online layer moves on (perhaps rewires), then makes its final prune.
+        let moved: Vec<f32> = target
+            .weights()
+            .values()
+            .iter()
+            .map(|&x| x + draw(&mut r))
+            .collect();
+        let mut online = layer_from(n_in, n_out, &p, moved);
+        if case % 2 == 0 {
+            evolve_layer(&mut online, 0.3, &mut RandomGrowth, &mut r).unwrap();
+        }
+        prune_layer(&mut online, 0.3).unwrap();
+        let want = dense_soft_update(&target, &online, 0.005);
+        let mut t = Mlp::new(vec![Layer::from(target.clone())], Output::Linear).unwrap();
+        let o = Mlp::new(vec![Layer::from(online.clone())], Output::Linear).unwrap();
+        let mut sync = TargetSync::new();
+        sync.update(&mut t, &o, 0.005).unwrap();
+        let Layer::Sparse(got) = &t.layers()[0] else {
+            unreachable!()
+        };
+        assert_eq!(got.weights().nnz(), online.weights().nnz(), "case {case}");
+        let mut dense = vec![0f32; total];
+        entries(got).into_iter().for_each(|(p, v)| dense[p] = v);
+        assert_eq!(dense, want, "case {case}");
+        assert_valid_csr(got);
+        // Later updates keep the new count and agree with a fresh sync.
+        let mut fresh = t.clone();
+        sync.update(&mut t, &o, 0.5).unwrap();
+        soft_update_and_prune(&mut fresh, &o, 0.5).unwrap();
+        let sparse = |m: &Mlp| {
+            let Layer::Sparse(l) = &m.layers()[0] else {
+                unreachable!()
+            };
+            entries(l)
+        };
+        assert_eq!(sparse(&t), sparse(&fresh), "case {case}");
+    }
 }

@@ -6,7 +6,9 @@ use rand::{RngExt, SeedableRng, rngs::StdRng};
 use set_evolve::{Error, RandomGrowth, Result, TargetSync, evolve_layer, soft_update_and_prune};
 use sparse_core::{ColIndex, Csr, DenseLinear, Layer, Mlp, Output, SparseLinear, SparseWeights};
 
-// ---- Reference: the implementation before `TargetSync`, verbatim but for its name. ----
+// ---- Reference: the implementation before `TargetSync`, verbatim but for its name and the
+// budget, which follows the online layer down when it holds fewer connections (after a final
+// prune-only evolution). ----
 
 /// The coefficients `(τ, 1−τ)` as applied to `f32` values.
 fn coefficients(tau: f64) -> Result<(f32, f32)> {
@@ -23,11 +25,12 @@ fn mix(target: &mut [f32], online: &[f32], (t, u): (f32, f32)) {
     }
 }
 
-/// Soft update of one sparse layer over the union, pruned to `target`'s connection count.
+/// Soft update of one sparse layer over the union, pruned to `target`'s connection count or
+/// `online`'s, whichever is smaller.
 fn soft_update_csr<I: ColIndex>(target: &Csr<I>, online: &Csr<I>, c: (f32, f32)) -> Result<Csr<I>> {
     let (t, u) = c;
-    let budget = target.nnz();
-    let capacity = budget + online.nnz();
+    let budget = target.nnz().min(online.nnz());
+    let capacity = target.nnz() + online.nnz();
     let mut row_ptr = Vec::with_capacity(target.n_rows() + 1);
     // Written by index into arrays sized for the worst case (no per-entry capacity checks),
     // then truncated to the union's size.

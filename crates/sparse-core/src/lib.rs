@@ -31,7 +31,7 @@ pub mod profile;
 pub mod remap;
 
 pub use activations::{Activations, padded_stride};
-pub use adam::{Adam, AdamConfig, LayerMoments, Moments, StepScalars};
+pub use adam::{Adam, AdamConfig, BiasCorrection, LayerMoments, Moments, StepScalars};
 pub use csr::{ColIndex, Csr, Segments, SparseWeights, Transposed};
 pub use error::{Error, Result};
 pub use flops::{FlopCounter, Flops, KernelKind};

@@ -94,6 +94,11 @@ impl Remap {
 
     /// Rewrites `state` (old layout) into the new layout; new slots get `0.0`.
     pub fn apply(&self, state: &mut Vec<f32>) -> Result<()> {
+        self.apply_with(state, 0.0)
+    }
+
+    /// Rewrites `state` (old layout) into the new layout; new slots get `fresh`.
+    pub fn apply_with<T: Copy>(&self, state: &mut Vec<T>, fresh: T) -> Result<()> {
         if state.len() != self.old_len {
             return Err(Error::ShapeMismatch {
                 what: "remapped state length",
@@ -106,7 +111,7 @@ impl Remap {
             .iter()
             .map(|&s| {
                 if s == Self::NEW {
-                    0.0
+                    fresh
                 } else {
                     state[s as usize]
                 }

@@ -8,8 +8,8 @@ mod common;
 
 use common::{random_acts, rng};
 use sparse_core::{
-    Adam, AdamConfig, Csr, Grads, Layer, LayerKind, Mlp, Output, Remap, SparseLinear,
-    SparseWeights, Workspace,
+    Adam, AdamConfig, BiasCorrection, Csr, Grads, Layer, LayerKind, Mlp, Output, Remap,
+    SparseLinear, SparseWeights, Workspace,
 };
 
 /// PyTorch's Adam for one parameter array, written from its documented formula in f64:
@@ -211,4 +211,111 @@ fn invalid_settings_are_rejected() {
     ] {
         assert!(Adam::new(bad, &mlp).is_err(), "{bad:?}");
     }
+}
+
+/// A one-layer sparse network, its Adam state under `bias_correction`, and gradients of 0.3
+/// for every weight, after `warm` steps.
+fn warm_sparse(bias_correction: BiasCorrection, warm: u64) -> (Mlp, Adam, Grads) {
+    let mut r = rng(11);
+    let layer = SparseLinear::random(8, 6, 20, &mut r).unwrap();
+    let mut mlp = Mlp::new(vec![Layer::from(layer)], Output::Linear).unwrap();
+    let config = AdamConfig {
+        bias_correction,
+        ..Default::default()
+    };
+    let mut adam = Adam::new(config, &mlp).unwrap();
+    let mut grads = Grads::zeros_like(&mlp);
+    grads.layers_mut()[0].weights.fill(0.3);
+    for _ in 0..warm {
+        adam.step(&mut mlp, &grads).unwrap();
+    }
+    (mlp, adam, grads)
+}
+
+/// Slots 2 and 5 become new connections (zero moments) after `adam`'s current step.
+fn renew_slots(adam: &mut Adam) {
+    let sources: Vec<Option<usize>> = (0..20).map(|s| (s != 2 && s != 5).then_some(s)).collect();
+    adam.remap_layer(0, &Remap::new(&sources, 20).unwrap())
+        .unwrap();
+}
+
+#[test]
+fn a_new_connection_steps_like_a_warm_one_under_per_connection_bias_correction() {
+    // Hand-computed reference, from zero moments under a steady gradient g: after k steps
+    // m = (1 − β1ᵏ) g and v = (1 − β2ᵏ) g², so with bias correction by the age k the step is
+    // lr·g/(|g| + ε), a warm connection's; corrected by the network's t instead it is
+    // lr·(1 − β1ᵏ)/(1 − β1ᵗ)·g / (√(1 − β2ᵏ)/√(1 − β2ᵗ)·|g| + ε): 3.2× at k = 1 for a large t
+    // (2.5× at t = 1001).
+    let (lr, b1, b2, eps, g) = (1e-3f64, 0.9f64, 0.999f64, 1e-8f64, 0.3f64);
+    let step_of = |k: i32, t: i32| {
+        let m = (1.0 - b1.powi(k)) * g;
+        let v = (1.0 - b2.powi(k)) * g * g;
+        lr * (m / (1.0 - b1.powi(t))) / (v.sqrt() / (1.0 - b2.powi(t)).sqrt() + eps)
+    };
+    let warm_step = step_of(2000, 2000);
+    assert!((step_of(1, 1_000_000) / warm_step - 3.16).abs() < 0.01);
+    assert!((step_of(1, 1001) / warm_step - 2.51).abs() < 0.01);
+    for (mode, by_age) in [
+        (BiasCorrection::Connection, true),
+        (BiasCorrection::Network, false),
+    ] {
+        let (mut mlp, mut adam, grads) = warm_sparse(mode, 1000);
+        renew_slots(&mut adam);
+        for k in 1..=30 {
+            let before = mlp.layers()[0].weight_values().to_vec();
+            adam.step(&mut mlp, &grads).unwrap();
+            let after = mlp.layers()[0].weight_values();
+            let t = 1000 + k;
+            let want = if by_age { step_of(k, k) } else { step_of(k, t) };
+            for slot in [2, 5] {
+                let got = (before[slot] - after[slot]) as f64;
+                assert!(
+                    (got - want).abs() <= 1e-3 * want,
+                    "{mode:?} k {k} slot {slot}: step {got}, hand-computed {want}"
+                );
+            }
+            // A connection present from the start takes a warm step in both modes.
+            let got = (before[0] - after[0]) as f64;
+            assert!(
+                (got - step_of(t, t)).abs() <= 1e-3 * warm_step,
+                "{mode:?} k {k}"
+            );
+        }
+        let ages = adam.ages(0);
+        assert_eq!(ages[0], 1030);
+        assert_eq!(ages[2], if by_age { 30 } else { 1030 });
+    }
+}
+
+#[test]
+fn cohorts_keep_their_ages_and_merge_when_mature() {
+    let (mut mlp, mut adam, grads) = warm_sparse(BiasCorrection::Connection, 10);
+    renew_slots(&mut adam); // born after step 10
+    for _ in 0..5 {
+        adam.step(&mut mlp, &grads).unwrap();
+    }
+    // Slot 5 renewed again after step 15: a second cohort; slot 2 keeps its age.
+    let sources: Vec<Option<usize>> = (0..20).map(|s| (s != 5).then_some(s)).collect();
+    adam.remap_layer(0, &Remap::new(&sources, 20).unwrap())
+        .unwrap();
+    adam.step(&mut mlp, &grads).unwrap();
+    let ages = adam.ages(0);
+    assert_eq!((ages[0], ages[2], ages[5]), (16, 6, 1));
+    // Far later, both cohorts' scalars equal the limit in f32 (β2ᵃ < 2⁻²⁴ needs a > 16 600):
+    // the next topology change merges them into the original cohort, exactly.
+    for _ in 0..20_000 {
+        adam.step(&mut mlp, &grads).unwrap();
+    }
+    let sources: Vec<Option<usize>> = (0..20).map(|s| (s != 7).then_some(s)).collect();
+    adam.remap_layer(0, &Remap::new(&sources, 20).unwrap())
+        .unwrap();
+    let ages = adam.ages(0);
+    assert_eq!(
+        (ages[0], ages[2], ages[5], ages[7]),
+        (20_016, 20_016, 20_016, 0)
+    );
+    // Network correction keeps no ages of its own.
+    let (_, mut net_adam, _) = warm_sparse(BiasCorrection::Network, 10);
+    renew_slots(&mut net_adam);
+    assert!(net_adam.ages(0).iter().all(|&a| a == 10));
 }

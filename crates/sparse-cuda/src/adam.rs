@@ -5,7 +5,7 @@
 use sparse_core::{Adam, AdamConfig, LayerMoments, Mlp, Moments, StepScalars};
 
 use crate::device::{Buffer, Device};
-use crate::error::{Result, check_len};
+use crate::error::{Error, Result, check_len};
 use crate::kernels as k;
 use crate::mlp::{GpuGrads, GpuMlp};
 
@@ -41,8 +41,15 @@ pub struct GpuAdam {
 }
 
 impl GpuAdam {
-    /// Uploads a host optimiser's state.
+    /// Uploads a host optimiser's state. An error under
+    /// [`BiasCorrection::Connection`](sparse_core::BiasCorrection::Connection): the device
+    /// kernels correct every parameter by the network's step count.
     pub fn upload(dev: &Device, adam: &Adam) -> Result<Self> {
+        if adam.config().bias_correction != sparse_core::BiasCorrection::Network {
+            return Err(Error::Mismatch(
+                "per-connection bias correction is implemented on the CPU only",
+            ));
+        }
         let layers = adam
             .layers()
             .iter()

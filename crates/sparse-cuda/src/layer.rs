@@ -439,4 +439,11 @@ impl GpuSparse {
     pub(crate) fn nnz(&self) -> usize {
         self.nnz
     }
+
+    /// Sets the connection count after pruning on the device shrank it (the buffers keep
+    /// their length; only the first `nnz` entries are live).
+    pub(crate) fn set_nnz(&mut self, nnz: usize) {
+        debug_assert!(nnz <= self.nnz);
+        self.nnz = nnz;
+    }
 }

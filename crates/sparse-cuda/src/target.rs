@@ -1,5 +1,5 @@
 //! Target networks on the device: `θ' ← τθ + (1−τ)θ'` over the union of the online and target
-//! topologies, pruned back to the target's connection budget — set-evolve's
+//! topologies, pruned back to the target's connection budget (the online layer's count) — set-evolve's
 //! `soft_update_and_prune`, with the same values and the same choice of dropped connections
 //! (smallest `|θ'|`, ties: lower row-major position first).
 //!
@@ -98,7 +98,9 @@ fn union_and_prune(
     os: &GpuSparse,
     (t, u): (f32, f32),
 ) -> Result<()> {
-    let (n_out, n_in, budget) = (ts.n_out(), ts.n_in(), ts.nnz() as u32);
+    // The online count: the target's own, except after a final prune-only evolution.
+    let budget = ts.nnz().min(os.nnz());
+    let (n_out, n_in) = (ts.n_out(), ts.n_in());
     let n_in32 = n_in as u32;
     let s = match &mut ts.scratch {
         Some(s) => s,
@@ -130,7 +132,7 @@ fn union_and_prune(
         u,
     )?;
     k::union_finish(dev, cells, &mut s.dense, &s.flags, t, u)?;
-    k::select_init(dev, 1, budget, &mut s.state, &mut s.hist)?;
+    k::select_init(dev, 1, budget as u32, &mut s.state, &mut s.hist)?;
     for shift in [24u32, 16, 8, 0] {
         k::select_histogram(dev, cells, &s.dense, &s.flags, &s.state, &mut s.hist, shift)?;
         k::select_digit(dev, 1, &mut s.state, &mut s.hist, shift)?;
@@ -167,5 +169,6 @@ fn union_and_prune(
         &mut ts.vals,
     )?;
     ts.topology = None;
+    ts.set_nnz(budget);
     Ok(())
 }

@@ -5,10 +5,11 @@
 //! 1. `ã ← clip(π'(s') + ε, −max, max)`, `ε ~ clip(N(0, σ̃), −c, c)` (target policy smoothing);
 //! 2. `y ← r + γ (1 − d) min(Q'₁(s', ã), Q'₂(s', ã))`;
 //! 3. each critic takes one Adam step on `mean((Q_i(s, a) − y)²)`;
-//! 4. on evolution iterations (every `e`), SET evolves the critics' sparse layers;
+//! 4. on evolution iterations (every `e`), SET evolves the critics' sparse layers (in the final
+//!    one, before the topology freezes, it only prunes);
 //! 5. every `d` iterations: the actor takes one Adam step on `−mean(Q₁(s, π(s)))`, SET evolves
 //!    it if this is an evolution iteration, and every target moves `θ' ← τθ + (1 − τ)θ'`, sparse
-//!    target layers re-pruned to their connection budget.
+//!    target layers re-pruned to their online layer's connection count.
 //!
 //! Dense TD3, Static-TD3 and DS-TD3 all run this code; they differ in layer kinds and in whether
 //! the evolution controller is enabled. Where the steps run is the backend's business
@@ -18,9 +19,11 @@
 use rand::Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
-use set_evolve::{EvolutionController, EvolutionStats};
+use set_evolve::{EvolutionController, EvolutionStats, TopologyStep};
 use sparse_core::profile::{self, Part};
-use sparse_core::{Activations, AdamConfig, Flops, LayerKind, MemoryReport, Mlp, Output};
+use sparse_core::{
+    Activations, AdamConfig, BiasCorrection, Flops, LayerKind, MemoryReport, Mlp, Output,
+};
 
 use crate::config::{Algo, Config};
 use crate::cpu::CpuNets;
@@ -108,13 +111,23 @@ impl Agent {
         let critic_sizes = [obs_dim + act_dim, h, h, 1];
         let q1 = Mlp::init(&critic_sizes, &kinds, Output::Linear, rng)?;
         let q2 = Mlp::init(&critic_sizes, &kinds, Output::Linear, rng)?;
+        let ds = config.algo == Algo::Ds;
         let adam = AdamConfig {
             lr: config.lr,
             weight_decay: config.weight_decay,
+            // Only evolution creates connections; without it both rules are the same.
+            bias_correction: if ds {
+                config.bias_correction
+            } else {
+                BiasCorrection::Network
+            },
             ..AdamConfig::default()
         };
-        let evolution = if config.algo == Algo::Ds {
-            EvolutionController::new(config.evolution_period, config.evolution_fraction)?
+        let evolution = if ds {
+            let mut e =
+                EvolutionController::new(config.evolution_period, config.evolution_fraction)?;
+            e.set_final_prune_after(config.final_prune_after());
+            e
         } else {
             EvolutionController::disabled()
         };
@@ -236,25 +249,28 @@ impl Agent {
     ) -> Result<IterationReport> {
         let h = self.hyper;
         let (nets, mut host, evolution) = self.parts();
-        let evolve_now = evolution.tick();
+        let topology_step = evolution.tick();
         let iteration = evolution.iteration();
         let mut evolutions = Vec::new();
 
         nets.target_action(&mut host, &h, batch, noise)?;
         nets.td_target(&mut host, &h, batch)?;
         let critic_loss = nets.critic_step(&mut host, &h, batch)?;
-        if evolve_now {
+        if let Some(step) = topology_step {
             for (i, name) in ["critic1", "critic2"].into_iter().enumerate() {
-                let stats = evolve(nets, &mut host, evolution, Which::Critic(i), rng)?;
-                evolutions.push((name, stats));
+                let which = Which::Critic(i);
+                if let Some(stats) = evolve(nets, &mut host, evolution, step, which, rng)? {
+                    evolutions.push((name, stats));
+                }
             }
         }
 
         let mut actor_loss = None;
         if iteration.is_multiple_of(h.policy_delay) {
             actor_loss = Some(nets.actor_step(&mut host, batch)?);
-            if evolve_now {
-                let stats = evolve(nets, &mut host, evolution, Which::Actor, rng)?;
+            if let Some(step) = topology_step
+                && let Some(stats) = evolve(nets, &mut host, evolution, step, Which::Actor, rng)?
+            {
                 evolutions.push(("actor", stats));
             }
             let _profile = profile::scope(Part::Targets);
@@ -321,23 +337,29 @@ impl Agent {
 }
 
 /// Step 4 for one online network: SET evolution of its sparse layers, with its Adam state
-/// realigned (on the host, wherever the network trains).
+/// realigned (on the host, wherever the network trains); `None` once its topology is frozen.
 fn evolve<R: Rng + ?Sized>(
     nets: &mut dyn Nets,
     host: &mut HostNets,
     evolution: &mut EvolutionController,
+    step: TopologyStep,
     which: Which,
     rng: &mut R,
-) -> Result<EvolutionStats> {
+) -> Result<Option<EvolutionStats>> {
+    if host.learner(which).memory.is_frozen() {
+        return Ok(None);
+    }
     let _profile = profile::scope(Part::Evolution);
-    nets.evolve(host, which, &mut |l| {
+    let stats = nets.evolve(host, which, &mut |l| {
         let stats = evolution.evolve(
+            step,
             &mut l.net,
             Some(&mut l.adam),
             l.grads.as_mut(),
             &mut l.memory,
             rng,
         )?;
-        Ok(stats)
-    })
+        Ok(stats.expect("a network that is not frozen evolves"))
+    })?;
+    Ok(Some(stats))
 }

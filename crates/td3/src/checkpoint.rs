@@ -14,7 +14,8 @@ use crate::trainer::{State, Trainer};
 use crate::{Config, Device, Error, Result};
 
 const MAGIC: &[u8; 8] = b"DSTD3CKP";
-const VERSION: u32 = 1;
+/// 2: topology freeze and per-connection bias correction (version 1 files predate them).
+const VERSION: u32 = 2;
 const HEADER: usize = 8 + 4 + 8 + 4;
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {

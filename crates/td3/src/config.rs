@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use sparse_core::BiasCorrection;
+
 use crate::{Error, Result};
 
 /// Which TD3 variant to train. All three run through one code path; they differ only in layer
@@ -142,6 +144,18 @@ pub struct Config {
     pub evolution_period: u64,
     /// Fraction `η` of each sparse layer's connections replaced per evolution.
     pub evolution_fraction: f64,
+    /// Training iterations at the end of a DS run with a fixed topology: the first evolution
+    /// after iteration `steps − start_steps − topology_freeze` prunes without regrowing, and
+    /// none follow (the authors' code: 50 000). 0: evolve until the end (also what files
+    /// written before this setting existed meant).
+    #[serde(default)]
+    pub topology_freeze: u64,
+    /// How Adam corrects the bias of connections regrown by evolution: by their own age
+    /// (`connection`) or by the network's step count (`network`, PyTorch's rule applied to truly
+    /// sparse layers, and what files written before this setting existed meant). See
+    /// [`sparse_core::BiasCorrection`].
+    #[serde(default)]
+    pub bias_correction: BiasCorrection,
     /// Discount γ.
     pub gamma: f64,
     /// Soft-update coefficient τ.
@@ -188,6 +202,13 @@ impl Config {
             lambda2: 64.0,
             evolution_period: 1_000,
             evolution_fraction: 0.05,
+            // Settings of topology evolution; neutral for the variants that do not evolve.
+            topology_freeze: if algo == Algo::Ds { 50_000 } else { 0 },
+            bias_correction: if algo == Algo::Ds {
+                BiasCorrection::Connection
+            } else {
+                BiasCorrection::Network
+            },
             gamma: 0.99,
             tau: 0.005,
             policy_noise: 0.2,
@@ -201,6 +222,13 @@ impl Config {
             threads: 1,
             device: Device::Cpu,
         }
+    }
+
+    /// The iteration after which the next evolution is the final prune-only one
+    /// ([`Self::topology_freeze`]), if the topology freezes.
+    pub fn final_prune_after(&self) -> Option<u64> {
+        let iterations = self.steps.saturating_sub(self.start_steps);
+        (self.topology_freeze > 0).then(|| iterations.saturating_sub(self.topology_freeze))
     }
 
     /// Checks every setting; the error names the setting and the rule.
@@ -237,6 +265,24 @@ impl Config {
                 "steps ({}) must be at least the random start phase ({} steps)",
                 self.steps, self.start_steps
             ));
+        }
+        if self.algo == Algo::Ds {
+            let iterations = self.steps.saturating_sub(self.start_steps);
+            if self.topology_freeze > 0 && self.topology_freeze >= iterations {
+                return bad(format!(
+                    "the topology freeze ({} iterations) covers the whole run ({iterations} \
+                     training iterations), so DS-TD3 would never rewire: pass a smaller \
+                     --topology-freeze, or 0 to evolve until the end",
+                    self.topology_freeze
+                ));
+            }
+            if self.device != Device::Cpu && self.bias_correction == BiasCorrection::Connection {
+                return bad(format!(
+                    "per-connection bias correction is implemented on the CPU only: pass \
+                     --bias-correction network to train DS-TD3 on the {} device",
+                    self.device
+                ));
+            }
         }
         for (name, v) in [
             ("eval-every", self.eval_every),

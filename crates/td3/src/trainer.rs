@@ -259,7 +259,8 @@ impl Trainer {
         &self.evaluations
     }
 
-    /// Changes the total number of steps (to extend a resumed run).
+    /// Changes the total number of steps (to extend a resumed run). The topology freeze moves
+    /// with the end; a network that has frozen already stays frozen.
     pub fn set_total_steps(&mut self, steps: u64) -> Result<()> {
         let mut c = self.config.clone();
         c.steps = steps;
@@ -269,6 +270,11 @@ impl Trainer {
                 "{steps} steps is below the {} already done",
                 self.progress.step
             )));
+        }
+        if self.agent.evolution.period().is_some() {
+            self.agent
+                .evolution
+                .set_final_prune_after(c.final_prune_after());
         }
         self.config = c;
         Ok(())

@@ -5,7 +5,7 @@
 //! and on a CUDA GPU too when one is usable (otherwise that half says it was skipped).
 
 use rand::{RngExt, SeedableRng, rngs::StdRng};
-use sparse_core::{Activations, Layer, Mlp};
+use sparse_core::{Activations, BiasCorrection, Layer, Mlp};
 use td3::{Agent, Algo, Batch, Config, Device, Trainer};
 
 /// The emulator, and the GPU when usable; a skipped GPU half is reported straight to the
@@ -91,6 +91,10 @@ fn gpu_iterations_match_the_cpu_from_the_same_state() {
             config.lambda1 = 3.0;
             config.lambda2 = 8.0;
             config.evolution_period = 2; // evolutions within the test's few iterations
+            // The last 2 of 6 iterations frozen: rewiring at 2 and 4, the final prune at 6
+            // (an actor iteration, so the targets then shrink to the online counts).
+            (config.steps, config.start_steps, config.topology_freeze) = (25_006, 25_000, 2);
+            config.bias_correction = BiasCorrection::Network;
             let mut r = StdRng::seed_from_u64(11);
             let mut cpu = Agent::new(&config, obs_dim, act_dim, max_action, &mut r).unwrap();
             for it in 0..6 {
@@ -195,6 +199,7 @@ fn a_gpu_agent_trains_several_iterations_in_a_row() {
     config.lambda1 = 3.0;
     config.lambda2 = 6.0;
     config.evolution_period = 3;
+    config.bias_correction = BiasCorrection::Network;
     let mut r = StdRng::seed_from_u64(3);
     let mut agent = Agent::new(&config, 3, 1, 2.0, &mut r).unwrap();
     let counts: Vec<Vec<usize>> = agent
@@ -244,6 +249,8 @@ fn asking_for_cuda_without_a_gpu_is_a_clear_error() {
     config.device = Device::Cuda;
     config.steps = 100;
     config.start_steps = 10;
+    config.topology_freeze = 0;
+    config.bias_correction = BiasCorrection::Network;
     let Err(e) = Trainer::new(config) else {
         panic!("a CUDA run started without a usable GPU");
     };
@@ -299,6 +306,9 @@ fn a_gpu_run_resumes_exactly_and_can_move_to_the_cpu() {
         config.batch_size,
         config.buffer_capacity,
     ) = (50, 32, 10_000);
+    // 600 iterations; the final prune at 450, after the checkpoint at 250.
+    config.topology_freeze = 200;
+    config.bias_correction = BiasCorrection::Network;
     let mut whole = Trainer::new(config.clone()).unwrap();
     assert!(
         whole

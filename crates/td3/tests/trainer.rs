@@ -24,6 +24,7 @@ fn small(env: &str, algo: Algo, steps: u64) -> Config {
     c.lambda1 = 2.0;
     c.lambda2 = 8.0;
     c.evolution_period = 50;
+    c.topology_freeze = 0;
     c.batch_size = 32;
     c.buffer_capacity = 10_000;
     c
@@ -77,9 +78,11 @@ fn outcome(t: &Trainer) -> (Vec<u8>, Vec<u8>, Vec<EvalRecord>) {
     )
 }
 
-/// N steps in one go equal N/2 (stopping mid-episode), checkpoint, resume, N/2 more.
-fn check_resume(env: &str, total: u64, split: u64) {
-    let config = small(env, Algo::Ds, total);
+/// N steps in one go equal N/2 (stopping mid-episode), checkpoint, resume, N/2 more. The last
+/// `freeze` iterations keep a fixed topology (the final prune falls before or after the split).
+fn check_resume(env: &str, total: u64, split: u64, freeze: u64) {
+    let mut config = small(env, Algo::Ds, total);
+    config.topology_freeze = freeze;
     let mut whole = Trainer::new(config.clone()).unwrap();
     whole.run_until(total, &mut no_events, &never).unwrap();
 
@@ -100,6 +103,11 @@ fn check_resume(env: &str, total: u64, split: u64) {
     assert!(
         whole.agent().iterations() > 2 * config.evolution_period,
         "evolution happened"
+    );
+    let fresh = Trainer::new(config.clone()).unwrap();
+    assert!(
+        whole.agent().live_connections() < fresh.agent().live_connections(),
+        "the final prune happened"
     );
 
     // A corrupt or foreign checkpoint is a clear error.
@@ -125,7 +133,8 @@ fn check_resume(env: &str, total: u64, split: u64) {
 
 #[test]
 fn resume_is_bit_exact_on_pendulum() {
-    check_resume("Pendulum-v1", 1_300, 650);
+    // 1000 iterations, split at 350, final prune at 300 (the first evolution after 250).
+    check_resume("Pendulum-v1", 1_300, 650, 750);
 }
 
 #[test]
@@ -134,7 +143,8 @@ fn resume_is_bit_exact_on_hopper() {
         eprintln!("skipped: built without the mujoco feature");
         return;
     }
-    check_resume("Hopper-v3", 900, 437);
+    // 600 iterations, split at 137, final prune at 450.
+    check_resume("Hopper-v3", 900, 437, 200);
 }
 
 #[test]
@@ -236,6 +246,14 @@ fn invalid_settings_are_clear_errors() {
         ),
         ("evolution period", Box::new(|c| c.evolution_period = 0)),
         ("random start phase", Box::new(|c| c.steps = 1_000)),
+        (
+            "topology freeze (975000 iterations) covers the whole run (975000",
+            Box::new(|c| c.topology_freeze = 975_000),
+        ),
+        (
+            "--bias-correction network",
+            Box::new(|c| c.device = td3::Device::Emulator),
+        ),
         ("batch-size", Box::new(|c| c.batch_size = 0)),
         ("tau", Box::new(|c| c.tau = 1.5)),
     ];
