@@ -40,6 +40,12 @@ impl Learner {
         })
     }
 
+    /// The gradients of the network's last Adam step (weights in the order of its values), when
+    /// it trained on the host; a GPU run keeps them on the device.
+    pub fn gradients(&self) -> Option<&Grads> {
+        self.grads.as_ref()
+    }
+
     /// Bytes held by the network, its gradients and its Adam state.
     pub(crate) fn memory(&self) -> MemoryReport {
         let params: usize = self
