@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use td3::{Algo, Config};
 
@@ -243,22 +243,28 @@ fn interrupted_sweep_restarts_and_finishes_each_run_once() {
         .spawn()
         .unwrap();
     let runs = root.join("runs");
-    let wait_for = |path: PathBuf| {
-        let started = Instant::now();
-        while !path.exists() && started.elapsed() < Duration::from_secs(120) {
-            std::thread::sleep(Duration::from_millis(20));
+    // The second run has started (and installed its Ctrl-C handler, which comes before its
+    // logs) once its evaluations.csv exists; with one worker the first has finished by then.
+    // No time limit: the wait ends with that file or, loudly, with the sweep.
+    let second_started = runs.join("Pendulum-v1-ds-s1/evaluations.csv");
+    while !second_started.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the sweep ended ({status}) before its second run started");
         }
-    };
-    wait_for(runs.join("Pendulum-v1-ds-s0/summary.json"));
-    wait_for(runs.join("Pendulum-v1-ds-s1/evaluations.csv"));
-    std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        runs.join("Pendulum-v1-ds-s0/summary.json").exists(),
+        "one worker: the first run finished before the second started"
+    );
     // SAFETY: kill(2) on our own child process.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
     let status = child.wait().unwrap();
     assert_eq!(
         status.code(),
         Some(130),
-        "the sweep reports the interruption"
+        "the sweep reports the interruption (0: the second and third runs finished before the \
+         interrupt arrived)"
     );
     let names: Vec<String> = (0..3).map(|s| format!("Pendulum-v1-ds-s{s}")).collect();
     let unfinished = names
