@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{EnvError, Options};
 
@@ -48,7 +48,7 @@ pub enum GoldenError {
 }
 
 /// The state after reset, as recorded.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ResetRecord {
     /// Positions after the reset noise (exact).
     pub qpos: Vec<f64>,
@@ -59,7 +59,7 @@ pub struct ResetRecord {
 }
 
 /// Per-step records; element `t` belongs to the `(t+1)`-th step.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct StepsRecord {
     /// Actions passed to `step` (exact).
     pub action: Vec<Vec<f64>>,
@@ -80,7 +80,7 @@ pub struct StepsRecord {
 }
 
 /// One recorded episode.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Episode {
     /// Format tag, `"mujoco-golden/1"`.
     pub format: String,
@@ -139,6 +139,56 @@ impl Episode {
         } else {
             Ok(serde_json::from_slice(raw)?)
         }
+    }
+
+    /// Records, with this crate, an episode of this one's task as gymnasium records one:
+    /// `set_state(qpos, qvel)` (so `mj_forward` has normalised any free-joint quaternion), the
+    /// state and observation after it as the reset, then the first `n` of this episode's
+    /// actions with everything they give. The header is this episode's. Serialised with
+    /// `serde_json`, the result is a golden file.
+    ///
+    /// # Errors
+    /// As [`Episode::env_spec`]; [`GoldenError::Unsupported`] if this episode has fewer than `n`
+    /// actions; [`GoldenError::Env`] for a bad state or action.
+    pub fn record_from(&self, qpos: &[f64], qvel: &[f64], n: usize) -> Result<Self, GoldenError> {
+        let (id, options) = self.env_spec()?;
+        let actions = self.steps.action.get(..n).ok_or_else(|| {
+            GoldenError::Unsupported(format!("{n} steps asked, {} recorded", self.n_steps))
+        })?;
+        let mut env = crate::make_with(id, &options)?;
+        let obs = env.set_state(qpos, qvel)?;
+        let mut ep = self.clone();
+        ep.reset = ResetRecord {
+            qpos: env.qpos().to_vec(),
+            qvel: env.qvel().to_vec(),
+            obs,
+        };
+        ep.n_steps = n;
+        let mut s = StepsRecord {
+            action: Vec::new(),
+            obs: Vec::new(),
+            reward: Vec::new(),
+            terminated: Vec::new(),
+            truncated: Vec::new(),
+            qpos: Vec::new(),
+            qvel: Vec::new(),
+            info: BTreeMap::new(),
+        };
+        for action in actions {
+            let step = env.step(action)?;
+            s.action.push(action.clone());
+            s.obs.push(step.obs);
+            s.reward.push(step.reward);
+            s.terminated.push(step.terminated);
+            s.truncated.push(step.truncated);
+            s.qpos.push(env.qpos().to_vec());
+            s.qvel.push(env.qvel().to_vec());
+            for (key, value) in step.info.iter() {
+                s.info.entry(key.to_string()).or_default().push(value);
+            }
+        }
+        ep.steps = s;
+        Ok(ep)
     }
 
     /// The crate's task id and options that reproduce this recording.

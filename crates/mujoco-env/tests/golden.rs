@@ -10,8 +10,7 @@
 use std::path::PathBuf;
 
 use mujoco_env::golden::{
-    Episode, ResetRecord, Tolerances, Verdict, normalize_quaternion, replay,
-    unstable_reset_quaternions,
+    Episode, Tolerances, Verdict, normalize_quaternion, replay, unstable_reset_quaternions,
 };
 
 /// The MuJoCo version the golden files were recorded with, as `mj_version()` reports it.
@@ -231,39 +230,14 @@ fn quaternion_normalisation_is_mujoco_222s() {
     assert_ne!(bits(&normalize_quaternion(q2)), bits(&q2));
 }
 
-/// Records an episode with this crate as gymnasium records one: the reset state (the template's,
-/// with quaternion `q`) written and `mj_forward`ed by `set_state`, the state after that call as
-/// `reset.qpos`, then `n` steps of the template's actions.
+/// The template's episode recorded anew with this crate from its reset state with quaternion
+/// `q` (see [`Episode::record_from`]), `n` steps long.
 fn record(template: &Episode, q: [f64; 4], n: usize) -> Episode {
-    let (id, options) = template.env_spec().unwrap();
-    let mut env = mujoco_env::make_with(id, &options).unwrap();
     let mut qpos = template.reset.qpos.clone();
     qpos[3..7].copy_from_slice(&q);
-    let obs = env.set_state(&qpos, &template.reset.qvel).unwrap();
-    let mut ep = template.clone();
-    ep.reset = ResetRecord {
-        qpos: env.qpos().to_vec(),
-        qvel: env.qvel().to_vec(),
-        obs,
-    };
-    truncate(&mut ep);
-    ep.steps.info.clear();
-    ep.n_steps = n;
-    let s = &mut ep.steps;
-    for action in &template.steps.action[..n] {
-        let step = env.step(action).unwrap();
-        s.action.push(action.clone());
-        s.obs.push(step.obs);
-        s.reward.push(step.reward);
-        s.terminated.push(step.terminated);
-        s.truncated.push(step.truncated);
-        s.qpos.push(env.qpos().to_vec());
-        s.qvel.push(env.qvel().to_vec());
-        for (key, value) in step.info.iter() {
-            s.info.entry(key.to_string()).or_default().push(value);
-        }
-    }
-    ep
+    template
+        .record_from(&qpos, &template.reset.qvel, n)
+        .unwrap()
 }
 
 /// An Ant episode recorded from a reset quaternion that is not stable under normalisation
