@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use super::runs::Groups;
+use super::runs::{Groups, RunData};
 
 /// The robots a reference file may name (the part of a task id before `-v`).
 const ROBOTS: [&str; 6] = [
@@ -283,13 +283,13 @@ pub fn milestones(groups: &Groups<'_>, refs: &[Reference], md: &mut String) -> S
             let _ = writeln!(md, "{env}: no reference curve for this task.\n");
             continue;
         }
-        let task_groups: Vec<(&String, &Vec<&super::runs::RunData>)> = groups
+        let task_groups: Vec<(&String, &Vec<&RunData>)> = groups
             .all
             .iter()
             .filter(|(k, _)| k.0 == env)
             .map(|(k, g)| (&k.1, g))
             .collect();
-        let at = |g: &[&super::runs::RunData], step: u64| -> Vec<f64> {
+        let at = |g: &[&RunData], step: u64| -> Vec<f64> {
             g.iter()
                 .filter_map(|r| r.evals.iter().find(|e| e.step == step).map(|e| e.mean))
                 .collect()
