@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use td3::{Algo, Config};
 
@@ -161,6 +161,130 @@ fn report_tables_match_hand_computed_numbers() {
     std::fs::remove_dir_all(&root).unwrap();
 }
 
+/// A synthetic Hopper run evaluated every 100k steps up to 200k, with the given returns.
+fn hopper_run(root: &Path, algo: Algo, seed: u64, returns: &[f64]) {
+    let mut c = Config::paper("Hopper-v3", algo);
+    c.seed = seed;
+    c.steps = 200_000;
+    c.eval_every = 100_000;
+    let dir = root.join(format!("{algo}-s{seed}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.json"), serde_json::to_string(&c).unwrap()).unwrap();
+    let mut csv = String::from("step,mean,std,wall_seconds,flops,live_connections,return_0\n");
+    for (i, r) in returns.iter().enumerate() {
+        csv.push_str(&format!("{},{r},0,1.0,0,100,{r}\n", 100_000 * i));
+    }
+    std::fs::write(dir.join("evaluations.csv"), csv).unwrap();
+}
+
+#[test]
+fn report_sets_published_curves_beside_ours() {
+    let root = temp_dir("reference");
+    let runs = root.join("runs");
+    hopper_run(&runs, Algo::Dense, 0, &[10.0, 1000.0, 3000.0]);
+    hopper_run(&runs, Algo::Dense, 1, &[20.0, 2000.0, 2000.0]);
+    hopper_run(&runs, Algo::Ds, 0, &[0.0, 500.0, 4000.0]);
+    hopper_run(&runs, Algo::Ds, 1, &[0.0, 1500.0, 3000.0]);
+    hopper_run(&runs, Algo::Ds, 2, &[0.0, 700.0]); // partial: no 200k evaluation
+    let refs = root.join("refs");
+    std::fs::create_dir_all(&refs).unwrap();
+    std::fs::write(
+        refs.join("td3-Hopper-v1.csv"),
+        "step,seed0,seed1,seed2,mean,min,max\n0,1,2,3,2,1,3\n100000,600,900,1500,1000,600,1500\n\
+         200000,2000,2400,3100,2500,2000,3100\n300000,3000,3000,3000,3000,3000,3000\n",
+    )
+    .unwrap();
+    std::fs::write(refs.join("td3-Ant-v1.csv"), "step,seed0\n0,1\n").unwrap();
+    std::fs::write(refs.join("README.md"), "not a curve").unwrap();
+
+    let out = root.join("out");
+    let report = |out: &Path, reference: &Path| {
+        ds_td3(&[
+            "report",
+            runs.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--reference",
+            reference.to_str().unwrap(),
+        ])
+    };
+    let o = report(&out, &refs);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Mean (min–max) over seeds at 100k and 200k, by hand: dense 1500 (1000–2000) and
+    // 2500 (2000–3000); DS 900 (500–1500) over 3 runs, then 3500 (3000–4000) over the 2 that
+    // reached 200k; the reference 1000 (600–1500) and 2500 (2000–3100).
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for row in [
+        "| variant | seeds | 100k | 200k |",
+        "| dense | 2 | 1500 (1000–2000) | 2500 (2000–3000) |",
+        "| ds | 3 | 900 (500–1500) | 3500 (3000–4000) n=2 |",
+        "| TD3 paper (v1, 3 seeds) | 3 | 1000 (600–1500) | 2500 (2000–3100) |",
+    ] {
+        assert!(md.contains(row), "{row} in\n{md}");
+    }
+    assert!(
+        md.contains("without a matching task among the runs: "),
+        "{md}"
+    );
+    assert!(md.contains("td3-Ant-v1.csv"), "{md}");
+    let csv = std::fs::read_to_string(out.join("milestones.csv")).unwrap();
+    for row in [
+        "Hopper-v3,dense,100000,2,1500,1000,2000",
+        "Hopper-v3,ds,200000,2,3500,3000,4000",
+        "Hopper-v3,\"TD3 paper (v1, 3 seeds)\",200000,3,2500,2000,3100",
+    ] {
+        assert!(csv.lines().any(|l| l == row), "{row} in\n{csv}");
+    }
+    assert!(
+        !csv.contains(",300000,"),
+        "only the steps our runs reached: {csv}"
+    );
+    let svg = std::fs::read_to_string(out.join("curves-Hopper-v3.svg")).unwrap();
+    assert!(svg.contains("TD3 paper (v1, 3 seeds)"), "legend");
+    assert_eq!(png_size(&out.join("curves-Hopper-v3.png")), (960, 600));
+
+    // The shipped curves: the published Hopper values at 100k and 200k.
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/reference");
+    let o = report(&root.join("out-shipped"), &shipped);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let md = std::fs::read_to_string(root.join("out-shipped/report.md")).unwrap();
+    let row = "| TD3 paper (v1, 10 seeds) | 10 | 659 (25–2790) | 2441 (903–3290) |";
+    assert!(md.contains(row), "{row} in\n{md}");
+
+    // Bad references are clear errors naming the file (and line), before anything is written.
+    let bad = refs.join("td3-Hopper-v1.csv");
+    std::fs::write(&bad, "step,seed0,seed1\n0,1,2\n5,1\n").unwrap();
+    let unknown = root.join("td3-Hoper-v1.csv");
+    std::fs::write(&unknown, "step,seed0\n0,1\n").unwrap();
+    for (reference, message) in [
+        (
+            bad.clone(),
+            format!("{}:3: 2 fields, the header has 3", bad.display()),
+        ),
+        (
+            unknown.clone(),
+            format!("{}: unknown task \"Hoper\"", unknown.display()),
+        ),
+        (
+            root.join("missing.csv"),
+            format!(
+                "{}: no such reference file or directory",
+                root.join("missing.csv").display()
+            ),
+        ),
+    ] {
+        let fresh = root.join("out-bad");
+        let o = report(&fresh, &reference);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && err.contains(&message),
+            "{message} in {err}"
+        );
+        assert!(!fresh.exists(), "nothing written");
+    }
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
 fn write_grid(root: &Path, body: &str) -> PathBuf {
     let path = root.join("grid.toml");
     std::fs::write(
@@ -243,22 +367,28 @@ fn interrupted_sweep_restarts_and_finishes_each_run_once() {
         .spawn()
         .unwrap();
     let runs = root.join("runs");
-    let wait_for = |path: PathBuf| {
-        let started = Instant::now();
-        while !path.exists() && started.elapsed() < Duration::from_secs(120) {
-            std::thread::sleep(Duration::from_millis(20));
+    // The second run has started (and installed its Ctrl-C handler, which comes before its
+    // logs) once its evaluations.csv exists; with one worker the first has finished by then.
+    // No time limit: the wait ends with that file or, loudly, with the sweep.
+    let second_started = runs.join("Pendulum-v1-ds-s1/evaluations.csv");
+    while !second_started.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the sweep ended ({status}) before its second run started");
         }
-    };
-    wait_for(runs.join("Pendulum-v1-ds-s0/summary.json"));
-    wait_for(runs.join("Pendulum-v1-ds-s1/evaluations.csv"));
-    std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        runs.join("Pendulum-v1-ds-s0/summary.json").exists(),
+        "one worker: the first run finished before the second started"
+    );
     // SAFETY: kill(2) on our own child process.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
     let status = child.wait().unwrap();
     assert_eq!(
         status.code(),
         Some(130),
-        "the sweep reports the interruption"
+        "the sweep reports the interruption (0: the second and third runs finished before the \
+         interrupt arrived)"
     );
     let names: Vec<String> = (0..3).map(|s| format!("Pendulum-v1-ds-s{s}")).collect();
     let unfinished = names

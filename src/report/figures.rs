@@ -7,17 +7,33 @@ use std::path::{Path, PathBuf};
 
 use td3::{Algo, Config};
 
+use super::reference::Reference;
 use super::runs::{Groups, RunData, curve};
-use crate::plot::{self, Series};
+use crate::plot::{self, Band, Series};
 
 /// Draws every task's figures into `out`, lists them in `md`, and returns the files written.
-pub fn write(groups: &Groups<'_>, out: &Path, md: &mut String) -> anyhow::Result<Vec<PathBuf>> {
+/// The learning-curve figure of a task also shows the published curves in `refs` that match it.
+pub fn write(
+    groups: &Groups<'_>,
+    refs: &[Reference],
+    out: &Path,
+    md: &mut String,
+) -> anyhow::Result<Vec<PathBuf>> {
     let _ = writeln!(md, "\n## Figures\n");
     let mut files = Vec::new();
     for env in &groups.envs() {
+        let bands: Vec<Band> = refs
+            .iter()
+            .filter(|r| r.matches(env))
+            .map(|r| Band {
+                label: r.label.clone(),
+                points: r.band(),
+            })
+            .collect();
         let mut figure = |name: &str, title: String, s: Vec<Series>| -> anyhow::Result<()> {
             let stem = out.join(format!("{name}-{env}"));
-            plot::curves(&stem, &title, "mean evaluation return", &s)?;
+            let behind = if name == "curves" { &bands[..] } else { &[] };
+            plot::curves(&stem, &title, "mean evaluation return", &s, behind)?;
             let _ = writeln!(
                 md,
                 "- {title}: `{0}.png`, `{0}.svg`",

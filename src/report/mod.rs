@@ -11,15 +11,21 @@
 //! - Figures: per task, learning curves (mean over seeds, shaded ±std); when present, DS-TD3 runs
 //!   that differ only in the evolution period (the paper's Figure 3) and sparse runs that differ
 //!   in λ (Figure 4).
+//! - With `--reference`: published learning curves (CSV files such as the TD3 paper's in
+//!   `data/reference/`) drawn as a min–max band with a dashed mean line behind the learning
+//!   curves of the task on the same robot, and a table of every variant's mean and range over
+//!   seeds at 100k, 200k, … steps beside the published ones (`milestones.csv`).
 //!
 //! A run is complete when it holds every evaluation its configuration schedules. Runs with a
 //! missing, malformed or partial `evaluations.csv` are listed, never silently dropped: partial
 //! runs appear in the curves but not in the tables.
 //!
-//! The stages: [`runs`] (reading and grouping run directories), [`tables`] (Table 1, Table 2 and
-//! the reach table) and [`figures`].
+//! The stages: [`runs`] (reading and grouping run directories), [`reference`] (published
+//! curves and the milestone table), [`tables`] (Table 1, Table 2 and the reach table) and
+//! [`figures`].
 
 mod figures;
+mod reference;
 mod runs;
 mod tables;
 
@@ -43,11 +49,16 @@ pub struct ReportArgs {
     /// Overwrite files in an existing output directory
     #[arg(long)]
     pub force: bool,
+    /// Published learning curves to draw behind ours: a CSV file `<algorithm>-<Task>-v<N>.csv`
+    /// (columns step, seed0, seed1, …) or a directory of them, e.g. data/reference; repeatable
+    #[arg(long, value_name = "FILE|DIR")]
+    pub reference: Vec<PathBuf>,
 }
 
 /// Runs `ds-td3 report`.
 pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
     let dirs = runs::find_all(&args.runs)?;
+    let refs = reference::read_all(&args.reference)?;
     create_out(&args.out, args.force)?;
     let mut runs = Vec::new();
     let mut unreadable = Vec::new();
@@ -67,7 +78,21 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
     let (table1, finals) = tables::final_returns(&groups, &mut md);
     let table2 = tables::flops(&groups, &mut md);
     let reach = tables::reach(&groups, &finals, &mut md);
-    let files = figures::write(&groups, &args.out, &mut md)?;
+    let milestones = reference::milestones(&groups, &refs, &mut md);
+    let files = figures::write(&groups, &refs, &args.out, &mut md)?;
+    let envs = groups.envs();
+    let unmatched: Vec<String> = refs
+        .iter()
+        .filter(|r| !envs.iter().any(|e| r.matches(e)))
+        .map(|r| r.path.display().to_string())
+        .collect();
+    if !unmatched.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nReference curves without a matching task among the runs: {}",
+            unmatched.join(", ")
+        );
+    }
     let incomplete: Vec<String> = runs
         .iter()
         .filter_map(|r| {
@@ -83,12 +108,16 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
             let _ = writeln!(md, "- {i}");
         }
     }
-    for (name, text) in [
+    let mut outputs = vec![
         ("report.md", &md),
         ("table1.csv", &table1),
         ("table2.csv", &table2),
         ("reach.csv", &reach),
-    ] {
+    ];
+    if !refs.is_empty() {
+        outputs.push(("milestones.csv", &milestones));
+    }
+    for (name, text) in outputs {
         let path = args.out.join(name);
         std::fs::write(&path, text).with_context(|| path.display().to_string())?;
     }
@@ -97,8 +126,13 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
         eprintln!("warning: incomplete run {i}");
     }
     println!(
-        "\nwrote {} (report.md, table1.csv, table2.csv, reach.csv and {} images)",
+        "\nwrote {} (report.md, table1.csv, table2.csv, reach.csv{} and {} images)",
         args.out.display(),
+        if refs.is_empty() {
+            ""
+        } else {
+            ", milestones.csv"
+        },
         files.len()
     );
     Ok(())

@@ -11,12 +11,22 @@
 //! MuJoCo 2.2.2, the version the files were recorded with.
 //!
 //! Files may be plain JSON or gzip-compressed JSON.
+//!
+//! One limit of the format: MuJoCo 2.2.2's `mj_forward` normalises each free joint's quaternion
+//! in `qpos` ([`normalize_quaternion`]). gymnasium's reset normalises the noisy quaternion `q`
+//! once (`q₁ = n(q)`, the recorded state) and its first `mj_step` a second time, so the recorded
+//! trajectory starts from `n(q₁)`; a replay's `set_state` gives `n(q₁)` too, but its first step
+//! normalises a third time, `n(n(q₁))`. Where that changes bits, the episode cannot be replayed
+//! bit for bit from the recorded state; [`replay`] detects it
+//! ([`Report::unstable_reset_quaternions`]) and [`Report::verdict`] names it
+//! ([`Verdict::QuaternionLimit`]) instead of reporting an ordinary deviation. (That `q₁` itself
+//! is not a fixed point of `n` is harmless: gymnasium normalised it again as well.)
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{EnvError, Options};
 
@@ -38,7 +48,7 @@ pub enum GoldenError {
 }
 
 /// The state after reset, as recorded.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ResetRecord {
     /// Positions after the reset noise (exact).
     pub qpos: Vec<f64>,
@@ -49,7 +59,7 @@ pub struct ResetRecord {
 }
 
 /// Per-step records; element `t` belongs to the `(t+1)`-th step.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct StepsRecord {
     /// Actions passed to `step` (exact).
     pub action: Vec<Vec<f64>>,
@@ -70,7 +80,7 @@ pub struct StepsRecord {
 }
 
 /// One recorded episode.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Episode {
     /// Format tag, `"mujoco-golden/1"`.
     pub format: String,
@@ -129,6 +139,56 @@ impl Episode {
         } else {
             Ok(serde_json::from_slice(raw)?)
         }
+    }
+
+    /// Records, with this crate, an episode of this one's task as gymnasium records one:
+    /// `set_state(qpos, qvel)` (so `mj_forward` has normalised any free-joint quaternion), the
+    /// state and observation after it as the reset, then the first `n` of this episode's
+    /// actions with everything they give. The header is this episode's. Serialised with
+    /// `serde_json`, the result is a golden file.
+    ///
+    /// # Errors
+    /// As [`Episode::env_spec`]; [`GoldenError::Unsupported`] if this episode has fewer than `n`
+    /// actions; [`GoldenError::Env`] for a bad state or action.
+    pub fn record_from(&self, qpos: &[f64], qvel: &[f64], n: usize) -> Result<Self, GoldenError> {
+        let (id, options) = self.env_spec()?;
+        let actions = self.steps.action.get(..n).ok_or_else(|| {
+            GoldenError::Unsupported(format!("{n} steps asked, {} recorded", self.n_steps))
+        })?;
+        let mut env = crate::make_with(id, &options)?;
+        let obs = env.set_state(qpos, qvel)?;
+        let mut ep = self.clone();
+        ep.reset = ResetRecord {
+            qpos: env.qpos().to_vec(),
+            qvel: env.qvel().to_vec(),
+            obs,
+        };
+        ep.n_steps = n;
+        let mut s = StepsRecord {
+            action: Vec::new(),
+            obs: Vec::new(),
+            reward: Vec::new(),
+            terminated: Vec::new(),
+            truncated: Vec::new(),
+            qpos: Vec::new(),
+            qvel: Vec::new(),
+            info: BTreeMap::new(),
+        };
+        for action in actions {
+            let step = env.step(action)?;
+            s.action.push(action.clone());
+            s.obs.push(step.obs);
+            s.reward.push(step.reward);
+            s.terminated.push(step.terminated);
+            s.truncated.push(step.truncated);
+            s.qpos.push(env.qpos().to_vec());
+            s.qvel.push(env.qvel().to_vec());
+            for (key, value) in step.info.iter() {
+                s.info.entry(key.to_string()).or_default().push(value);
+            }
+        }
+        ep.steps = s;
+        Ok(ep)
     }
 
     /// The crate's task id and options that reproduce this recording.
@@ -223,6 +283,64 @@ impl Deviation {
     }
 }
 
+/// MuJoCo 2.2.2's `mju_normalize4`, which its `mj_forward` applies in place to each free
+/// joint's quaternion in `qpos`: the quaternion times `1 / sqrt(w² + x² + y² + z²)` (summed in
+/// that order), or `(1, 0, 0, 0)` when that norm is below `mjMINVAL` (1e-15). Unlike later
+/// MuJoCo versions, 2.2.2 rescales even a quaternion whose norm is already 1 to within rounding,
+/// which can change its last bits.
+pub fn normalize_quaternion(q: [f64; 4]) -> [f64; 4] {
+    let norm = (q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3]).sqrt();
+    if norm < 1e-15 {
+        [1.0, 0.0, 0.0, 0.0]
+    } else {
+        let inv = 1.0 / norm;
+        q.map(|x| x * inv)
+    }
+}
+
+/// The first `qpos` index of each free joint's quaternion in this crate's task `id` (the root
+/// free joint of the Ant and the Humanoid: position at 0–2, quaternion at 3–6).
+pub fn free_joint_quaternions(id: &str) -> &'static [usize] {
+    match id {
+        "Ant-v3" | "Ant-v4" | "Humanoid-v3" => &[3],
+        _ => &[],
+    }
+}
+
+/// The free-joint quaternions (first `qpos` index) of a recorded reset state `qpos` of task `id`
+/// for which a replay cannot be bit-exact: after `set_state` the quaternion is `n(q)`, and the
+/// replay's first step normalises it once more than gymnasium's did, which changes bits exactly
+/// when `n(n(q)) != n(q)` (see the module docs).
+pub fn unstable_reset_quaternions(id: &str, qpos: &[f64]) -> Vec<usize> {
+    free_joint_quaternions(id)
+        .iter()
+        .copied()
+        .filter(|&i| {
+            let Some(q) = qpos.get(i..i + 4) else {
+                return false;
+            };
+            let once = normalize_quaternion([q[0], q[1], q[2], q[3]]);
+            let twice = normalize_quaternion(once);
+            once.iter()
+                .zip(&twice)
+                .any(|(a, b)| a.to_bits() != b.to_bits())
+        })
+        .collect()
+}
+
+/// The verdict on one replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Everything within tolerance.
+    Passed,
+    /// Deviations, but the recorded reset quaternion is not stable under MuJoCo's normalisation
+    /// (see [`Report::unstable_reset_quaternions`]): the file cannot be replayed bit for bit, so
+    /// the deviations say nothing about this crate.
+    QuaternionLimit,
+    /// Deviations or problems that the format's limit does not explain.
+    Failed,
+}
+
 /// The outcome of replaying one episode.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
@@ -244,6 +362,9 @@ pub struct Report {
     pub flag_mismatches: usize,
     /// Problems that are not per-value deviations (sizes, bounds, missing info keys, ...).
     pub problems: Vec<String>,
+    /// The free-joint quaternions (first `qpos` index) of the recorded reset state that make a
+    /// bit-exact replay impossible ([`unstable_reset_quaternions`]); empty for most files.
+    pub unstable_reset_quaternions: Vec<usize>,
 }
 
 impl Report {
@@ -254,6 +375,18 @@ impl Report {
             && [self.qpos, self.qvel, self.reward, self.obs, self.info]
                 .iter()
                 .all(|d| d.failures == 0)
+    }
+
+    /// The verdict: passed; failed in a way the recorded reset quaternion explains (structural
+    /// problems excepted); or failed.
+    pub fn verdict(&self) -> Verdict {
+        if self.passed() {
+            Verdict::Passed
+        } else if self.problems.is_empty() && !self.unstable_reset_quaternions.is_empty() {
+            Verdict::QuaternionLimit
+        } else {
+            Verdict::Failed
+        }
     }
 }
 
@@ -276,6 +409,7 @@ pub fn replay(episode: &Episode, tol: &Tolerances) -> Result<Report, GoldenError
         info: Deviation::default(),
         flag_mismatches: 0,
         problems: Vec::new(),
+        unstable_reset_quaternions: unstable_reset_quaternions(id, &episode.reset.qpos),
     };
     let problems = &mut report.problems;
     if episode.format != "mujoco-golden/1" {
