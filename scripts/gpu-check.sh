@@ -4,7 +4,8 @@
 #   scripts/gpu-check.sh build   (here) builds ds-td3 without MuJoCo and the GPU test binaries,
 #                                stripped, into gpu-check/bin (ignored by git; carry that folder)
 #   scripts/gpu-check.sh run     (on the GPU machine) runs the kernel and TD3 parity tests on the
-#                                GPU, a short DS-TD3 training run on Pendulum-v1 with
+#                                GPU (DS_TD3_REQUIRE_GPU=1: a parity test that would skip its
+#                                GPU half fails instead), a short DS-TD3 training run on Pendulum-v1 with
 #                                --device cuda, and `ds-td3 bench --device cuda`; logs go to
 #                                $OUT (or gpu-check/out)
 set -euo pipefail
@@ -45,6 +46,8 @@ run)
         tail -n 40 "$log"
     }
     step nvidia-smi nvidia-smi
+    # The GPU half is what this script is for: without a GPU the parity tests fail, not skip.
+    export DS_TD3_REQUIRE_GPU=1
     step parity-kernels "$BIN/sparse-cuda-parity" --test-threads 1
     step parity-td3 "$BIN/td3-gpu" --test-threads 1
     step train-pendulum-ds-cuda "$BIN/ds-td3" train --env Pendulum-v1 --device cuda \

@@ -13,15 +13,19 @@ use mujoco_env::golden::{
     Episode, Tolerances, Verdict, normalize_quaternion, replay, unstable_reset_quaternions,
 };
 
+#[path = "../../../tests/support/skip.rs"]
+mod skip;
+
 /// The MuJoCo version the golden files were recorded with, as `mj_version()` reports it.
 const RECORDED_WITH: i32 = 222;
 
-fn linked_is_recorded_version() -> bool {
+/// Whether the linked MuJoCo is the recorded one; if not, reports `what` as skipped.
+fn linked_is_recorded_version(what: &str) -> bool {
     let v = mujoco_env::mujoco_version();
     if v != RECORDED_WITH {
-        eprintln!(
-            "note: linked MuJoCo is {v}, the golden files need {RECORDED_WITH} for exact replay; \
-             checking reset observations only"
+        skip::skip(
+            what,
+            format_args!("linked MuJoCo is {v}, the golden files need {RECORDED_WITH}"),
         );
     }
     v == RECORDED_WITH
@@ -42,7 +46,9 @@ fn check(stem: &str) {
     let path =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{stem}.json.gz"));
     let mut episode = Episode::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    if !linked_is_recorded_version() {
+    if !linked_is_recorded_version(
+        "mujoco-env golden exact replays (reset observations checked only)",
+    ) {
         truncate(&mut episode);
         let report =
             replay(&episode, &Tolerances::GOLDEN).unwrap_or_else(|e| panic!("{stem}: {e}"));
@@ -116,7 +122,7 @@ fn load(stem: &str) -> Episode {
 #[test]
 fn checker_detects_each_kind_of_deviation() {
     // The unmodified episode must pass for the single deviations below to be attributable.
-    if !linked_is_recorded_version() {
+    if !linked_is_recorded_version("mujoco-env checker_detects_each_kind_of_deviation") {
         return;
     }
     let tol = Tolerances::GOLDEN;

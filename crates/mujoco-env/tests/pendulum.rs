@@ -137,8 +137,17 @@ fn errors() {
 }
 
 #[cfg(not(feature = "mujoco"))]
+#[path = "../../../tests/support/skip.rs"]
+mod skip;
+
+#[cfg(not(feature = "mujoco"))]
 #[test]
 fn mujoco_tasks_need_the_feature() {
+    // The MuJoCo tests (golden.rs, locomotion_api.rs, part of snapshot.rs) are compiled out.
+    skip::skip(
+        "mujoco-env golden replays, locomotion API and locomotion snapshots",
+        "built without the mujoco feature",
+    );
     assert_eq!(
         make("Hopper-v3").err(),
         Some(EnvError::MujocoDisabled {

@@ -1,10 +1,10 @@
 //! Sparse (and dense) layer kernels against a dense f64 reference built from the same weights,
-//! for every kernel implementation this CPU can run ([`Isa::available`]), and the
-//! implementations against each other.
+//! for every kernel implementation this CPU can run ([`Isa::available`]; the others are reported
+//! as skipped), and the implementations against each other.
 
 mod common;
 
-use common::{assert_close, dense_weights, random_acts, rng};
+use common::{assert_close, dense_weights, isas, random_acts, rng};
 use rand::{RngExt, rngs::StdRng};
 use sparse_core::kernels::{Epilogue, with_isa};
 use sparse_core::{Activations, DenseLinear, Isa, KernelKind, Layer, SparseLinear};
@@ -13,7 +13,7 @@ const REL: f64 = 1e-5;
 
 /// [`check_layer_with`] under every available implementation.
 fn check_layer(layer: &Layer, batch: usize, r: &mut StdRng) {
-    for isa in Isa::available() {
+    for isa in isas("sparse-core layer kernels against the dense reference") {
         with_isa(isa, || check_layer_with(layer, batch, r, isa)).unwrap();
     }
 }
@@ -319,7 +319,7 @@ fn implementations_agree_with_portable() {
             let (y0, dx0, g0) = run(Isa::Portable);
             // Sums of at most n terms of magnitude <= 1 and weights <= 1/sqrt(n_in).
             let tol = |n: usize| 1e-5 * n as f32;
-            for isa in Isa::available() {
+            for isa in isas("sparse-core implementations_agree_with_portable") {
                 let (y, dx, g) = run(isa);
                 let ctx = format!("{n_out}x{n_in} nnz {count} batch {batch} {isa}");
                 for f in 0..n_out {
@@ -385,7 +385,7 @@ fn transposed_structure_follows_topology_changes() {
 #[test]
 fn load_bound_is_measured_for_simd_kernels_only() {
     use sparse_core::kernels::load_bound;
-    for isa in Isa::available() {
+    for isa in isas("sparse-core load_bound_is_measured_for_simd_kernels_only") {
         let g = with_isa(isa, load_bound).unwrap();
         match isa {
             Isa::Portable => assert_eq!(g, None),

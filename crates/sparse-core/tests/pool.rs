@@ -5,9 +5,9 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{random_acts, rng};
+use common::{isas, random_acts, rng};
 use sparse_core::kernels::{Epilogue, with_isa};
-use sparse_core::{Activations, Isa, Layer, SparseLinear, pool};
+use sparse_core::{Activations, Layer, SparseLinear, pool};
 
 /// Runs `f` under each thread count (the pool is process-wide; every test here leaves results
 /// independent of it, so concurrent tests may change it freely).
@@ -108,7 +108,7 @@ fn split_products_give_the_same_bits_on_any_thread_count() {
         let x = random_acts(&mut r, n_in, batch);
         let dy = random_acts(&mut r, n_out, batch);
         let h = random_acts(&mut r, n_in, batch);
-        for isa in Isa::available() {
+        for isa in isas("sparse-core split_products_give_the_same_bits_on_any_thread_count") {
             let mut want = None;
             for_thread_counts(|threads| {
                 let got = with_isa(isa, || products(&layer, &x, &dy, &h)).unwrap();

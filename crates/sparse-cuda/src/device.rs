@@ -9,7 +9,10 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use cudarc::cublas::{CudaBlas, Gemm, GemmConfig, sys::cublasOperation_t};
-use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DeviceRepr, ValidAsZeroBits};
+use cudarc::driver::sys::CUresult;
+use cudarc::driver::{
+    CudaContext, CudaSlice, CudaStream, DeviceRepr, DriverError, ValidAsZeroBits,
+};
 
 use crate::error::{Error, Result};
 use crate::kernels::Functions;
@@ -91,7 +94,8 @@ impl Device {
 
     /// CUDA device `ordinal`: loads the driver, NVRTC and cuBLAS (CUDA 13), compiles the
     /// kernels for the device and loads them. A device is opened once per process; later calls
-    /// share it (a failed attempt is retried).
+    /// share it (a failed attempt is retried). [`Error::is_no_gpu`] tells a machine without a
+    /// GPU (no driver, or a driver that sees no device) from a GPU that could not be used.
     pub fn cuda(ordinal: usize) -> Result<Self> {
         static OPENED: Mutex<Vec<(usize, Device)>> = Mutex::new(Vec::new());
         let mut opened = OPENED.lock().unwrap_or_else(PoisonError::into_inner);
@@ -109,12 +113,35 @@ impl Device {
         if !libs[0].2 {
             return Err(Error::NoDriver);
         }
+        // A driver without a device (a GPU-less machine with the driver package, a container
+        // without the device nodes) is no GPU; any other failure is a GPU that will not open.
+        // cudarc panics when the driver misbehaves during initialisation; report it instead.
+        let count =
+            std::panic::catch_unwind(CudaContext::device_count).map_err(|_| Error::NoDevice {
+                ordinal,
+                message: "the driver failed to initialise".into(),
+            })?;
+        match count {
+            Ok(0) | Err(DriverError(CUresult::CUDA_ERROR_NO_DEVICE)) => return Err(Error::NoGpu),
+            Ok(n) if usize::try_from(n).is_ok_and(|n| ordinal >= n) => {
+                return Err(Error::NoDevice {
+                    ordinal,
+                    message: format!("the driver sees {n} device(s)"),
+                });
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Err(Error::NoDevice {
+                    ordinal,
+                    message: e.to_string(),
+                });
+            }
+        }
         for (name, pip, present) in &libs[1..] {
             if !present {
                 return Err(Error::MissingLibrary(name, pip));
             }
         }
-        // cudarc panics when the driver misbehaves during initialisation; report it instead.
         let ctx = std::panic::catch_unwind(|| CudaContext::new(ordinal))
             .map_err(|_| Error::NoDevice {
                 ordinal,

@@ -9,13 +9,20 @@ pub enum Error {
          driver; use the CPU (`--device cpu`)"
     )]
     NoDriver,
+    /// The CUDA driver is installed but sees no GPU (`cuInit` reports no device, or the device
+    /// count is zero).
+    #[error(
+        "the CUDA driver is installed but sees no GPU: this machine has no usable NVIDIA GPU; \
+         use the CPU (`--device cpu`)"
+    )]
+    NoGpu,
     /// A CUDA 13 library the backend loads at run time is missing.
     #[error(
         "{0} could not be loaded: install the CUDA 13 toolkit (or `pip install {1}`) and put \
          the directory holding it on LD_LIBRARY_PATH"
     )]
     MissingLibrary(&'static str, &'static str),
-    /// The driver found no usable GPU, or failed to set one up.
+    /// The driver sees a GPU but could not open device `ordinal` (or has no such ordinal).
     #[error("CUDA device {ordinal}: {message}")]
     NoDevice {
         /// The device ordinal asked for.
@@ -48,6 +55,16 @@ pub enum Error {
     /// Networks or layers that cannot be combined.
     #[error("{0}")]
     Mismatch(&'static str),
+}
+
+impl Error {
+    /// Whether the error says this machine has no GPU at all ([`Error::NoDriver`],
+    /// [`Error::NoGpu`]). Every other error of [`crate::Device::cuda`] means a GPU is there
+    /// but could not be used: a device that will not open, a missing or failing NVRTC or
+    /// cuBLAS.
+    pub fn is_no_gpu(&self) -> bool {
+        matches!(self, Error::NoDriver | Error::NoGpu)
+    }
 }
 
 /// Result with this crate's [`Error`].

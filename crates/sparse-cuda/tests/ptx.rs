@@ -2,25 +2,23 @@
 //! nvidia-cuda-nvrtc 13.0 and sets `DS_TD3_REQUIRE_NVRTC=1`, so a kernel that does not compile,
 //! or a missing NVRTC, fails there; elsewhere a missing NVRTC skips the test with a message.
 
-use std::io::Write;
-
 use sparse_cuda::kernels::{KERNEL_NAMES, compile, nvrtc_available};
+
+#[path = "../../../tests/support/skip.rs"]
+mod skip;
 
 #[test]
 fn every_kernel_compiles_to_ptx() {
-    let required = std::env::var_os("DS_TD3_REQUIRE_NVRTC").is_some_and(|v| v == "1");
     if !nvrtc_available() {
+        let why = "NVRTC (libnvrtc.so.13) not found; `pip install nvidia-cuda-nvrtc==13.0.*` and \
+                   put its nvidia/cu13/lib on LD_LIBRARY_PATH";
         assert!(
-            !required,
-            "DS_TD3_REQUIRE_NVRTC=1 but libnvrtc.so.13 cannot be loaded (LD_LIBRARY_PATH={:?})",
+            !skip::required(skip::REQUIRE_NVRTC),
+            "{}=1 but {why} (LD_LIBRARY_PATH={:?})",
+            skip::REQUIRE_NVRTC,
             std::env::var_os("LD_LIBRARY_PATH")
         );
-        // Straight to the terminal, past the test harness's capture: a skip must be visible.
-        let _ = writeln!(
-            std::io::stderr(),
-            "PTX compilation SKIPPED: NVRTC (libnvrtc.so.13) not found; `pip install \
-             nvidia-cuda-nvrtc==13.0.*` and put its nvidia/cu13/lib on LD_LIBRARY_PATH"
-        );
+        skip::skip("PTX compilation", why);
         return;
     }
     for arch in [None, Some("compute_90")] {

@@ -2,26 +2,25 @@
 //! each — TD target, critic and actor steps, SET evolution (on the host, between download and
 //! upload) and the targets' soft update with pruning — must give the same losses, topologies
 //! and parameters (norm-wise relative 1e-4). Runs on sparse-cuda's kernel emulator everywhere,
-//! and on a CUDA GPU too when one is usable (otherwise that half says it was skipped).
+//! and on a CUDA GPU too when the machine has one (otherwise that half says it was skipped;
+//! `DS_TD3_REQUIRE_GPU=1` makes that a failure).
 
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use sparse_core::{Activations, BiasCorrection, Layer, Mlp};
 use td3::{Agent, Algo, Batch, Config, Device, Trainer};
 
-/// The emulator, and the GPU when usable; a skipped GPU half is reported straight to the
-/// terminal (past the test harness's capture).
+#[path = "../../../tests/support/skip.rs"]
+mod skip;
+
+/// The emulator, and the GPU when this machine has one. No GPU at all skips the GPU half
+/// visibly (a failure under `DS_TD3_REQUIRE_GPU=1`); a GPU that will not open fails the test.
 fn devices() -> Vec<sparse_cuda::Device> {
-    use std::io::Write;
     let mut all = vec![sparse_cuda::Device::emulator()];
-    match sparse_cuda::Device::cuda(0) {
-        Ok(gpu) => all.push(gpu),
-        Err(e) => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "td3 GPU parity: GPU half SKIPPED, emulator only ({e})"
-            );
-        }
-    }
+    all.extend(skip::gpu(
+        "td3 GPU parity, GPU half",
+        sparse_cuda::Device::cuda(0),
+        sparse_cuda::Error::is_no_gpu,
+    ));
     all
 }
 
@@ -242,7 +241,10 @@ fn a_gpu_agent_trains_several_iterations_in_a_row() {
 #[test]
 fn asking_for_cuda_without_a_gpu_is_a_clear_error() {
     let Err(why) = sparse_cuda::Device::cuda_available() else {
-        eprintln!("SKIPPED: this machine has a usable GPU");
+        skip::skip(
+            "td3 CUDA-without-a-GPU error",
+            "this machine has a usable GPU",
+        );
         return;
     };
     let mut config = Config::paper("Pendulum-v1", Algo::Ds);

@@ -5,6 +5,9 @@ use rand::{RngExt, SeedableRng, rngs::StdRng};
 use sparse_core::{Layer, Mlp};
 use td3::{Agent, Algo, Batch, Config, Event, ReplayBuffer, Trainer, checkpoint};
 
+#[path = "../../../tests/support/skip.rs"]
+mod skip;
+
 fn no_events(_: Event<'_>) -> td3::Result<()> {
     Ok(())
 }
@@ -140,7 +143,10 @@ fn resume_is_bit_exact_on_pendulum() {
 #[test]
 fn resume_is_bit_exact_on_hopper() {
     if !mujoco_env::known_ids().contains(&"Hopper-v3") {
-        eprintln!("skipped: built without the mujoco feature");
+        skip::skip(
+            "td3 resume_is_bit_exact_on_hopper",
+            "built without the mujoco feature",
+        );
         return;
     }
     // 600 iterations, split at 137, final prune at 450.

@@ -4,7 +4,19 @@
 #![allow(dead_code)]
 
 use rand::{RngExt, SeedableRng, rngs::StdRng};
-use sparse_core::{Activations, Layer};
+use sparse_core::{Activations, Isa, Layer};
+
+#[path = "../../../../tests/support/skip.rs"]
+pub mod skip;
+
+/// The kernel implementations this CPU can run ([`Isa::available`]); each one it cannot run is
+/// reported as a visible skip of `what`.
+pub fn isas(what: &str) -> Vec<Isa> {
+    for isa in Isa::ALL.into_iter().filter(|i| !i.is_available()) {
+        skip::skip(&format!("{what} on {isa}"), "this CPU cannot run it");
+    }
+    Isa::available()
+}
 
 /// A seeded RNG.
 pub fn rng(seed: u64) -> StdRng {
