@@ -119,6 +119,8 @@ fn measure(args: &FlopsArgs, algo: Algo) -> anyhow::Result<Row> {
     config.eval_every = config.start_steps;
     config.eval_episodes = 1;
     config.buffer_capacity = config.start_steps as usize;
+    // The iterations below run on the agent directly: the steady state, no freeze.
+    config.topology_freeze = 0;
     let delay = config.policy_delay;
     let iterations = args.iterations.max(1).div_ceil(delay) * delay;
     let mut trainer = Trainer::new(config.clone())?;

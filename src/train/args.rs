@@ -97,7 +97,7 @@ macro_rules! hyper_args {
             #[arg(long)]
             pub no_termination: bool,
             /// How Adam corrects the bias of connections regrown by evolution [default:
-            /// connection]
+            /// connection; network on a GPU, whose kernels support only that]
             #[arg(long, value_enum)]
             pub bias_correction: Option<BiasCorrectionArg>,
         }

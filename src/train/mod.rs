@@ -28,6 +28,9 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         }
         console::print_start(&trainer, &dir);
     }
+    for w in trainer.config().warnings() {
+        eprintln!("warning: {w}");
+    }
     let stop = StopFlag::on_ctrl_c(|| ())?;
     let started = (Instant::now(), trainer.step());
     train(&mut trainer, &dir, args, &stop)?;

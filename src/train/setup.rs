@@ -101,6 +101,10 @@ fn new_config(args: &TrainArgs) -> anyhow::Result<Config> {
     c.seed = args.seed;
     c.threads = args.threads as usize;
     c.device = args.device.map_or(Device::Cpu, Into::into);
+    if c.device != Device::Cpu {
+        // The device kernels correct bias per network; an explicit flag below still wins.
+        c.bias_correction = sparse_core::BiasCorrection::Network;
+    }
     if let Some(s) = args.steps {
         c.steps = s;
     }

@@ -204,7 +204,7 @@ fn quaternion_normalisation_is_mujoco_222s() {
         normalize_quaternion([2.0, 0.0, 0.0, 0.0]),
         [1.0, 0.0, 0.0, 0.0]
     );
-    if !linked_is_recorded_version() {
+    if !linked_is_recorded_version("quaternion normalisation against MuJoCo") {
         return;
     }
     let humanoid = load("Humanoid-v4-seed2").reset.qpos;
@@ -273,7 +273,7 @@ fn an_unstable_reset_quaternion_is_its_own_verdict() {
         bits(&humanoid[3..7])
     );
     // Under other MuJoCo versions mj_forward leaves qpos alone, and the limit does not arise.
-    if !linked_is_recorded_version() {
+    if !linked_is_recorded_version("replay verdicts at the quaternion limit") {
         return;
     }
     let template = load("Ant-v4-noterm-seed0");

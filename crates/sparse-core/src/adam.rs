@@ -219,10 +219,10 @@ impl Cohorts {
         }
     }
 
-    /// Bytes held.
+    /// Bytes held per connection (the table of births, a few dozen entries at most under the
+    /// paper's settings, is not counted).
     fn bytes(&self) -> usize {
         self.of_slot.iter().map(|s| 2 * s.len()).sum::<usize>()
-            + std::mem::size_of::<Option<u64>>() * self.births.len()
     }
 }
 

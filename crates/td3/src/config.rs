@@ -231,6 +231,22 @@ impl Config {
         (self.topology_freeze > 0).then(|| iterations.saturating_sub(self.topology_freeze))
     }
 
+    /// Settings that are valid but probably not what was meant, each as a sentence for the user.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let iterations = self.steps.saturating_sub(self.start_steps);
+        if self.algo == Algo::Ds && self.topology_freeze > 0 && self.topology_freeze >= iterations {
+            out.push(format!(
+                "the topology freeze ({} iterations) covers the whole run ({iterations} training \
+                 iterations): the first evolution only prunes and the topology never rewires \
+                 (as in the authors' code); pass a smaller --topology-freeze, or 0 to evolve \
+                 until the end",
+                self.topology_freeze
+            ));
+        }
+        out
+    }
+
     /// Checks every setting; the error names the setting and the rule.
     pub fn validate(&self) -> Result<()> {
         let bad = |msg: String| Err(Error::Config(msg));
@@ -267,15 +283,6 @@ impl Config {
             ));
         }
         if self.algo == Algo::Ds {
-            let iterations = self.steps.saturating_sub(self.start_steps);
-            if self.topology_freeze > 0 && self.topology_freeze >= iterations {
-                return bad(format!(
-                    "the topology freeze ({} iterations) covers the whole run ({iterations} \
-                     training iterations), so DS-TD3 would never rewire: pass a smaller \
-                     --topology-freeze, or 0 to evolve until the end",
-                    self.topology_freeze
-                ));
-            }
             if self.device != Device::Cpu && self.bias_correction == BiasCorrection::Connection {
                 return bad(format!(
                     "per-connection bias correction is implemented on the CPU only: pass \

@@ -189,6 +189,41 @@ fn positions(net: &Mlp) -> Vec<Vec<usize>> {
 }
 
 #[test]
+fn a_freeze_covering_the_run_makes_the_first_evolution_a_final_prune() {
+    // 400 iterations, e = 50, freeze 1000: pruned once at iteration 50, never rewired.
+    let mut config = small("Pendulum-v1", Algo::Ds, 700);
+    config.topology_freeze = 1000;
+    let initial = Trainer::new(config.clone())
+        .unwrap()
+        .agent()
+        .live_connections();
+    let mut t = Trainer::new(config).unwrap();
+    let mut evolutions = Vec::new();
+    t.run_until(
+        700,
+        &mut |e| {
+            if let Event::Iteration { report: r, .. } = e {
+                evolutions.extend(
+                    r.evolutions
+                        .iter()
+                        .map(|(n, s)| (r.iteration, *n, s.removed())),
+                );
+            }
+            Ok(())
+        },
+        &never,
+    )
+    .unwrap();
+    assert_eq!(evolutions.len(), 3, "{evolutions:?}");
+    assert!(
+        evolutions.iter().all(|&(i, _, _)| i == 50),
+        "{evolutions:?}"
+    );
+    let removed: usize = evolutions.iter().map(|e| e.2).sum();
+    assert_eq!(t.agent().live_connections(), initial - removed);
+}
+
+#[test]
 fn ds_keeps_every_layer_at_its_connection_count() {
     let mut config = small("Pendulum-v1", Algo::Ds, 1_000);
     config.evolution_period = 10;
@@ -253,10 +288,6 @@ fn invalid_settings_are_clear_errors() {
         ("evolution period", Box::new(|c| c.evolution_period = 0)),
         ("random start phase", Box::new(|c| c.steps = 1_000)),
         (
-            "topology freeze (975000 iterations) covers the whole run (975000",
-            Box::new(|c| c.topology_freeze = 975_000),
-        ),
-        (
             "--bias-correction network",
             Box::new(|c| c.device = td3::Device::Emulator),
         ),
@@ -269,6 +300,16 @@ fn invalid_settings_are_clear_errors() {
         let err = c.validate().expect_err(needle).to_string();
         assert!(err.contains(needle), "{err} should mention {needle}");
     }
+    // A freeze covering the whole run is valid (the authors' code allows it) but warned of.
+    let mut frozen = base.clone();
+    assert!(frozen.warnings().is_empty());
+    frozen.topology_freeze = 975_000;
+    frozen.validate().unwrap();
+    let warnings = frozen.warnings();
+    assert!(
+        warnings.len() == 1 && warnings[0].contains("covers the whole run (975000"),
+        "{warnings:?}"
+    );
     let mut unknown = small("Pendulum-v1", Algo::Ds, 500);
     unknown.env = "Hopper-v9".into();
     let err = Trainer::new(unknown)
