@@ -282,14 +282,15 @@ impl Config {
                 self.steps, self.start_steps
             ));
         }
-        if self.algo == Algo::Ds {
-            if self.device != Device::Cpu && self.bias_correction == BiasCorrection::Connection {
-                return bad(format!(
-                    "per-connection bias correction is implemented on the CPU only: pass \
-                     --bias-correction network to train DS-TD3 on the {} device",
-                    self.device
-                ));
-            }
+        if self.algo == Algo::Ds
+            && self.device != Device::Cpu
+            && self.bias_correction == BiasCorrection::Connection
+        {
+            return bad(format!(
+                "per-connection bias correction is implemented on the CPU only: pass \
+                 --bias-correction network to train DS-TD3 on the {} device",
+                self.device
+            ));
         }
         for (name, v) in [
             ("eval-every", self.eval_every),
