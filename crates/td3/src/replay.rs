@@ -126,6 +126,12 @@ impl ReplayBuffer {
         Ok(())
     }
 
+    /// Each stored transition's `1 − terminated` flag (0 after a terminal state, 1 otherwise,
+    /// including a time-limit truncation), by slot.
+    pub fn not_done(&self) -> &[f32] {
+        &self.not_done[..self.len]
+    }
+
     /// Fills `batch` with `size` transitions drawn uniformly with replacement.
     ///
     /// # Errors
