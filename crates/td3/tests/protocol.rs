@@ -11,10 +11,10 @@ use rand::{SeedableRng, rngs::StdRng};
 use sparse_core::BiasCorrection;
 use td3::{Algo, Batch, Config, Event, ReplayBuffer, Trainer, evaluate_policy};
 
-/// Transition `i` of the ring test: every field derived from `i`, terminal when `i % 4 == 0`.
+/// Transition `i` of the ring test: every field derived from `i`, terminal when 4 divides `i`.
 fn push(buf: &mut ReplayBuffer, i: usize) {
     let x = i as f64;
-    buf.push(&[x], &[-x], x * 10.0, &[x + 0.5], i % 4 == 0)
+    buf.push(&[x], &[-x], x * 10.0, &[x + 0.5], i.is_multiple_of(4))
         .unwrap();
 }
 
@@ -30,7 +30,10 @@ fn sampled(buf: &ReplayBuffer, seed: u64) -> Vec<usize> {
             assert_eq!(batch.actions.get(0, b), -x);
             assert_eq!(batch.rewards.get(0, b), x * 10.0);
             assert_eq!(batch.next_obs.get(0, b), x + 0.5);
-            assert_eq!(batch.not_done.get(0, b), if i % 4 == 0 { 0.0 } else { 1.0 });
+            assert_eq!(
+                batch.not_done.get(0, b),
+                if i.is_multiple_of(4) { 0.0 } else { 1.0 }
+            );
             i
         })
         .collect();
