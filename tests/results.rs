@@ -464,3 +464,40 @@ fn interrupted_sweep_restarts_and_finishes_each_run_once() {
     );
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn report_tells_the_bias_corrections_apart() {
+    let root = temp_dir("bias");
+    let runs = root.join("runs");
+    let rows = [(-1000.0, 0), (-800.0, 100), (-600.0, 200), (-400.0, 300)];
+    synthetic_run(&runs, Algo::Dense, 0, 1000, &rows);
+    synthetic_run(&runs, Algo::Ds, 0, 1000, &rows);
+    synthetic_run(&runs, Algo::Ds, 1, 1000, &rows);
+    // Seed 1 ran with the other bias correction (its directory name does not say so).
+    let path = runs.join("ds-e1000-s1/config.json");
+    let mut c: Config = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    c.bias_correction = sparse_core::BiasCorrection::Network;
+    std::fs::write(&path, serde_json::to_string(&c).unwrap()).unwrap();
+    let out = root.join("out");
+    let o = ds_td3(&[
+        "report",
+        runs.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut labels: Vec<String> = csv_rows(&out.join("table1.csv"))
+        .into_iter()
+        .map(|r| r[1].clone())
+        .collect();
+    labels.sort();
+    assert_eq!(
+        labels,
+        [
+            "dense",
+            "ds bias correction per connection",
+            "ds bias correction per network"
+        ]
+    );
+    std::fs::remove_dir_all(&root).unwrap();
+}

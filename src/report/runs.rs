@@ -160,7 +160,7 @@ pub fn complete<'a>(g: &[&'a RunData]) -> Vec<&'a RunData> {
 }
 
 /// The settings that tell groups of runs apart, and whether each applies to an algorithm.
-const KEYS: [&str; 4] = ["h", "λ", "e", "η"];
+const KEYS: [&str; 6] = ["h", "λ", "e", "η", "freeze", "bias"];
 
 fn applies(key: &str, algo: Algo) -> bool {
     match key {
@@ -175,7 +175,12 @@ fn setting(key: &str, c: &Config) -> String {
         "h" => format!("h={}", c.hidden),
         "λ" => format!("λ1={} λ2={}", c.lambda1, c.lambda2),
         "e" => format!("e={}", c.evolution_period),
-        _ => format!("η={}", c.evolution_fraction),
+        "η" => format!("η={}", c.evolution_fraction),
+        "freeze" => format!("freeze={}", c.topology_freeze),
+        _ => match c.bias_correction {
+            sparse_core::BiasCorrection::Connection => "bias correction per connection".into(),
+            sparse_core::BiasCorrection::Network => "bias correction per network".into(),
+        },
     }
 }
 
