@@ -22,6 +22,17 @@ fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
+/// Runs `ds-td3 report RUNS --out OUT`, which must succeed.
+fn report_ok(runs: &Path, out: &Path) {
+    let o = ds_td3(&[
+        "report",
+        runs.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 /// A synthetic run: config.json and an evaluations.csv with the given (mean, flops) rows every
 /// 100 steps from 0 (`steps` = 300, so 4 evaluations make it complete).
 fn synthetic_run(root: &Path, algo: Algo, seed: u64, period: u64, rows: &[(f64, u64)]) {
@@ -110,13 +121,7 @@ fn report_tables_match_hand_computed_numbers() {
     std::fs::remove_file(runs.join("ds-e1000-s3/evaluations.csv")).unwrap();
 
     let out = root.join("out");
-    let o = ds_td3(&[
-        "report",
-        runs.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    report_ok(&runs, &out);
 
     let t1 = csv_rows(&out.join("table1.csv"));
     let row = |label: &str| {
@@ -479,13 +484,7 @@ fn report_tells_the_bias_corrections_apart() {
     c.bias_correction = sparse_core::BiasCorrection::Network;
     std::fs::write(&path, serde_json::to_string(&c).unwrap()).unwrap();
     let out = root.join("out");
-    let o = ds_td3(&[
-        "report",
-        runs.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    report_ok(&runs, &out);
     let mut labels: Vec<String> = csv_rows(&out.join("table1.csv"))
         .into_iter()
         .map(|r| r[1].clone())
