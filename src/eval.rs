@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::bail;
 use clap::Args;
 use td3::{checkpoint, evaluate_policy};
 
@@ -27,11 +26,15 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let dir = RunDir::open(&args.run)?;
     let config = dir.read_config()?;
     let ckpt = dir.latest_checkpoint();
-    if !ckpt.is_file() {
-        bail!("{} has no checkpoint yet", args.run.display());
-    }
-    // Always on the CPU: evaluating needs no GPU, whatever the run trained on.
-    let trainer = checkpoint::load(&ckpt, 1, Some(td3::Device::Cpu), Some(&config))?;
+    // Always on the CPU: evaluating needs no GPU, whatever the run trained on. A run stopped
+    // before its first checkpoint has its initial policy, which its configuration determines.
+    let trainer = if ckpt.is_file() {
+        checkpoint::load(&ckpt, 1, Some(td3::Device::Cpu), Some(&config))?
+    } else {
+        let mut c = config.clone();
+        (c.threads, c.device) = (1, td3::Device::Cpu);
+        td3::Trainer::new(c)?
+    };
     let step = trainer.step();
     let mut agent = trainer.into_agent()?;
     let mut env = mujoco_env::make_with(
@@ -46,8 +49,15 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let mean = returns.iter().sum::<f64>() / n;
     let std = (returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n).sqrt();
     println!(
-        "{} {} seed {}: checkpoint at step {step}",
-        config.env, config.algo, config.seed
+        "{} {} seed {}: {} at step {step}",
+        config.env,
+        config.algo,
+        config.seed,
+        if ckpt.is_file() {
+            "checkpoint"
+        } else {
+            "no checkpoint yet: the initial policy"
+        }
     );
     for (i, r) in returns.iter().enumerate() {
         println!("  episode {i}: return {r:.2}");

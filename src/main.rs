@@ -4,8 +4,9 @@
 //! other commands (evaluation, task list, network report, golden replays, benchmarks).
 //!
 //! Every command returns an [`anyhow::Result`]; [`run`] and [`main`] decide the exit status in
-//! one place: 0 on success, 130 when the user interrupted a run ([`interrupt::Interrupted`]), 1
-//! with the error and its causes on stderr otherwise.
+//! one place: 0 on success, 128 + the signal's number when a signal stopped a run (130 for
+//! Ctrl-C, 143 for SIGTERM, 129 for SIGHUP; [`interrupt::Interrupted`]), 1 with the error and its
+//! causes on stderr otherwise.
 
 use std::process::ExitCode;
 
@@ -26,9 +27,6 @@ mod run_dir;
 mod sweep;
 mod train;
 
-/// The exit status of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
-const INTERRUPTED: u8 = 130;
-
 fn main() -> ExitCode {
     // Output piped into a program that stops reading (`ds-td3 bench | head`) ends this process
     // quietly, as for other command-line tools, instead of a panic on the failed print.
@@ -39,7 +37,12 @@ fn main() -> ExitCode {
     }
     match run() {
         Ok(code) => code,
-        Err(e) if e.is::<interrupt::Interrupted>() => ExitCode::from(INTERRUPTED),
+        Err(e) if e.is::<interrupt::Interrupted>() => {
+            let signal = e
+                .downcast_ref::<interrupt::Interrupted>()
+                .map(|i| i.exit_status());
+            ExitCode::from(signal.unwrap_or(130))
+        }
         Err(e) => {
             eprintln!("error: {}", message(&e));
             ExitCode::FAILURE

@@ -7,9 +7,16 @@
 //! | `train_log.jsonl` | one JSON object per line: `episode`, `losses` (every 1 000 iterations) and `evolution` records, each with its `step` |
 //! | `summary.json` | written when the run finishes: final score, speed, FLOPs, connections, memory |
 //! | `checkpoints/latest.ckpt` | the newest complete training state (`ds-td3 train --resume DIR`) |
+//! | `.lock` | held (an advisory lock, with the holder's PID) by the one process training the run |
+//!
+//! What survives a kill at any instant: `config.json` and `summary.json` are replaced atomically
+//! (written to a temporary file, synced, renamed); the logs are only appended to, a record at a
+//! time, and synced before each checkpoint, so every record up to the newest checkpoint is on
+//! disk; a resumed run trims the logs back to its checkpoint (rewriting `evaluations.csv` from the
+//! checkpoint, atomically, only when its rows do not match it) and appends from there.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -26,23 +33,63 @@ fn at(path: &Path) -> impl FnOnce() -> String + '_ {
     || path.display().to_string()
 }
 
+/// Replaces `path` by `bytes` atomically: a temporary file beside it is written, synced and
+/// renamed over it, so a kill or a full disk leaves the old file or the new one, never a mix;
+/// the temporary file is removed on failure.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    let written = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e).with_context(at(path));
+    }
+    Ok(())
+}
+
+/// The advisory lock of a run directory, held while its process lives (the OS releases it
+/// when the process ends, however it ends).
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+}
+
 impl RunDir {
-    /// Creates `root` for a new run. An existing non-empty directory is an error unless
-    /// `overwrite`, in which case the files a run writes are removed first.
-    pub fn create(root: &Path, overwrite: bool) -> anyhow::Result<Self> {
+    /// Creates `root` for a new run and locks it. An existing non-empty directory is an error
+    /// unless `overwrite`, in which case the files a run writes are removed first (once the lock
+    /// is held: never under a process training there).
+    pub fn create(root: &Path, overwrite: bool) -> anyhow::Result<(Self, Lock)> {
         let dir = Self {
             root: root.to_path_buf(),
         };
-        let occupied = root.exists() && fs::read_dir(root).with_context(at(root))?.next().is_some();
+        // What a start killed before writing config.json leaves (the lock file, an empty
+        // checkpoints folder) does not count.
+        let leftover = |e: &fs::DirEntry| {
+            let empty = |p: &Path| fs::read_dir(p).is_ok_and(|mut d| d.next().is_none());
+            e.file_name() == ".lock" || (e.file_name() == "checkpoints" && empty(&e.path()))
+        };
+        let occupied = root.exists()
+            && fs::read_dir(root)
+                .with_context(at(root))?
+                .any(|e| e.map_or(true, |e| !leftover(&e)));
+        if occupied && !overwrite {
+            bail!(
+                "run directory {} already exists; pass --force to overwrite it or \
+                 --resume {} to continue it",
+                root.display(),
+                root.display()
+            );
+        }
+        fs::create_dir_all(root)
+            .with_context(|| format!("cannot create run directory {}", root.display()))?;
+        let lock = dir.lock()?;
         if occupied {
-            if !overwrite {
-                bail!(
-                    "run directory {} already exists; pass --force to overwrite it or \
-                     --resume {} to continue it",
-                    root.display(),
-                    root.display()
-                );
-            }
             for f in [dir.config(), dir.evaluations(), dir.log(), dir.summary()] {
                 if f.exists() {
                     fs::remove_file(&f).with_context(at(&f))?;
@@ -55,7 +102,59 @@ impl RunDir {
         }
         fs::create_dir_all(dir.checkpoints())
             .with_context(|| format!("cannot create run directory {}", root.display()))?;
-        Ok(dir)
+        Ok((dir, lock))
+    }
+
+    /// Removes what a process killed in the middle of a write left: `*.tmp` files beside
+    /// `config.json`, `summary.json` and the checkpoint (call with the lock held).
+    pub fn remove_stale_temporaries(&self) -> anyhow::Result<()> {
+        for d in [self.root.clone(), self.checkpoints()] {
+            let Ok(entries) = fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "tmp") {
+                    fs::remove_file(&p).with_context(at(&p))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the run directory's lock, or fails naming the process that holds it.
+    pub fn lock(&self) -> anyhow::Result<Lock> {
+        let path = self.root.join(".lock");
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(at(&path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                let who = if holder.is_empty() {
+                    "another process".to_string()
+                } else {
+                    format!("process {holder}")
+                };
+                bail!(
+                    "run directory {} is in use by {who} (training or resuming it); wait for \
+                     it to finish or stop it first",
+                    self.root.display()
+                );
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(e).with_context(at(&path)),
+        }
+        file.set_len(0).with_context(at(&path))?;
+        file.seek(SeekFrom::Start(0)).with_context(at(&path))?;
+        writeln!(file, "{}", std::process::id()).with_context(at(&path))?;
+        Ok(Lock { _file: file })
     }
 
     /// Opens an existing run directory (for resuming or evaluating).
@@ -104,10 +203,10 @@ impl RunDir {
         self.checkpoints().join("latest.ckpt")
     }
 
-    /// Writes `config.json`.
+    /// Writes `config.json` (atomically).
     pub fn write_config(&self, config: &Config) -> anyhow::Result<()> {
-        let text = serde_json::to_string_pretty(config)?;
-        fs::write(self.config(), text + "\n").with_context(at(&self.config()))
+        let text = serde_json::to_string_pretty(config)? + "\n";
+        write_atomic(&self.config(), text.as_bytes())
     }
 
     /// Reads `config.json`.
@@ -117,10 +216,10 @@ impl RunDir {
         serde_json::from_str(&text).with_context(at(&path))
     }
 
-    /// Writes `summary.json`.
+    /// Writes `summary.json` (atomically).
     pub fn write_summary(&self, summary: &serde_json::Value) -> anyhow::Result<()> {
-        let text = serde_json::to_string_pretty(summary)?;
-        fs::write(self.summary(), text + "\n").with_context(at(&self.summary()))
+        let text = serde_json::to_string_pretty(summary)? + "\n";
+        write_atomic(&self.summary(), text.as_bytes())
     }
 }
 
@@ -145,17 +244,53 @@ fn csv_row(e: &Evaluation) -> String {
     row
 }
 
-/// Appends records to `evaluations.csv` and `train_log.jsonl` as a run goes.
+/// Appends records to `evaluations.csv` and `train_log.jsonl` as a run goes, each written
+/// through at once (a kill loses nothing written) and synced by [`Self::sync`].
 pub struct Logs {
-    evaluations: BufWriter<File>,
-    log: BufWriter<File>,
+    evaluations: File,
+    log: File,
     paths: (PathBuf, PathBuf),
 }
 
+/// The length of the longest prefix of `text` made of whole lines (each ending in `\n`) that
+/// `keep` accepts, in order.
+fn kept_prefix(text: &[u8], mut keep: impl FnMut(&[u8]) -> bool) -> usize {
+    let mut end = 0;
+    while let Some(n) = text[end..].iter().position(|&b| b == b'\n') {
+        if !keep(&text[end..end + n]) {
+            break;
+        }
+        end += n + 1;
+    }
+    end
+}
+
+/// Reads `path` whole (empty if it does not exist).
+fn read_or_empty(path: &Path) -> anyhow::Result<Vec<u8>> {
+    match fs::read(path) {
+        Ok(b) => Ok(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e).with_context(at(path)),
+    }
+}
+
+/// Opens `path` for appending after cutting it to `len` bytes.
+fn append_from(path: &Path, len: usize) -> anyhow::Result<File> {
+    let f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(at(path))?;
+    f.set_len(len as u64).with_context(at(path))?;
+    Ok(f)
+}
+
 impl Logs {
-    /// Opens the logs for a run at `step`: `evaluations.csv` is rewritten from `evaluations`
-    /// (the checkpoint's record) and `train_log.jsonl` keeps only records up to `step`, so a
-    /// resumed run's logs continue exactly where its checkpoint stands.
+    /// Opens the logs of a run at `step` whose checkpoint holds `evaluations`: each file keeps
+    /// exactly its records up to `step` and is appended to from there. `evaluations.csv` is cut
+    /// after the checkpoint's rows when it starts with them, and otherwise (a file damaged or
+    /// from another run) rewritten from them atomically; `train_log.jsonl` keeps its whole,
+    /// parsable lines up to the first one past `step`.
     pub fn open(
         dir: &RunDir,
         step: u64,
@@ -163,35 +298,24 @@ impl Logs {
         episodes: usize,
     ) -> anyhow::Result<Self> {
         let (ep, lp) = (dir.evaluations(), dir.log());
-        let mut csv = BufWriter::new(File::create(&ep).with_context(at(&ep))?);
-        writeln!(csv, "{}", csv_header(episodes)).with_context(at(&ep))?;
+        let mut want = csv_header(episodes) + "\n";
         for e in evaluations {
-            writeln!(csv, "{}", csv_row(e)).with_context(at(&ep))?;
+            want.push_str(&csv_row(e));
+            want.push('\n');
         }
-        let kept: Vec<String> = match File::open(&lp) {
-            Ok(f) => BufReader::new(f)
-                .lines()
-                .map_while(Result::ok)
-                .filter(|line| {
-                    serde_json::from_str::<serde_json::Value>(line)
-                        .ok()
-                        .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
-                        .is_some_and(|s| s <= step)
-                })
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        let mut log = BufWriter::new(
-            OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(true)
-                .open(&lp)
-                .with_context(at(&lp))?,
-        );
-        for line in kept {
-            writeln!(log, "{line}").with_context(at(&lp))?;
+        let have = read_or_empty(&ep)?;
+        if !have.starts_with(want.as_bytes()) {
+            write_atomic(&ep, want.as_bytes())?;
         }
+        let csv = append_from(&ep, want.len())?;
+        let text = read_or_empty(&lp)?;
+        let keep = kept_prefix(&text, |line| {
+            serde_json::from_slice::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
+                .is_some_and(|s| s <= step)
+        });
+        let log = append_from(&lp, keep)?;
         Ok(Self {
             evaluations: csv,
             log,
@@ -201,17 +325,25 @@ impl Logs {
 
     /// Appends one evaluation row.
     pub fn evaluation(&mut self, e: &Evaluation) -> anyhow::Result<()> {
-        writeln!(self.evaluations, "{}", csv_row(e)).with_context(at(&self.paths.0))?;
-        self.evaluations.flush().with_context(at(&self.paths.0))
+        let row = csv_row(e) + "\n";
+        self.evaluations
+            .write_all(row.as_bytes())
+            .with_context(at(&self.paths.0))
     }
 
     /// Appends one JSON record to the training log.
     pub fn record(&mut self, value: serde_json::Value) -> anyhow::Result<()> {
-        writeln!(self.log, "{value}").with_context(at(&self.paths.1))
+        let line = value.to_string() + "\n";
+        self.log
+            .write_all(line.as_bytes())
+            .with_context(at(&self.paths.1))
     }
 
-    /// Flushes the training log (before a checkpoint, and at the end).
-    pub fn flush(&mut self) -> anyhow::Result<()> {
-        self.log.flush().with_context(at(&self.paths.1))
+    /// Syncs both logs to disk (before a checkpoint, which then never runs ahead of them).
+    pub fn sync(&mut self) -> anyhow::Result<()> {
+        self.evaluations
+            .sync_data()
+            .with_context(at(&self.paths.0))?;
+        self.log.sync_data().with_context(at(&self.paths.1))
     }
 }

@@ -66,6 +66,30 @@ fn bad_input_is_a_clear_error() {
     assert!(err.contains("λ must be a positive finite number"), "{err}");
     let o = ds_td3(&["networks", "--obs-dim", "0", "--act-dim", "3"]);
     assert!(!o.status.success());
+    // Training options, each refused before a run directory appears.
+    let dir = temp_dir("bad-input");
+    let out = dir.join("run");
+    let out = out.to_str().unwrap();
+    for (args, message) in [
+        (vec!["--checkpoint-every", "0"], "'0' must be at least 1"),
+        (vec!["--steps", "1e20"], "'1e20' is too large"),
+        (
+            vec!["--algo", "dense", "--hidden", "100000"],
+            "GiB of memory",
+        ),
+    ] {
+        let mut all = vec!["--env", "Pendulum-v1", "--out", out];
+        all.extend(args);
+        let o = ds_td3(&all);
+        assert!(!o.status.success(), "{all:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(message), "{all:?}: {err}");
+        assert!(
+            !std::path::Path::new(out).exists(),
+            "{all:?} left a directory"
+        );
+    }
+    assert!(!dir.exists());
 }
 
 fn temp_dir(name: &str) -> std::path::PathBuf {

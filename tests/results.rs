@@ -500,3 +500,26 @@ fn report_tells_the_bias_corrections_apart() {
     );
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn report_flags_a_row_cut_inside_its_last_field() {
+    let root = temp_dir("cut");
+    let runs = root.join("runs");
+    let rows = [(-1000.0, 0), (-800.0, 100), (-600.0, 200), (-400.0, 300)];
+    synthetic_run(&runs, Algo::Dense, 0, 1000, &rows);
+    synthetic_run(&runs, Algo::Dense, 1, 1000, &rows);
+    // Seed 1's last row lost its final characters and line break: "…,-40" of "…,-400\n".
+    let path = runs.join("dense-e1000-s1/evaluations.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, &text[..text.len() - 2]).unwrap();
+    let out = root.join("out");
+    report_ok(&runs, &out);
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("dense-e1000-s1: malformed evaluations.csv (line 5: cut off, no line break)"),
+        "{md}"
+    );
+    let t1 = csv_rows(&out.join("table1.csv"));
+    assert_eq!(t1.iter().find(|r| r[1] == "dense").unwrap()[2], "1");
+    std::fs::remove_dir_all(&root).unwrap();
+}

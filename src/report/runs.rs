@@ -41,6 +41,8 @@ impl RunData {
     }
 }
 
+/// Reads `evaluations.csv`, validating every row whole: as many fields as the header, each a
+/// number, and a final line break (a row without one was cut while being written).
 fn parse_evaluations(path: &Path) -> Result<Vec<Eval>, String> {
     let text =
         std::fs::read_to_string(path).map_err(|e| format!("missing evaluations.csv ({e})"))?;
@@ -49,10 +51,19 @@ fn parse_evaluations(path: &Path) -> Result<Vec<Eval>, String> {
     if !header.starts_with("step,mean,std,wall_seconds,flops,live_connections") {
         return Err("malformed evaluations.csv (unexpected header)".into());
     }
+    let fields = header.split(',').count();
+    let rows = text.lines().count() - 1;
+    if rows > 0 && !text.ends_with('\n') {
+        return Err(format!(
+            "malformed evaluations.csv (line {}: cut off, no line break)",
+            rows + 1
+        ));
+    }
     lines
         .enumerate()
         .map(|(i, line)| {
             let f: Vec<&str> = line.split(',').collect();
+            let numbers = f.len() == fields && f.iter().all(|v| v.parse::<f64>().is_ok());
             let parse = || -> Option<Eval> {
                 Some(Eval {
                     step: f.first()?.parse().ok()?,
@@ -61,7 +72,10 @@ fn parse_evaluations(path: &Path) -> Result<Vec<Eval>, String> {
                     connections: f.get(5)?.parse().ok()?,
                 })
             };
-            parse().ok_or_else(|| format!("malformed evaluations.csv (line {})", i + 2))
+            numbers
+                .then(parse)
+                .flatten()
+                .ok_or_else(|| format!("malformed evaluations.csv (line {})", i + 2))
         })
         .collect()
 }

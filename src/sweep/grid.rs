@@ -213,6 +213,10 @@ pub fn slurm_script(out: &Path, runs: &[Run]) -> String {
         runs.len().saturating_sub(1)
     ));
     s.push_str("#SBATCH --cpus-per-task=1\n");
+    s.push_str(
+        "# SIGTERM a minute before the time limit: the run checkpoints at that very step.\n",
+    );
+    s.push_str("#SBATCH --signal=B:TERM@60\n");
     s.push_str(&format!("#SBATCH --output={}/logs/%x-%A-%a.out\n", root));
     s.push_str("set -euo pipefail\n");
     s.push_str(&format!("ROOT={}\n", sh(&root)));

@@ -36,7 +36,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
-use crate::interrupt::{Interrupted, StopFlag};
+use crate::interrupt::StopFlag;
 use crate::progress::Progress;
 use grid::{Run, expand, slurm_script, write_configs};
 
@@ -142,13 +142,13 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
         );
     }
     let children: Arc<Mutex<Vec<u32>>> = Arc::default();
-    let stop = StopFlag::on_ctrl_c({
+    let stop = StopFlag::on_signals({
         let children = children.clone();
-        // Forward the interrupt so every run writes a checkpoint and exits.
-        move || {
+        // Forward the signal so every run writes a checkpoint and exits.
+        move |signal| {
             for &pid in children.lock().expect("no poisoning").iter() {
-                // SAFETY: kill(2) with a child's pid and SIGINT has no memory effects.
-                unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
+                // SAFETY: kill(2) with a child's pid and a signal number has no memory effects.
+                unsafe { libc::kill(pid as libc::pid_t, signal) };
             }
         }
     })?;
@@ -287,7 +287,7 @@ fn finish(shared: &Shared, runs: &[Run]) -> anyhow::Result<()> {
             "interrupted: {finished}/{} runs finished; run the same command again to continue",
             runs.len()
         );
-        return Err(Interrupted.into());
+        return Err(shared.stop.interrupted().into());
     }
     if !failures.is_empty() {
         bail!(

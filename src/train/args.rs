@@ -78,9 +78,20 @@ pub fn parse_count(s: &str) -> Result<u64, String> {
     }
     match t.parse::<f64>() {
         Ok(v) if v >= 0.0 && v.fract() == 0.0 && v <= u64::MAX as f64 => Ok(v as u64),
+        Ok(v) if v.is_finite() && v > u64::MAX as f64 => {
+            Err(format!("'{s}' is too large (at most {})", u64::MAX))
+        }
         _ => Err(format!(
             "'{s}' is not a whole number of steps (e.g. 1000000 or 1e6)"
         )),
+    }
+}
+
+/// [`parse_count`] for counts that must be at least 1.
+pub fn parse_positive_count(s: &str) -> Result<u64, String> {
+    match parse_count(s)? {
+        0 => Err(format!("'{s}' must be at least 1")),
+        n => Ok(n),
     }
 }
 
@@ -194,7 +205,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["env", "seed", "algo"])]
     pub config: Option<PathBuf>,
     /// Write a checkpoint every N steps (and always at the end and on Ctrl-C)
-    #[arg(long, value_parser = parse_count, default_value = "50000", value_name = "N")]
+    #[arg(long, value_parser = parse_positive_count, default_value = "50000", value_name = "N")]
     pub checkpoint_every: u64,
     /// Threads: with 2 or more the twin critics train side by side and large sparse products
     /// are split by rows between them (same results for any count)

@@ -15,13 +15,13 @@ use td3::{Event, Trainer, checkpoint};
 
 pub use args::{DeviceArg, TrainArgs};
 
-use crate::interrupt::{Interrupted, StopFlag};
+use crate::interrupt::StopFlag;
 use crate::progress::Progress;
 use crate::run_dir::{Logs, RunDir};
 
 /// Runs `ds-td3 train`.
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
-    let (dir, mut trainer) = setup::start(args)?;
+    let (dir, _lock, mut trainer) = setup::start(args)?;
     if !args.quiet {
         if args.resume.is_some() {
             println!("resuming at step {}", trainer.step());
@@ -31,12 +31,12 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     for w in trainer.config().warnings() {
         eprintln!("warning: {w}");
     }
-    let stop = StopFlag::on_ctrl_c(|| ())?;
+    let stop = StopFlag::on_signals(|_| ())?;
     let started = (Instant::now(), trainer.step());
     train(&mut trainer, &dir, args, &stop)?;
     if !trainer.is_finished() {
         console::print_interrupted(&trainer, &dir);
-        return Err(Interrupted.into());
+        return Err(stop.interrupted().into());
     }
     let summary = log::summary(&trainer, started);
     dir.write_summary(&summary)?;
@@ -60,7 +60,7 @@ fn train(
     )?;
     let total = trainer.config().steps;
     let mut progress = Progress::new(total, trainer.step(), args.quiet, true);
-    let every = args.checkpoint_every.max(1);
+    let every = args.checkpoint_every;
     // At least one segment, so that even a zero-step run records its initial evaluation.
     loop {
         let next = (trainer.step() / every + 1) * every;
@@ -85,7 +85,7 @@ fn train(
             Ok(())
         };
         trainer.run_until(next, &mut observe, &|| stop.is_raised())?;
-        logs.flush()?;
+        logs.sync()?;
         checkpoint::save(trainer, &dir.latest_checkpoint())?;
         if trainer.is_finished() || stop.is_raised() {
             break;

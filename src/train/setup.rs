@@ -7,11 +7,11 @@ use anyhow::{Context, anyhow, bail};
 use td3::{Config, Device, Trainer, checkpoint};
 
 use super::args::TrainArgs;
-use crate::run_dir::RunDir;
+use crate::run_dir::{Lock, RunDir};
 
 /// The run directory and trainer the command line asks for: a resumed run with `--resume`, a
 /// new one otherwise.
-pub fn start(args: &TrainArgs) -> anyhow::Result<(RunDir, Trainer)> {
+pub fn start(args: &TrainArgs) -> anyhow::Result<(RunDir, Lock, Trainer)> {
     match &args.resume {
         Some(path) => resume(path, args),
         None => create(args),
@@ -28,22 +28,23 @@ fn check_cuda(device: Option<Device>) -> anyhow::Result<()> {
 }
 
 /// A new run: its directory holds its configuration before training starts.
-fn create(args: &TrainArgs) -> anyhow::Result<(RunDir, Trainer)> {
+fn create(args: &TrainArgs) -> anyhow::Result<(RunDir, Lock, Trainer)> {
     let config = new_config(args)?;
     // Before anything is written: a run that cannot start leaves no directory.
     check_cuda(Some(config.device))?;
+    check_memory(&config)?;
     let out = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("runs").join(format!("{}-{}-s{}", config.env, config.algo, config.seed))
     });
-    let dir = RunDir::create(&out, args.force)?;
+    let (dir, lock) = RunDir::create(&out, args.force)?;
     dir.write_config(&config)?;
     let trainer = Trainer::new(config)?;
-    Ok((dir, trainer))
+    Ok((dir, lock, trainer))
 }
 
 /// A run continued from its latest checkpoint, with a new total of steps, thread count or
 /// device if given.
-fn resume(path: &Path, args: &TrainArgs) -> anyhow::Result<(RunDir, Trainer)> {
+fn resume(path: &Path, args: &TrainArgs) -> anyhow::Result<(RunDir, Lock, Trainer)> {
     if args.hyper.any() {
         bail!(
             "a resumed run keeps its configuration: only --steps, --threads, --device, \
@@ -52,15 +53,29 @@ fn resume(path: &Path, args: &TrainArgs) -> anyhow::Result<(RunDir, Trainer)> {
     }
     let threads = args.threads as usize;
     let dir = RunDir::open(path)?;
+    let lock = dir.lock()?;
+    dir.remove_stale_temporaries()?;
     let mut config = dir.read_config()?;
     config.threads = threads;
     let ckpt = dir.latest_checkpoint();
-    if !ckpt.is_file() {
-        bail!("{} has no checkpoint to resume from", path.display());
-    }
     let device = args.device.map(Device::from);
     check_cuda(device)?;
-    let mut trainer = checkpoint::load(&ckpt, threads, device, Some(&config))?;
+    let mut trainer = if ckpt.is_file() {
+        checkpoint::load(&ckpt, threads, device, Some(&config))?
+    } else {
+        // Stopped before its first checkpoint: the run starts over from its configuration,
+        // which gives the same run.
+        if let Some(d) = device {
+            config.device = d;
+        }
+        config.validate()?;
+        Trainer::new(config.clone())?
+    };
+    // config.json holds the latest total: an extension that a crash cut off before its first
+    // checkpoint still applies.
+    if config.steps != trainer.config().steps && config.steps >= trainer.step() {
+        trainer.set_total_steps(config.steps)?;
+    }
     if let Some(steps) = args.steps {
         if steps < trainer.step() {
             bail!(
@@ -71,7 +86,64 @@ fn resume(path: &Path, args: &TrainArgs) -> anyhow::Result<(RunDir, Trainer)> {
         trainer.set_total_steps(steps)?;
     }
     dir.write_config(trainer.config())?;
-    Ok((dir, trainer))
+    Ok((dir, lock, trainer))
+}
+
+/// Bytes a run of `config` needs at most, by a generous count: every online network with its
+/// gradients and Adam state, the targets, and the replay buffer full.
+fn memory_needed(config: &Config) -> anyhow::Result<f64> {
+    let env = mujoco_env::make(&config.env)?;
+    let (obs, act, h) = (
+        env.obs_dim() as f64,
+        env.action_dim() as f64,
+        config.hidden as f64,
+    );
+    let sparse = config.algo.is_sparse();
+    // Connections of a layer: dense, or the Erdős–Rényi count (at most dense).
+    let layer = |n_in: f64, n_out: f64, lambda: f64| {
+        let dense = n_in * n_out;
+        let weights = if sparse {
+            (lambda * (n_in + n_out)).min(dense)
+        } else {
+            dense
+        };
+        weights + n_out
+    };
+    let net = |n_in: f64, n_out: f64| {
+        layer(n_in, h, config.lambda1) + layer(h, h, config.lambda2) + h * n_out + n_out
+    };
+    let params = net(obs, act) + 2.0 * net(obs + act, 1.0);
+    // Online: value, index, gradient, two moments, cohort; target: value and index.
+    let per_param = 4.0 + 4.0 + 4.0 + 8.0 + 2.0 + 8.0;
+    let replay = 4.0 * (2.0 * obs + act + 2.0) * config.buffer_capacity as f64;
+    Ok(params * per_param + replay)
+}
+
+/// The machine's memory in bytes (`MemTotal` of /proc/meminfo), if known.
+fn memory_total() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024.0)
+}
+
+/// Fails when a run of `config` cannot fit in this machine's memory.
+fn check_memory(config: &Config) -> anyhow::Result<()> {
+    let (Some(total), needed) = (memory_total(), memory_needed(config)?) else {
+        return Ok(());
+    };
+    let gib = |b: f64| b / (1u64 << 30) as f64;
+    if needed > total {
+        bail!(
+            "this run needs about {:.1} GiB of memory (networks, gradients, Adam state, targets \
+             and a full replay buffer of {} transitions), more than this machine's {:.1} GiB; \
+             lower --hidden, --buffer-size or the λ's",
+            gib(needed),
+            config.buffer_capacity,
+            gib(total)
+        );
+    }
+    Ok(())
 }
 
 /// Fails unless `env` names a known task.

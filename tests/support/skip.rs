@@ -65,3 +65,9 @@ pub fn gpu<T, E: Display>(
         Err(e) => panic!("{what}: this machine has a GPU driver but the GPU is unusable: {e}"),
     }
 }
+
+/// Reports a result worth seeing in a passing run (a count, a measured figure) past the test
+/// harness's capture: one line `<what>: <message>` on standard error.
+pub fn note(what: &str, message: impl Display) {
+    let _ = writeln!(std::io::stderr(), "{what}: {message}");
+}

@@ -25,19 +25,29 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
-/// Passes bytes through to a file while counting them and computing their CRC-32.
+/// Passes bytes through to a file while counting them and computing their CRC-32; keeps the
+/// first write error (the encoder reports only that its output failed).
 struct HashingWriter<W> {
     inner: W,
     hasher: crc32fast::Hasher,
     len: u64,
+    error: Option<std::io::Error>,
 }
 
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
+        match self.inner.write(buf) {
+            Ok(n) => {
+                self.hasher.update(&buf[..n]);
+                self.len += n as u64;
+                Ok(n)
+            }
+            Err(e) => {
+                let copy = std::io::Error::new(e.kind(), e.to_string());
+                self.error.get_or_insert(e);
+                Err(copy)
+            }
+        }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -50,16 +60,40 @@ impl<W: Write> Write for HashingWriter<W> {
 pub fn save(trainer: &mut Trainer, path: &Path) -> Result<()> {
     trainer.sync_host()?;
     let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    file.write_all(&[0u8; HEADER]).map_err(io(&tmp))?;
-    let writer = HashingWriter {
+    let written = write_to(trainer, &tmp).and_then(|()| {
+        std::fs::rename(&tmp, path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    });
+    if written.is_err() {
+        // Nothing half-written stays behind; the previous checkpoint is untouched.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// Writes the checkpoint file `tmp` (header, then the streamed payload) and syncs it.
+fn write_to(trainer: &Trainer, tmp: &Path) -> Result<()> {
+    let mut file = std::fs::File::create(tmp).map_err(io(tmp))?;
+    file.write_all(&[0u8; HEADER]).map_err(io(tmp))?;
+    let mut writer = HashingWriter {
         inner: std::io::BufWriter::new(&mut file),
         hasher: crc32fast::Hasher::new(),
         len: 0,
+        error: None,
     };
-    let mut writer = postcard::to_io(&trainer.state(), writer)
-        .map_err(|e| Error::Checkpoint(format!("cannot encode the run state: {e}")))?;
-    writer.flush().map_err(io(&tmp))?;
+    if let Err(e) = postcard::to_io(&trainer.state(), &mut writer) {
+        return Err(match writer.error.take() {
+            // The file could not take the bytes (a full disk, a quota, an I/O error).
+            Some(source) => Error::Io {
+                path: tmp.to_path_buf(),
+                source,
+            },
+            None => Error::Checkpoint(format!("cannot encode the run state: {e}")),
+        });
+    }
+    writer.flush().map_err(io(tmp))?;
     let (len, crc) = (writer.len, writer.hasher.clone().finalize());
     drop(writer);
     let mut header = Vec::with_capacity(HEADER);
@@ -67,16 +101,21 @@ pub fn save(trainer: &mut Trainer, path: &Path) -> Result<()> {
     header.extend_from_slice(&VERSION.to_le_bytes());
     header.extend_from_slice(&len.to_le_bytes());
     header.extend_from_slice(&crc.to_le_bytes());
-    file.seek(std::io::SeekFrom::Start(0)).map_err(io(&tmp))?;
-    file.write_all(&header).map_err(io(&tmp))?;
-    file.sync_all().map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+    file.seek(std::io::SeekFrom::Start(0)).map_err(io(tmp))?;
+    file.write_all(&header).map_err(io(tmp))?;
+    file.sync_all().map_err(io(tmp))
 }
 
 fn decode(bytes: &[u8]) -> Result<State> {
     let bad = |m: &str| Err(Error::Checkpoint(m.to_string()));
-    if bytes.len() < HEADER || &bytes[..8] != MAGIC {
+    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
         return bad("not a ds-td3 checkpoint (bad magic)");
+    }
+    if bytes.len() < HEADER {
+        return Err(Error::Checkpoint(format!(
+            "truncated ({} bytes; the header alone has {HEADER})",
+            bytes.len()
+        )));
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
     if version != VERSION {
@@ -98,7 +137,8 @@ fn decode(bytes: &[u8]) -> Result<State> {
 
 /// Restores a run from `path`, running on `threads` threads, on `device` when given (else on the
 /// run's own device). When `expected` is given, the checkpoint must belong to a run with that
-/// configuration (thread count and device aside).
+/// configuration (thread count, device and total steps aside: a run extended by
+/// [`Trainer::set_total_steps`] keeps its checkpoints until the next one is written).
 pub fn load(
     path: &Path,
     threads: usize,
@@ -111,6 +151,7 @@ pub fn load(
         let mut have = state.config.clone();
         have.threads = want.threads;
         have.device = want.device;
+        have.steps = want.steps;
         if &have != want {
             return Err(Error::Checkpoint(format!(
                 "{} belongs to another run (its configuration differs from this run's)",

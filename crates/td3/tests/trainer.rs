@@ -124,8 +124,16 @@ fn check_resume(env: &str, total: u64, split: u64, freeze: u64) {
         .err()
         .expect("corrupt checkpoint rejected");
     assert!(err.to_string().contains("corrupt"), "{err}");
+    std::fs::write(&path, &bytes[..10]).unwrap();
+    let err = checkpoint::load(&path, 1, None, None)
+        .err()
+        .expect("truncated checkpoint rejected");
+    assert!(err.to_string().contains("truncated (10 bytes"), "{err}");
     std::fs::write(&path, b"not a checkpoint").unwrap();
-    assert!(checkpoint::load(&path, 1, None, None).is_err());
+    let err = checkpoint::load(&path, 1, None, None)
+        .err()
+        .expect("foreign file rejected");
+    assert!(err.to_string().contains("bad magic"), "{err}");
     checkpoint::save(&mut resumed, &path).unwrap();
     let mut other = config.clone();
     other.seed += 1;
