@@ -235,3 +235,75 @@ pub fn slurm_script(out: &Path, runs: &[Run]) -> String {
     s.push_str("exec \"$BIN\" train --config \"$ROOT/configs/$NAME.json\" --out \"$DIR\" --force --quiet\n");
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grid(text: &str) -> anyhow::Result<Vec<Run>> {
+        let path = std::env::temp_dir().join(format!(
+            "ds-td3-grid-{}-{}.toml",
+            std::process::id(),
+            text.len()
+        ));
+        std::fs::write(&path, text).unwrap();
+        let runs = expand(&path).map(|(_, runs)| runs);
+        std::fs::remove_file(&path).unwrap();
+        runs
+    }
+
+    #[test]
+    fn lists_for_one_algorithm_cross_only_its_runs() {
+        let runs = grid(
+            "out = \"runs/x\"\nenvs = [\"Pendulum-v1\"]\nalgos = [\"dense\", \"ds\"]\n\
+             seeds = [0, 1]\n[set]\nsteps = 50000\n[sweep_for.ds]\n\
+             bias_correction = [\"connection\", \"network\"]\n",
+        )
+        .unwrap();
+        let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "Pendulum-v1-dense-s0",
+                "Pendulum-v1-dense-s1",
+                "Pendulum-v1-ds-bias_correctionconnection-s0",
+                "Pendulum-v1-ds-bias_correctionconnection-s1",
+                "Pendulum-v1-ds-bias_correctionnetwork-s0",
+                "Pendulum-v1-ds-bias_correctionnetwork-s1",
+            ]
+        );
+        let network = &runs[4].config;
+        assert_eq!(
+            network.bias_correction,
+            sparse_core::BiasCorrection::Network
+        );
+        assert_eq!((network.steps, network.seed), (50_000, 0));
+        assert_eq!(
+            runs[2].config.bias_correction,
+            sparse_core::BiasCorrection::Connection
+        );
+    }
+
+    #[test]
+    fn lists_for_one_algorithm_are_checked() {
+        let base = "out = \"runs/x\"\nenvs = [\"Pendulum-v1\"]\nalgos = [\"ds\"]\nseeds = [0]\n";
+        for (extra, message) in [
+            (
+                "[sweep_for.static]\nevolution_period = [10, 20]\n",
+                "'static' is not among the grid's algos",
+            ),
+            (
+                "[sweep]\nevolution_period = [10]\n[sweep_for.ds]\nevolution_period = [20]\n",
+                "swept for every algorithm already",
+            ),
+            ("[sweep_for.ds]\nevolution_period = []\n", "lists no values"),
+            (
+                "[sweep_for.ds]\nbias_correction = [\"age\"]\n",
+                "bias_correction",
+            ),
+        ] {
+            let err = format!("{:#}", grid(&format!("{base}{extra}")).unwrap_err());
+            assert!(err.contains(message), "{extra}: {err}");
+        }
+    }
+}
