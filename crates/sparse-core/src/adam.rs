@@ -281,7 +281,8 @@ impl StepScalars {
     }
 
     /// [`Self::apply`] where slot `i` takes its step size and second-moment correction from
-    /// `per_cohort[cohort[i]]` (the other scalars are the same for every cohort).
+    /// `per_cohort[cohort[i]]` (the other scalars are the same for every cohort). Dispatched
+    /// like [`Self::apply`]; the same bits on every path.
     fn apply_by_cohort(
         &self,
         params: &mut [f32],
@@ -290,16 +291,165 @@ impl StepScalars {
         cohort: &[u16],
         per_cohort: &[(f32, f32)],
     ) {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            return unsafe { self.apply_by_cohort_avx512(params, grads, st, cohort, per_cohort) };
+        } else if is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { self.apply_by_cohort_avx2(params, grads, st, cohort, per_cohort) };
+        }
+        self.apply_by_cohort_any(params, grads, st, cohort, per_cohort)
+    }
+
+    /// [`Self::apply_by_cohort_any`] compiled for AVX-512F.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn apply_by_cohort_avx512(
+        &self,
+        params: &mut [f32],
+        grads: &[f32],
+        st: &mut Moments,
+        cohort: &[u16],
+        per_cohort: &[(f32, f32)],
+    ) {
+        if per_cohort.len() > 32 {
+            return self.apply_by_cohort_any(params, grads, st, cohort, per_cohort);
+        }
+        // Up to 32 cohorts: two registers hold each table, and one two-source permute looks
+        // up 16 slots at a time (ids beyond the table read cohort 0's scalars, as elsewhere).
+        let (mut t_step, mut t_bc2) = ([per_cohort[0].0; 32], [per_cohort[0].1; 32]);
+        for (i, &(a, b)) in per_cohort.iter().enumerate() {
+            (t_step[i], t_bc2[i]) = (a, b);
+        }
+        let ok = per_cohort.len() as u16;
+        let gather = |ids: &[u16], steps: &mut [f32], bc2s: &mut [f32]| {
+            use std::arch::x86_64::*;
+            let mut j = 0;
+            // SAFETY: AVX-512F is enabled for this function; every load and store below reads
+            // or writes 16 elements at offset j with j + 16 <= len of its slice, and the tables
+            // are arrays of 32.
+            unsafe {
+                let (s_lo, s_hi) = (
+                    _mm512_loadu_ps(t_step.as_ptr()),
+                    _mm512_loadu_ps(t_step.as_ptr().add(16)),
+                );
+                let (b_lo, b_hi) = (
+                    _mm512_loadu_ps(t_bc2.as_ptr()),
+                    _mm512_loadu_ps(t_bc2.as_ptr().add(16)),
+                );
+                while j + 16 <= ids.len() {
+                    let raw = _mm256_loadu_si256(ids.as_ptr().add(j).cast());
+                    let idx = _mm512_cvtepu16_epi32(raw);
+                    let valid = _mm512_cmplt_epu32_mask(idx, _mm512_set1_epi32(i32::from(ok)));
+                    let idx = _mm512_maskz_mov_epi32(valid, idx);
+                    let s = _mm512_permutex2var_ps(s_lo, idx, s_hi);
+                    let b = _mm512_permutex2var_ps(b_lo, idx, b_hi);
+                    _mm512_storeu_ps(steps.as_mut_ptr().add(j), s);
+                    _mm512_storeu_ps(bc2s.as_mut_ptr().add(j), b);
+                    j += 16;
+                }
+            }
+            for ((s, b), &c) in steps[j..].iter_mut().zip(&mut bc2s[j..]).zip(&ids[j..]) {
+                let c = if c < ok { usize::from(c) } else { 0 };
+                (*s, *b) = (t_step[c], t_bc2[c]);
+            }
+        };
+        self.cohort_loop_by(params, grads, st, cohort, gather)
+    }
+
+    /// [`Self::apply_by_cohort_any`] compiled for AVX2.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn apply_by_cohort_avx2(
+        &self,
+        params: &mut [f32],
+        grads: &[f32],
+        st: &mut Moments,
+        cohort: &[u16],
+        per_cohort: &[(f32, f32)],
+    ) {
+        self.apply_by_cohort_any(params, grads, st, cohort, per_cohort)
+    }
+
+    #[inline(always)]
+    fn apply_by_cohort_any(
+        &self,
+        params: &mut [f32],
+        grads: &[f32],
+        st: &mut Moments,
+        cohort: &[u16],
+        per_cohort: &[(f32, f32)],
+    ) {
+        let gather = |ids: &[u16], steps: &mut [f32], bc2s: &mut [f32]| {
+            for ((s, b), &c) in steps.iter_mut().zip(bc2s.iter_mut()).zip(ids) {
+                // Ids index the table by construction; a stray one reads cohort 0's scalars.
+                (*s, *b) = per_cohort
+                    .get(usize::from(c))
+                    .copied()
+                    .unwrap_or(per_cohort[0]);
+            }
+        };
+        self.cohort_loop_by(params, grads, st, cohort, gather)
+    }
+
+    /// [`Self::cohort_loop`] with the decay term monomorphised, as in [`Self::apply_any`].
+    #[inline(always)]
+    fn cohort_loop_by(
+        &self,
+        params: &mut [f32],
+        grads: &[f32],
+        st: &mut Moments,
+        cohort: &[u16],
+        gather: impl Fn(&[u16], &mut [f32], &mut [f32]),
+    ) {
+        if self.weight_decay != 0.0 {
+            self.cohort_loop::<true>(params, grads, st, cohort, gather)
+        } else {
+            self.cohort_loop::<false>(params, grads, st, cohort, gather)
+        }
+    }
+
+    /// Blocks of [`COHORT_BLOCK`] slots: their scalars looked up by `gather` first, then the
+    /// element loop over equal-length slices, which the compiler vectorises.
+    #[inline(always)]
+    fn cohort_loop<const DECAY: bool>(
+        &self,
+        params: &mut [f32],
+        grads: &[f32],
+        st: &mut Moments,
+        cohort: &[u16],
+        gather: impl Fn(&[u16], &mut [f32], &mut [f32]),
+    ) {
         let n = params.len();
-        let (g, m, v, c) = (&grads[..n], &mut st.m[..n], &mut st.v[..n], &cohort[..n]);
-        for i in 0..n {
-            let (neg_step_size, bc2) = per_cohort[usize::from(c[i])];
-            let gi = if self.weight_decay != 0.0 {
-                g[i] + self.weight_decay * params[i]
-            } else {
-                g[i]
-            };
-            self.update_one(&mut params[i], gi, &mut m[i], &mut v[i], neg_step_size, bc2);
+        let (mut steps, mut bc2s) = ([0f32; COHORT_BLOCK], [0f32; COHORT_BLOCK]);
+        let mut start = 0;
+        while start < n {
+            let end = (start + COHORT_BLOCK).min(n);
+            let len = end - start;
+            gather(&cohort[start..end], &mut steps[..len], &mut bc2s[..len]);
+            let p = &mut params[start..end];
+            let (g, m, v) = (
+                &grads[start..end],
+                &mut st.m[start..end],
+                &mut st.v[start..end],
+            );
+            let (steps, bc2s) = (&steps[..len], &bc2s[..len]);
+            for j in 0..len {
+                let gj = if DECAY {
+                    g[j] + self.weight_decay * p[j]
+                } else {
+                    g[j]
+                };
+                self.update_one(&mut p[j], gj, &mut m[j], &mut v[j], steps[j], bc2s[j]);
+            }
+            start = end;
         }
     }
 
@@ -365,6 +515,9 @@ impl StepScalars {
         }
     }
 }
+
+/// Slots per block of [`StepScalars::cohort_loop`].
+const COHORT_BLOCK: usize = 256;
 
 /// Gradients smaller than this (2⁻⁵⁶ ≈ 1.4e-17) count as 0: their square times `1 − β2` would
 /// be subnormal.
@@ -544,6 +697,68 @@ impl Adam {
                 .sum::<usize>()
                 + self.cohorts.bytes(),
             ..Default::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every dispatch path of the per-cohort update gives the portable loop's bits, with tables
+    /// small enough for the permute lookup and too large for it, and stray ids.
+    #[test]
+    fn cohort_paths_give_the_same_bits() {
+        let config = AdamConfig {
+            weight_decay: 2e-4,
+            ..AdamConfig::default()
+        };
+        let s = StepScalars::new(&config, 1500);
+        let n = 1000;
+        let wave = |k: usize, scale: f32| -> Vec<f32> {
+            (0..n)
+                .map(|i| ((i * k % 97) as f32 - 48.0) * scale)
+                .collect()
+        };
+        for cohorts in [1usize, 5, 32, 33, 40] {
+            let table: Vec<(f32, f32)> = (0..cohorts)
+                .map(|c| {
+                    let t = StepScalars::new(&config, 1 + 37 * c as u64);
+                    (t.neg_step_size, t.bias_correction2_sqrt)
+                })
+                .collect();
+            // Ids cycle through the table; every 50th is beyond it.
+            let ids: Vec<u16> = (0..n)
+                .map(|i| {
+                    if i % 50 == 7 {
+                        60
+                    } else {
+                        (i * 7 % cohorts) as u16
+                    }
+                })
+                .collect();
+            let run = |path: &dyn Fn(&mut [f32], &mut Moments)| {
+                let mut p = wave(3, 1e-2);
+                let mut st = Moments {
+                    m: wave(5, 1e-4),
+                    v: wave(11, 1e-7).iter().map(|v| v.abs()).collect(),
+                };
+                path(&mut p, &mut st);
+                (p, st.m, st.v)
+            };
+            let g = wave(13, 1e-3);
+            let portable = run(&|p, st| s.apply_by_cohort_any(p, &g, st, &ids, &table));
+            let dispatched = run(&|p, st| s.apply_by_cohort(p, &g, st, &ids, &table));
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&portable.0), bits(&dispatched.0), "{cohorts} cohorts");
+            assert_eq!(bits(&portable.1), bits(&dispatched.1), "{cohorts} cohorts");
+            assert_eq!(bits(&portable.2), bits(&dispatched.2), "{cohorts} cohorts");
+            #[cfg(target_arch = "x86_64")]
+            if is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2 (checked just above).
+                let avx2 = run(&|p, st| unsafe { s.apply_by_cohort_avx2(p, &g, st, &ids, &table) });
+                assert_eq!(bits(&portable.0), bits(&avx2.0), "{cohorts} cohorts, AVX2");
+            }
         }
     }
 }
