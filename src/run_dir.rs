@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `config.json` | the complete configuration (enough to rerun the run) |
 //! | `evaluations.csv` | one row per evaluation: step, mean and std of the returns, wall seconds, FLOPs so far, live connections, then each return |
-//! | `train_log.jsonl` | one JSON object per line: `episode`, `losses` (every 1 000 iterations) and `evolution` records, each with its `step` |
+//! | `train_log.jsonl` | one JSON object per line: `episode`, `losses` (every 1 000 iterations) and `evolution` records (connections `moved`, of them exact `zeros`, and `regrown`: 0 in the final prune), each with its `step` |
 //! | `summary.json` | written when the run finishes: final score, speed, FLOPs, connections, memory |
 //! | `checkpoints/latest.ckpt` | the newest complete training state (`ds-td3 train --resume DIR`) |
 //! | `.lock` | held (an advisory lock, with the holder's PID) by the one process training the run |

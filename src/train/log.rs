@@ -29,7 +29,9 @@ pub fn records(event: &Event<'_>) -> Vec<serde_json::Value> {
             for (network, stats) in &report.evolutions {
                 out.push(json!({
                     "type": "evolution", "step": step, "iteration": report.iteration, "network": network,
-                    "moved": stats.removed(), "mean_abs_removed": stats.mean_abs_removed(),
+                    "moved": stats.removed(), "zeros": stats.removed_zeros(),
+                    "regrown": stats.layers.iter().map(|l| l.added).sum::<usize>(),
+                    "mean_abs_removed": stats.mean_abs_removed(),
                     "fraction_removed_were_new": stats.fraction_removed_were_new(),
                 }));
             }

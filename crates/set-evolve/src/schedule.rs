@@ -23,6 +23,8 @@ pub struct LayerStats {
     pub removed: usize,
     /// Connections added (equal to `removed`, except 0 in the final prune-only step).
     pub added: usize,
+    /// How many removed connections were exactly 0 (pruned whatever `η` says).
+    pub removed_zeros: usize,
     /// Mean `|w|` of the removed connections (`None` if none were removed).
     pub mean_abs_removed: Option<f64>,
     /// How many removed connections had been added at this network's previous evolution
@@ -44,6 +46,11 @@ impl EvolutionStats {
     /// Connections removed over all layers (equal to those added).
     pub fn removed(&self) -> usize {
         self.layers.iter().map(|l| l.removed).sum()
+    }
+
+    /// Removed connections that were exactly 0, over all layers.
+    pub fn removed_zeros(&self) -> usize {
+        self.layers.iter().map(|l| l.removed_zeros).sum()
     }
 
     /// Mean `|w|` of all removed connections.
@@ -224,6 +231,11 @@ impl<G: GrowthPolicy> EvolutionController<G> {
                 layer,
                 removed: n,
                 added: change.added.len(),
+                removed_zeros: change
+                    .removed_magnitudes
+                    .iter()
+                    .filter(|&&m| m == 0.0)
+                    .count(),
                 mean_abs_removed: (n > 0).then(|| sum / n as f64),
                 removed_were_new,
             });

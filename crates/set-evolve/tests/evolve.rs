@@ -352,6 +352,7 @@ fn controller_schedule_and_statistics() {
         .unwrap()
         .unwrap();
     assert_eq!(second.removed(), 8);
+    assert_eq!((first.removed_zeros(), second.removed_zeros()), (0, 4));
     assert_eq!(second.fraction_removed_were_new(), Some(0.5));
     assert_eq!(
         second.mean_abs_removed(),
