@@ -143,7 +143,7 @@ pub struct Adam {
 }
 
 /// The ages of connections created during training, under [`BiasCorrection::Connection`].
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 struct Cohorts {
     /// The step after which each cohort's connections were created (`None`: a free id). Cohort
@@ -151,6 +151,17 @@ struct Cohorts {
     births: Vec<Option<u64>>,
     /// Per layer, the cohort of each weight slot; empty while every slot is in cohort 0.
     of_slot: Vec<Vec<u16>>,
+    /// Scratch: each cohort's `(−lr/(1 − β1ᵃ), √(1 − β2ᵃ))` at the current step, refilled in
+    /// place by [`Self::fill_table`] so that a step allocates nothing.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    table: Vec<(f32, f32)>,
+}
+
+/// Equal state: the scratch table does not count.
+impl PartialEq for Cohorts {
+    fn eq(&self, other: &Self) -> bool {
+        self.births == other.births && self.of_slot == other.of_slot
+    }
 }
 
 impl Cohorts {
@@ -158,7 +169,23 @@ impl Cohorts {
         Self {
             births: vec![Some(0)],
             of_slot: vec![Vec::new(); layers],
+            table: Vec::new(),
         }
+    }
+
+    /// Whether every slot of every layer is in cohort 0 (the plain update applies).
+    fn all_original(&self) -> bool {
+        self.of_slot.iter().all(Vec::is_empty)
+    }
+
+    /// Refills [`Self::table`] with each cohort's scalars at step `t` (a freed id gets
+    /// cohort 0's).
+    fn fill_table(&mut self, config: &AdamConfig, t: u64) {
+        self.table.clear();
+        self.table.extend(self.births.iter().map(|b| {
+            let s = StepScalars::new(config, t - b.unwrap_or(0));
+            (s.neg_step_size, s.bias_correction2_sqrt)
+        }));
     }
 
     /// Moves every cohort whose scalars at step `t` equal the limit into cohort 0, whose
@@ -616,28 +643,22 @@ impl Adam {
         self.steps += 1;
         let t = self.steps;
         let s = StepScalars::new(&self.config, t);
-        let per_cohort: Vec<(f32, f32)> = if self.cohorts.of_slot.iter().all(Vec::is_empty) {
-            Vec::new()
-        } else {
-            let scalars = |age| {
-                let s = StepScalars::new(&self.config, age);
-                (s.neg_step_size, s.bias_correction2_sqrt)
-            };
-            let births = &self.cohorts.births;
-            births.iter().map(|b| scalars(t - b.unwrap_or(0))).collect()
-        };
+        if !self.cohorts.all_original() {
+            self.cohorts.fill_table(&self.config, t);
+        }
+        let (per_cohort, of_slot) = (&self.cohorts.table, &self.cohorts.of_slot);
         for (((layer, g), st), cohort) in mlp
             .layers_mut()
             .iter_mut()
             .zip(grads.layers())
             .zip(&mut self.layers)
-            .zip(&self.cohorts.of_slot)
+            .zip(of_slot)
         {
             let (w, b) = layer.params_mut();
             if cohort.is_empty() {
                 s.apply(w, &g.weights, &mut st.weights);
             } else {
-                s.apply_by_cohort(w, &g.weights, &mut st.weights, cohort, &per_cohort);
+                s.apply_by_cohort(w, &g.weights, &mut st.weights, cohort, per_cohort);
             }
             s.apply(b, &g.bias, &mut st.bias);
         }
