@@ -1,0 +1,268 @@
+//! `ds-td3 export`, `ds-td3 eval --policy` and `ds-td3 act` end to end: an exported policy
+//! gives exactly the returns of its run directory, Python (safetensors + scipy.sparse + numpy,
+//! `tests/python/roundtrip.py`) reproduces its actions, and bad files and arguments are clear
+//! errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+#[path = "support/skip.rs"]
+mod skip;
+
+/// Makes the Python round trip fail rather than skip when python3 or its packages (safetensors,
+/// numpy, scipy) are missing (`1`); `.ci/run` sets it.
+const REQUIRE_PYTHON: &str = "DS_TD3_REQUIRE_PYTHON";
+
+fn ds_td3(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ds-td3"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs `args`, which must succeed; returns its standard output.
+fn ok(args: &[&str]) -> String {
+    let o = ds_td3(args);
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    stdout(&o)
+}
+
+/// Runs `args`, which must fail cleanly with a message containing `message`.
+fn fails(args: &[&str], message: &str) {
+    let o = ds_td3(args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+    assert!(
+        err.contains(message),
+        "{args:?}: {err:?} should say {message:?}"
+    );
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ds-td3-export-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A short Pendulum run of `algo` (hidden width 64) in `dir/run`.
+fn train(dir: &Path, algo: &str) -> String {
+    let run = dir.join("run");
+    let run = run.to_str().unwrap().to_string();
+    ok(&[
+        "--env",
+        "Pendulum-v1",
+        "--algo",
+        algo,
+        "--steps",
+        "400",
+        "--start-steps",
+        "200",
+        "--eval-every",
+        "200",
+        "--eval-episodes",
+        "1",
+        "--hidden",
+        "64",
+        "--evolution-period",
+        "50",
+        "--seed",
+        "5",
+        "--out",
+        &run,
+        "-q",
+    ]);
+    run
+}
+
+/// Every line of an `eval` output but the first (which names the source): the returns.
+fn returns(eval_output: &str) -> Vec<String> {
+    eval_output.lines().skip(1).map(str::to_string).collect()
+}
+
+/// 64 observations of width 3, spread over and beyond Pendulum's range, one per line.
+fn write_observations(path: &Path) {
+    let mut text = String::from("# cos, sin, angular velocity\n");
+    for i in 0..64u32 {
+        let row: Vec<String> = (0..3u32)
+            .map(|f| {
+                let x = ((i * 3 + f) as f32 * 0.618_034).fract() * 2.0 - 1.0;
+                format!("{:?}", x * [1.2, 1.2, 9.0][f as usize])
+            })
+            .collect();
+        text.push_str(&row.join(","));
+        text.push('\n');
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// Runs `tests/python/roundtrip.py` on a policy file, observations and `ds-td3 act`'s actions;
+/// skips visibly (or fails under `DS_TD3_REQUIRE_PYTHON=1`) without python3 or its packages.
+fn python_round_trip(what: &str, policy: &Path, obs: &Path, actions: &Path) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/roundtrip.py");
+    let o = Command::new("python3")
+        .arg(&script)
+        .args([policy, obs, actions])
+        .output();
+    let o = match o {
+        Ok(o) => o,
+        Err(e) => {
+            skip::skip_unless_required(REQUIRE_PYTHON, what, format!("python3: {e}"));
+            return;
+        }
+    };
+    match o.status.code() {
+        Some(0) => skip::note(what, stdout(&o).trim()),
+        Some(3) => skip::skip_unless_required(REQUIRE_PYTHON, what, stderr(&o).trim()),
+        _ => panic!(
+            "{what}: Python disagrees with ds-td3 act: {}{}",
+            stdout(&o),
+            stderr(&o)
+        ),
+    }
+}
+
+/// Export, eval both ways, act and the Python round trip for one algorithm.
+fn export_round_trip(algo: &str) {
+    let dir = temp_dir(algo);
+    let run = train(&dir, algo);
+    let file = dir.join("actor.safetensors");
+    let out = file.to_str().unwrap();
+    let text = ok(&["export", "--run", &run, "--out", out]);
+    assert!(
+        text.contains("Pendulum-v1") && text.contains("at step 400"),
+        "{text}"
+    );
+    let kinds = if algo == "dense" {
+        "3→64 dense 192, 64→64 dense 4096, 64→1 dense 64"
+    } else {
+        "sparse"
+    };
+    assert!(text.contains(kinds), "{text}");
+
+    // Never overwritten unless asked.
+    let before = std::fs::read(&file).unwrap();
+    fails(
+        &["export", "--run", &run, "--out", out],
+        "already exists; pass --force",
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+    std::fs::write(&file, b"stale").unwrap();
+    ok(&["export", "--run", &run, "--out", out, "--force"]);
+    assert_eq!(std::fs::read(&file).unwrap().len(), before.len());
+
+    // Exactly the returns of the run directory, every digit.
+    let by_run = ok(&["eval", "--run", &run, "--episodes", "3", "--exact"]);
+    let by_file = ok(&[
+        "eval",
+        "--policy",
+        out,
+        "--env",
+        "Pendulum-v1",
+        "--episodes",
+        "3",
+        "--exact",
+    ]);
+    assert_eq!(returns(&by_run), returns(&by_file), "{by_run}\n{by_file}");
+    assert_eq!(returns(&by_run).len(), 4);
+    assert!(
+        by_file.contains(&format!("Pendulum-v1 {algo} seed 5")),
+        "{by_file}"
+    );
+    // The file's task is the default, and another task is refused.
+    let default_env = ok(&["eval", "--policy", out, "--episodes", "3", "--exact"]);
+    assert_eq!(returns(&default_env), returns(&by_file));
+    fails(
+        &["eval", "--policy", out, "--env", "Hopper-v3"],
+        "was trained on Pendulum-v1, not Hopper-v3",
+    );
+
+    // Our actions for a batch, and Python's from the same file.
+    let obs = dir.join("obs.csv");
+    write_observations(&obs);
+    let actions = ok(&["act", "--policy", out, "--obs", obs.to_str().unwrap()]);
+    assert_eq!(actions.lines().count(), 64);
+    assert!(
+        actions
+            .lines()
+            .all(|l| l.parse::<f32>().is_ok_and(|a| a.abs() <= 2.0)),
+        "{actions}"
+    );
+    let actions_file = dir.join("actions.csv");
+    std::fs::write(&actions_file, actions).unwrap();
+    python_round_trip(
+        &format!("export python round trip ({algo})"),
+        &file,
+        &obs,
+        &actions_file,
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_ds_policy_exports_evaluates_identically_and_runs_in_python() {
+    export_round_trip("ds");
+}
+
+#[test]
+fn a_dense_policy_exports_evaluates_identically_and_runs_in_python() {
+    export_round_trip("dense");
+}
+
+#[test]
+fn bad_files_and_arguments_are_clear_errors() {
+    let dir = temp_dir("bad");
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    fails(
+        &["export", "--run", &path("nowhere"), "--out", &path("a.st")],
+        "nowhere",
+    );
+    assert!(!dir.join("a.st").exists());
+    std::fs::write(dir.join("junk.safetensors"), b"\x10\0\0\0\0\0\0\0{\"a\":").unwrap();
+    fails(
+        &["eval", "--policy", &path("junk.safetensors")],
+        "not a valid safetensors file",
+    );
+    fails(
+        &[
+            "act",
+            "--policy",
+            &path("missing.safetensors"),
+            "--obs",
+            &path("o.csv"),
+        ],
+        "missing.safetensors",
+    );
+    let o = ds_td3(&["eval", "--run", "x", "--policy", "y"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("cannot be used with"), "{}", stderr(&o));
+    let o = ds_td3(&["eval", "--env", "Pendulum-v1"]);
+    assert!(!o.status.success());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn help_teaches_the_file_layout() {
+    let top = ok(&["--help"]);
+    for cmd in ["export", "act"] {
+        assert!(top.contains(cmd), "{top}");
+    }
+    let help = ok(&["export", "--help"]);
+    for word in [
+        "layers.i.indptr",
+        "action_bound",
+        "--force",
+        "eval --policy",
+    ] {
+        assert!(help.contains(word), "{help}");
+    }
+}
