@@ -266,3 +266,25 @@ fn help_teaches_the_file_layout() {
         assert!(help.contains(word), "{help}");
     }
 }
+
+#[test]
+fn the_readme_shows_the_python_that_the_round_trip_runs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = std::fs::read_to_string(root.join("tests/python/roundtrip.py")).unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let code = |text: &str, from: &str, to: &str| -> Vec<String> {
+        let start = text.find(from).expect("start marker");
+        let end = start + text[start..].find(to).expect("end marker");
+        text[start..end]
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let tested = code(&script, "def load_actor", "# --- end of the snippet");
+    let shown = code(&readme, "def load_actor", "```");
+    assert_eq!(
+        tested, shown,
+        "README.md and tests/python/roundtrip.py differ"
+    );
+}

@@ -153,7 +153,8 @@ impl Policy {
     }
 
     /// Reads and validates a policy file ([`Self::from_safetensors`]).
-    pub fn load(path: &Path) -> Result<Self> {
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|source| PolicyError::Io {
             path: path.to_path_buf(),
             source,
