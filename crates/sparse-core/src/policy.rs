@@ -33,7 +33,7 @@
 //!
 //! A [`Policy`] runs the network with the same kernels training used (sparse layers stay
 //! sparse), on row-major observations ([`Policy::act_rows`]) or, with the `ndarray` feature, on
-//! an `ndarray` view ([`Policy::act`]).
+//! an `ndarray` view (`Policy::act`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
