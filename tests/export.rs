@@ -89,20 +89,39 @@ fn returns(eval_output: &str) -> Vec<String> {
     eval_output.lines().skip(1).map(str::to_string).collect()
 }
 
-/// 64 observations of width 3, spread over and beyond Pendulum's range, one per line.
-fn write_observations(path: &Path) {
-    let mut text = String::from("# cos, sin, angular velocity\n");
+/// 64 observations of width `d`, spread over and beyond typical ranges, one per line.
+fn write_observations(path: &Path, d: u32) {
+    let mut text = String::from("# one observation per line\n");
     for i in 0..64u32 {
-        let row: Vec<String> = (0..3u32)
+        let row: Vec<String> = (0..d)
             .map(|f| {
-                let x = ((i * 3 + f) as f32 * 0.618_034).fract() * 2.0 - 1.0;
-                format!("{:?}", x * [1.2, 1.2, 9.0][f as usize])
+                let x = ((i * d + f) as f32 * 0.618_034).fract() * 2.0 - 1.0;
+                format!("{:?}", x * (1.2 + (f % 3) as f32 * 4.0))
             })
             .collect();
         text.push_str(&row.join(","));
         text.push('\n');
     }
     std::fs::write(path, text).unwrap();
+}
+
+/// Our actions for 64 observations of width `d` (`ds-td3 act`), and Python's from the same
+/// file.
+fn act_and_python(what: &str, dir: &Path, file: &Path, d: u32, bound: f32) {
+    let obs = dir.join("obs.csv");
+    write_observations(&obs, d);
+    let out = file.to_str().unwrap();
+    let actions = ok(&["act", "--policy", out, "--obs", obs.to_str().unwrap()]);
+    assert_eq!(actions.lines().count(), 64);
+    assert!(
+        actions.lines().all(|l| l
+            .split(',')
+            .all(|a| a.parse::<f32>().is_ok_and(|a| a.abs() <= bound))),
+        "{actions}"
+    );
+    let actions_file = dir.join("actions.csv");
+    std::fs::write(&actions_file, actions).unwrap();
+    python_round_trip(what, file, &obs, &actions_file);
 }
 
 /// Runs `tests/python/roundtrip.py` on a policy file, observations and `ds-td3 act`'s actions;
@@ -186,24 +205,12 @@ fn export_round_trip(algo: &str) {
         "was trained on Pendulum-v1, not Hopper-v3",
     );
 
-    // Our actions for a batch, and Python's from the same file.
-    let obs = dir.join("obs.csv");
-    write_observations(&obs);
-    let actions = ok(&["act", "--policy", out, "--obs", obs.to_str().unwrap()]);
-    assert_eq!(actions.lines().count(), 64);
-    assert!(
-        actions
-            .lines()
-            .all(|l| l.parse::<f32>().is_ok_and(|a| a.abs() <= 2.0)),
-        "{actions}"
-    );
-    let actions_file = dir.join("actions.csv");
-    std::fs::write(&actions_file, actions).unwrap();
-    python_round_trip(
+    act_and_python(
         &format!("export python round trip ({algo})"),
+        &dir,
         &file,
-        &obs,
-        &actions_file,
+        3,
+        2.0,
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -216,6 +223,54 @@ fn a_ds_policy_exports_evaluates_identically_and_runs_in_python() {
 #[test]
 fn a_dense_policy_exports_evaluates_identically_and_runs_in_python() {
     export_round_trip("dense");
+}
+
+#[test]
+fn a_hopper_ds_policy_at_the_papers_shapes() {
+    let what = "export hopper round trip";
+    if !ok(&["envs"]).contains("Hopper-v3") {
+        skip::skip(what, "built without the mujoco feature");
+        return;
+    }
+    let dir = temp_dir("hopper");
+    let run = dir.join("run");
+    let run = run.to_str().unwrap();
+    ok(&[
+        "--env",
+        "Hopper-v3",
+        "--steps",
+        "0",
+        "--start-steps",
+        "0",
+        "--eval-episodes",
+        "1",
+        "--seed",
+        "2",
+        "--out",
+        run,
+        "-q",
+    ]);
+    let file = dir.join("actor.safetensors");
+    let out = file.to_str().unwrap();
+    let text = ok(&["export", "--run", run, "--out", out]);
+    assert!(
+        text.contains("11→256 sparse 1869, 256→256 sparse 32768, 256→3 dense 768"),
+        "{text}"
+    );
+    let by_run = ok(&["eval", "--run", run, "--episodes", "2", "--exact"]);
+    let by_file = ok(&[
+        "eval",
+        "--policy",
+        out,
+        "--env",
+        "Hopper-v3",
+        "--episodes",
+        "2",
+        "--exact",
+    ]);
+    assert_eq!(returns(&by_run), returns(&by_file), "{by_run}\n{by_file}");
+    act_and_python(what, &dir, &file, 11, 1.0);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
