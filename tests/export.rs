@@ -343,3 +343,29 @@ fn the_readme_shows_the_python_that_the_round_trip_runs() {
         "README.md and tests/python/roundtrip.py differ"
     );
 }
+
+#[test]
+fn bench_times_batch_one_inference_sparse_against_dense() {
+    let text = ok(&["bench", "--only", "inference", "--quick"]);
+    assert!(
+        text.contains("Inference: the exported actor's action for one observation"),
+        "{text}"
+    );
+    // Hopper-v3 actors: dense 11·256 + 256·256 + 256·3 weights; DS at the paper's λ 35 405.
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.len() == 6 && ["dense", "ds-paper", "ds-90%"].contains(&f[0]))
+        .collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    assert_eq!(rows[0][..3], ["dense", "100.0%", "69120"]);
+    assert_eq!(rows[1][..3], ["ds-paper", "51.2%", "35405"]);
+    assert_eq!(rows[0][5], "1.000");
+    for row in &rows {
+        let ratio: f64 = row[5].parse().unwrap();
+        assert!(ratio > 0.0 && ratio.is_finite(), "{text}");
+    }
+    let o = ds_td3(&["bench", "--only", "inference", "--device", "emulator"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("measure the CPU"), "{}", stderr(&o));
+}
