@@ -40,9 +40,8 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// Evaluate the policy of a run directory's latest checkpoint, or an exported policy file.
     Eval(EvalArgs),
-    /// Write a run's actor as a safetensors file: CSR arrays per sparse layer, 2-D weights per
-    /// dense one, and metadata (task, dimensions, activations, action bound, step, algorithm);
-    /// Python reads it with safetensors and scipy.sparse, Rust with sparse-core's `policy`.
+    /// Write a run's actor as a safetensors file (CSR arrays per sparse layer, metadata) for
+    /// `eval --policy`, Python (safetensors + scipy.sparse) or Rust (sparse-core's `policy`).
     Export(ExportArgs),
     /// Print an exported policy's actions for observations read from a CSV file (one per line).
     Act(ActArgs),
