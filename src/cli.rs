@@ -3,7 +3,8 @@
 use clap::{Parser, Subcommand};
 
 use crate::bench::BenchArgs;
-use crate::eval::EvalArgs;
+use crate::eval::{ActArgs, EvalArgs};
+use crate::export::ExportArgs;
 use crate::flops::FlopsArgs;
 use crate::networks::NetworksArgs;
 use crate::report::ReportArgs;
@@ -37,8 +38,13 @@ pub struct Cli {
 pub enum Command {
     /// Train DS-TD3, Static-TD3 or TD3 on a task (the default command).
     Train(Box<TrainArgs>),
-    /// Evaluate the policy of a run directory's latest checkpoint.
+    /// Evaluate the policy of a run directory's latest checkpoint, or an exported policy file.
     Eval(EvalArgs),
+    /// Write a run's actor as a safetensors file (CSR arrays per sparse layer, metadata) for
+    /// `eval --policy`, Python (safetensors + scipy.sparse) or Rust (sparse-core's `policy`).
+    Export(ExportArgs),
+    /// Print an exported policy's actions for observations read from a CSV file (one per line).
+    Act(ActArgs),
     /// List the tasks with their observation and action dimensions.
     Envs,
     /// Run a grid of tasks × algorithms × seeds (× settings) in parallel, resumably, or write
@@ -57,8 +63,9 @@ pub enum Command {
     Replay(crate::replay::ReplayArgs),
     /// Time sparse against dense in one process: the kernels of a 256×256 layer at densities
     /// 1 to 0.05 (batch 100 and 256) and whole TD3 iterations (dense, DS at the paper's λ, DS at
-    /// about 90% sparsity) for Hopper and HalfCheetah shapes; prints times, same-run
-    /// sparse/dense ratios and GFLOPS from the kernels' FLOP counters.
+    /// about 90% sparsity) for Hopper and HalfCheetah shapes, and the exported actor's inference
+    /// for one observation; prints times, same-run sparse/dense ratios and GFLOPS from the
+    /// kernels' FLOP counters.
     Bench(BenchArgs),
     /// The paper's Table 2 from our counters: connections and training FLOPs of dense TD3,
     /// Static-TD3 and DS-TD3, measured over a short real run and extrapolated to 1e6 steps,
@@ -72,6 +79,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         None => crate::train::run(&cli.train),
         Some(Command::Train(args)) => crate::train::run(&args),
         Some(Command::Eval(args)) => crate::eval::run(&args),
+        Some(Command::Export(args)) => crate::export::run(&args),
+        Some(Command::Act(args)) => crate::eval::act(&args),
         Some(Command::Envs) => crate::eval::list_envs(),
         Some(Command::Sweep(args)) => crate::sweep::run(&args),
         Some(Command::Report(args)) => crate::report::run(&args),

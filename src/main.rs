@@ -1,7 +1,7 @@
 //! `ds-td3`: the command-line front end of the workspace.
 //!
 //! `ds-td3 --env Hopper-v3` trains DS-TD3 with the paper's settings; `ds-td3 --help` lists the
-//! other commands (evaluation, task list, network report, golden replays, benchmarks).
+//! other commands (evaluation, export of a policy, task list, network report, golden replays, benchmarks).
 //!
 //! Every command returns an [`anyhow::Result`]; [`run`] and [`main`] decide the exit status in
 //! one place: 0 on success, 128 + the signal's number when a signal stopped a run (130 for
@@ -15,6 +15,7 @@ use clap::Parser;
 mod bench;
 mod cli;
 mod eval;
+mod export;
 mod flops;
 mod interrupt;
 mod networks;

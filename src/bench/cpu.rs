@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 
 use rand::{SeedableRng, rngs::StdRng};
 use sparse_core::kernels::Isa;
+use sparse_core::policy::{Policy, PolicyInfo};
 use sparse_core::profile::{self, Part};
-use sparse_core::{Activations, Layer, pool};
+use sparse_core::{Activations, Layer, Workspace, pool};
 use td3::Agent;
 
 use super::harness::{Sampling, Timing, fmt_secs, kernel_table, median_time, td3_table};
@@ -89,6 +90,55 @@ fn breakdown_table(iterations: u64, threads: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints the time of one action (batch 1) of the exported actor ([`Policy::act_rows`], what
+/// `ds-td3 eval --policy` runs per step) with Hopper's shapes: dense, DS at the paper's λ and DS
+/// at about 90% sparsity, freshly initialised (evolution keeps each layer's connection count, so
+/// a trained actor has these densities too), on one thread.
+fn inference_table(sampling: Sampling) -> anyhow::Result<()> {
+    let shape = SHAPES[0];
+    println!(
+        "Inference: the exported actor's action for one observation (batch 1), {} shapes, 1 \
+         thread",
+        shape.env
+    );
+    println!(
+        "{:<9}  {:>8}  {:>11}  {:>10}  {:>8}",
+        "setting", "density", "connections", "time/act", "/dense"
+    );
+    let mut dense_secs = None;
+    for setting in Setting::ALL {
+        let mut rng = StdRng::seed_from_u64(0);
+        let agent = Agent::new(&setting.config(shape), shape.obs, shape.act, 1.0, &mut rng)?;
+        let policy = Policy::new(agent.actor.net.clone(), PolicyInfo::default())?;
+        let obs: Vec<f32> = (0..shape.obs).map(|i| (i as f32 * 0.37).sin()).collect();
+        let mut ws = Workspace::new();
+        let mut failed = None;
+        let secs = median_time(
+            sampling,
+            1,
+            || {
+                if let Err(e) = policy.act_rows(&obs, &mut ws) {
+                    failed.get_or_insert(e);
+                }
+            },
+            &|| (),
+        );
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+        let dense = *dense_secs.get_or_insert(secs);
+        println!(
+            "{:<9}  {:>7.1}%  {:>11}  {:>10}  {:>8.3}",
+            setting.name(),
+            100.0 * policy.density(),
+            policy.network().live_connections(),
+            fmt_secs(secs),
+            secs / dense
+        );
+    }
+    Ok(())
+}
+
 /// Runs the sections `args` asks for on the CPU, with kernels `isa`.
 pub fn run(args: &BenchArgs, isa: Isa, sampling: Sampling) -> anyhow::Result<()> {
     let available: Vec<&str> = Isa::available().iter().map(|i| i.name()).collect();
@@ -144,6 +194,12 @@ pub fn run(args: &BenchArgs, isa: Isa, sampling: Sampling) -> anyhow::Result<()>
         println!();
         let iterations = if args.quick { 1 } else { 2 } * WARM_ITERATIONS;
         breakdown_table(iterations, threads)?;
+    }
+    if args.wants(Section::Inference) {
+        println!();
+        // One observation is far too little work to split between threads.
+        pool::set_threads(1);
+        inference_table(sampling)?;
     }
     Ok(())
 }

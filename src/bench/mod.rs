@@ -1,5 +1,5 @@
-//! `ds-td3 bench`: sparse against dense in one process — the kernels of a 256×256 layer and whole
-//! TD3 iterations — printed as a table of times, same-run sparse/dense ratios and achieved GFLOPS.
+//! `ds-td3 bench`: sparse against dense in one process — the kernels of a 256×256 layer, whole
+//! TD3 iterations and the exported actor's inference for one observation — printed as a table of times, same-run sparse/dense ratios and achieved GFLOPS.
 //!
 //! The workloads are those of the criterion benchmarks ([`ds_td3::workloads`]). Each time is the
 //! median over several samples of repeated calls, on one thread. GFLOPS divide the FLOPs the
@@ -46,7 +46,7 @@ pub struct BenchArgs {
 /// Parts of the benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Section {
-    /// Kernels, TD3 iterations and the breakdown.
+    /// Kernels, TD3 iterations, the breakdown and inference.
     All,
     /// Kernels of a 256×256 layer only.
     Kernels,
@@ -54,6 +54,9 @@ pub enum Section {
     Td3,
     /// Where the time of one dense and one DS iteration goes (CPU only).
     Breakdown,
+    /// The exported actor's inference for one observation (batch 1), sparse against dense, with
+    /// Hopper's shapes (CPU only).
+    Inference,
 }
 
 impl BenchArgs {
@@ -84,8 +87,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let sampling = Sampling::new(args.quick);
     match &gpu {
         Some(dev) => {
-            if args.threads > 1 || args.only == Section::Breakdown {
-                bail!("--threads and --only breakdown measure the CPU: use --device cpu");
+            if args.threads > 1 || matches!(args.only, Section::Breakdown | Section::Inference) {
+                bail!(
+                    "--threads, --only breakdown and --only inference measure the CPU: use \
+                     --device cpu"
+                );
             }
             gpu::run(args, dev, sampling)
         }

@@ -14,7 +14,9 @@
 //! - [`init`]: Erdős–Rényi topologies and PyTorch-default values;
 //! - [`flops`], [`memory`]: accounting done by the kernels and types themselves;
 //! - [`pool`]: the fork-join threads that split one product's rows or two networks' steps;
-//! - [`profile`]: where an iteration's wall-clock time goes.
+//! - [`profile`]: where an iteration's wall-clock time goes;
+//! - `policy` (feature `safetensors`; `ndarray` adds `ndarray` views): a trained actor exported
+//!   to and loaded from a safetensors file, and run on observations.
 
 pub mod activations;
 pub mod adam;
@@ -26,6 +28,8 @@ pub mod kernels;
 pub mod layer;
 pub mod memory;
 pub mod mlp;
+#[cfg(feature = "safetensors")]
+pub mod policy;
 pub mod pool;
 pub mod profile;
 pub mod remap;
