@@ -110,6 +110,12 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     let (ac, bc) = (a.chunks_exact(GEMV_LANES), b.chunks_exact(GEMV_LANES));
     let (ar, br) = (ac.remainder(), bc.remainder());
     for (ca, cb) in ac.zip(bc) {
+        // Fixed-size chunks: the compiler then keeps the lanes in vector registers.
+        let (ca, cb): (&[f32; GEMV_LANES], &[f32; GEMV_LANES]) =
+            match (ca.try_into(), cb.try_into()) {
+                (Ok(ca), Ok(cb)) => (ca, cb),
+                _ => unreachable!("chunks_exact yields whole chunks"),
+            };
         for l in 0..GEMV_LANES {
             lanes[l] += ca[l] * cb[l];
         }
