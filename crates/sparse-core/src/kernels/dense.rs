@@ -49,9 +49,14 @@ fn sgemm(
     }
 }
 
-/// `y = W x + b`: rows of `y` start at the bias, then sgemm accumulates `W x`.
+/// `y = W x + b`: rows of `y` start at the bias, then sgemm accumulates `W x`; a batch of one
+/// takes [`gemv`] instead.
 pub(super) fn forward(w: &[f32], bias: &[f32], x: &Activations, y: &mut Activations) {
     let (n_out, n_in, batch) = (bias.len(), x.features(), x.batch());
+    if batch == 1 {
+        gemv(w, bias, x, y);
+        return;
+    }
     for (j, &b) in bias.iter().enumerate() {
         y.row_mut(j).fill(b);
     }
@@ -66,6 +71,66 @@ pub(super) fn forward(w: &[f32], bias: &[f32], x: &Activations, y: &mut Activati
         y.as_mut_slice(),
         (ys, 1),
     );
+}
+
+/// Inputs per chunk of [`gemv`] (a stack buffer of 4 KiB).
+const GEMV_CHUNK: usize = 1024;
+
+/// Lanes of [`gemv`]'s partial sums: independent, so the compiler vectorises them.
+const GEMV_LANES: usize = 16;
+
+/// `y = W x + b` for a batch of one, as dot products of `W`'s contiguous rows with `x`.
+/// matrixmultiply packs all of `W` for every product, which at batch 1 costs more than the
+/// product itself. The input is copied to a contiguous buffer chunk by chunk; each row's dot
+/// product over a chunk runs in [`GEMV_LANES`] lanes summed pairwise, added to the row's result,
+/// which starts at the bias.
+fn gemv(w: &[f32], bias: &[f32], x: &Activations, y: &mut Activations) {
+    let (n_out, n_in) = (bias.len(), x.features());
+    assert!(w.len() >= n_out * n_in, "gemv: W too short");
+    for (j, &b) in bias.iter().enumerate() {
+        y.set(j, 0, b);
+    }
+    let mut buf = [0f32; GEMV_CHUNK];
+    for start in (0..n_in).step_by(GEMV_CHUNK) {
+        let len = GEMV_CHUNK.min(n_in - start);
+        for (k, b) in buf[..len].iter_mut().enumerate() {
+            *b = x.get(start + k, 0);
+        }
+        let chunk = &buf[..len];
+        for j in 0..n_out {
+            let row = &w[j * n_in + start..j * n_in + start + len];
+            y.set(j, 0, y.get(j, 0) + dot(row, chunk));
+        }
+    }
+}
+
+/// `Σ a[i]·b[i]` in [`GEMV_LANES`] lanes, then the lanes summed pairwise.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; GEMV_LANES];
+    let (ac, bc) = (a.chunks_exact(GEMV_LANES), b.chunks_exact(GEMV_LANES));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (ca, cb) in ac.zip(bc) {
+        // Fixed-size chunks: the compiler then keeps the lanes in vector registers.
+        let (ca, cb): (&[f32; GEMV_LANES], &[f32; GEMV_LANES]) =
+            match (ca.try_into(), cb.try_into()) {
+                (Ok(ca), Ok(cb)) => (ca, cb),
+                _ => unreachable!("chunks_exact yields whole chunks"),
+            };
+        for l in 0..GEMV_LANES {
+            lanes[l] += ca[l] * cb[l];
+        }
+    }
+    for (l, (&p, &q)) in ar.iter().zip(br).enumerate() {
+        lanes[l] += p * q;
+    }
+    let mut n = GEMV_LANES;
+    while n > 1 {
+        n /= 2;
+        for l in 0..n {
+            lanes[l] += lanes[l + n];
+        }
+    }
+    lanes[0]
 }
 
 /// `dx = Wᵀ dy`.

@@ -30,6 +30,8 @@
 //! first and return errors).
 
 mod dense;
+#[cfg(target_arch = "x86_64")]
+mod matvec;
 mod portable;
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -239,6 +241,17 @@ impl Epilogue<'_> {
         }
     }
 
+    /// Whether the epilogue is a ReLU (`Some(true)`) or nothing (`Some(false)`); `None` for
+    /// [`Epilogue::ReluGrad`].
+    #[cfg(target_arch = "x86_64")]
+    fn relu(self) -> Option<bool> {
+        match self {
+            Epilogue::None => Some(false),
+            Epilogue::Relu => Some(true),
+            Epilogue::ReluGrad(_) => None,
+        }
+    }
+
     #[cfg(target_arch = "x86_64")]
     fn post(self) -> x86::Post {
         match self {
@@ -303,6 +316,10 @@ struct Simd<'a, J: ColIndex> {
     backward: SpmmFn<u32, x86::Permuted<'a>>,
     /// Weight (and bias) gradients.
     weight_grad: GradFn<J>,
+    /// The forward product for a batch of one.
+    matvec: matvec::MatvecFn<J>,
+    /// The dense forward product for a batch of one.
+    dense_matvec: matvec::DenseMatvecFn,
 }
 
 /// The SIMD kernels of the implementation active on this thread ([`active_isa`]), or `None`
@@ -316,11 +333,16 @@ fn simd<'a, J: ColIndex>() -> Option<Simd<'a, J>> {
             forward: x86::avx2::spmm,
             backward: x86::avx2::spmm,
             weight_grad: x86::avx2::sddmm,
+            matvec: matvec::avx2::rows,
+            dense_matvec: matvec::avx2::dense_rows,
         }),
         Isa::Avx512 => Some(Simd {
             forward: x86::avx512::spmm,
             backward: x86::avx512::spmm,
             weight_grad: x86::avx512::sddmm,
+            // The AVX2 kernel: faster here than 512-bit gathers (see `matvec`).
+            matvec: matvec::avx2::rows,
+            dense_matvec: matvec::avx2::dense_rows,
         }),
     }
 }
@@ -421,6 +443,13 @@ fn forward_with<I: ColIndex>(
     epilogue.check(y);
     let (xs, ys) = (x.stride(), y.stride());
     match simd::<I>() {
+        // A batch of one: lanes across each row's connections instead (see `matvec`).
+        #[cfg(target_arch = "x86_64")]
+        Some(k) if batch == 1 && epilogue.relu().is_some() && matvec::fits(w.n_cols(), xs) => {
+            let relu = epilogue.relu() == Some(true);
+            let (x, y) = (x.as_slice(), y.as_mut_slice());
+            matvec::run(k.matvec, w, val, bias, x, xs, y, ys, relu);
+        }
         #[cfg(target_arch = "x86_64")]
         Some(k) => {
             let (s, parts, idx) = (seg.as_slice(), seg.parts(), w.col_idx());
@@ -777,7 +806,16 @@ pub fn dense_forward(
     assert_eq!(w.len(), n_out * n_in, "dense weight length");
     assert_shape("output", y, n_out, batch);
     epilogue.check(y);
-    dense::forward(w, bias, x, y);
+    match simd::<u32>() {
+        // A batch of one: a dot product per row (see `matvec`).
+        #[cfg(target_arch = "x86_64")]
+        Some(k) if batch == 1 => {
+            let (xs, ys) = (x.stride(), y.stride());
+            let (x, y) = (x.as_slice(), y.as_mut_slice());
+            matvec::run_dense(k.dense_matvec, w, bias, x, xs, n_in, y, ys);
+        }
+        _ => dense::forward(w, bias, x, y),
+    }
     epilogue.apply(y);
     flops.add(KernelKind::Forward, 2 * (n_out * n_in * batch) as u64);
 }
