@@ -163,13 +163,21 @@ step aarch64-binary arch_check
 # sparse-core: every kernel implementation the (emulated) CPU runs, i.e. portable and neon,
 # against the dense f64 reference and against each other; the skip lines name avx2 and avx512.
 step sparse-core "${CARGO[@]}" test -p sparse-core "${RUN_ARGS[@]}"
+# (The harness's lines and the skip lines, written past its capture, can interleave: only
+# whole markers are looked for.)
 neon_check() {
-    local log="$OUT/sparse-core.log"
-    grep -q 'SKIPPED .* on avx512: this CPU cannot run it' "$log" &&
-        ! grep -q 'SKIPPED .* on neon' "$log" &&
-        grep -q '^test implementation_choice_is_validated ... ok' "$log" &&
-        grep -q '^test implementations_agree_with_portable ... ok' "$log" &&
-        grep -q '^test sparse_kernels_match_dense_reference ... ok' "$log"
+    local log="$OUT/sparse-core.log" t
+    grep -q 'SKIPPED .* on avx512: this CPU cannot run it' "$log" || return 1
+    if grep -q 'SKIPPED .* on neon' "$log"; then echo "the NEON kernels were skipped"; return 1; fi
+    if grep -q 'test result: FAILED' "$log"; then echo "sparse-core failed"; return 1; fi
+    # The tests that run every available implementation, and the one that asserts the best
+    # implementation on AArch64 is neon.
+    for t in implementation_choice_is_validated implementations_agree_with_portable \
+        sparse_kernels_match_dense_reference random_shapes_match_dense_reference \
+        dense_kernels_match_dense_reference load_bound_is_measured_for_simd_kernels_only; do
+        grep -q "^test $t \.\.\. " "$log" || { echo "$t did not run"; return 1; }
+    done
+    echo "NEON kernels tested (avx2 and avx512 skipped: this CPU cannot run them)"
 }
 step neon-kernels-tested neon_check
 
@@ -211,8 +219,9 @@ step hopper-output hopper_check
 step set-evolve-sparse-cuda "${CARGO[@]}" test -p set-evolve -p sparse-cuda "${RUN_ARGS[@]}"
 step ds-td3-unit "${CARGO[@]}" test -p ds-td3 --bins --lib "${RUN_ARGS[@]}"
 if [ "${AARCH64_CHECK_ALL:-0}" = 1 ]; then
-    # td3's tests: some 8 more minutes of emulation (threads.rs alone about 3).
-    step td3 "${CARGO[@]}" test -p td3 "${RUN_ARGS[@]}"
+    # td3's tests: some 8 more minutes of emulation (threads.rs alone about 3), without the
+    # one that trains Pendulum for 15k steps (hours under emulation).
+    step td3 "${CARGO[@]}" test -p td3 "${RUN_ARGS[@]}" -- --skip td3_learns_pendulum_within_15k_steps
 fi
 
 # --- 3. Summary ------------------------------------------------------------------------------------
