@@ -9,7 +9,7 @@
 #                                     Hopper-v3 with the aarch64 ds-td3, set-evolve's,
 #                                     sparse-cuda's and ds-td3's unit tests
 #   AARCH64_CHECK_ALL=1 scripts/aarch64-check.sh
-#                                     and td3's tests (some 8 minutes more under emulation)
+#                                     and td3's tests (about 4 minutes more under emulation)
 #
 # Installs what is missing, each step skipped when already done: the Rust target, the arm64
 # dpkg architecture, Debian's gcc-aarch64-linux-gnu and qemu-user-static, and MuJoCo for arm64
@@ -219,7 +219,7 @@ step hopper-output hopper_check
 step set-evolve-sparse-cuda "${CARGO[@]}" test -p set-evolve -p sparse-cuda "${RUN_ARGS[@]}"
 step ds-td3-unit "${CARGO[@]}" test -p ds-td3 --bins --lib "${RUN_ARGS[@]}"
 if [ "${AARCH64_CHECK_ALL:-0}" = 1 ]; then
-    # td3's tests: some 8 more minutes of emulation (threads.rs alone about 3), without the
+    # td3's tests: about 4 more minutes of emulation (threads.rs alone about 2), without the
     # one that trains Pendulum for 15k steps (hours under emulation).
     step td3 "${CARGO[@]}" test -p td3 "${RUN_ARGS[@]}" -- --skip td3_learns_pendulum_within_15k_steps
 fi
