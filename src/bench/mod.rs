@@ -26,8 +26,8 @@ pub struct BenchArgs {
     /// Shorter measurements: fewer, shorter samples (under a minute in all).
     #[arg(long)]
     pub quick: bool,
-    /// Kernel implementation: portable, avx2 or avx512 (default: the DS_TD3_KERNELS environment
-    /// variable, else the fastest this CPU supports).
+    /// Kernel implementation: portable, avx2, avx512 (x86-64) or neon (AArch64) (default: the
+    /// DS_TD3_KERNELS environment variable, else the fastest this CPU supports).
     #[arg(long, value_name = "ISA")]
     pub kernels: Option<String>,
     /// Which comparisons to run.

@@ -114,7 +114,8 @@ impl Sim {
             let bytes: Vec<u8> = err
                 .iter()
                 .take_while(|&&c| c != 0)
-                .map(|&c| c as u8)
+                // `c_char` is `i8` on x86-64 and `u8` on aarch64: its byte either way.
+                .map(|&c| c.to_ne_bytes()[0])
                 .collect();
             return Err(err_model(String::from_utf8_lossy(&bytes).into_owned()));
         };

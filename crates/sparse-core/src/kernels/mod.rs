@@ -14,14 +14,16 @@
 //!
 //! # Implementations
 //!
-//! The sparse kernels exist in three implementations ([`Isa`]): `portable` (plain Rust that the
-//! compiler vectorises; the reference, and the only one on non-x86 targets), `avx2` (AVX2 + FMA)
-//! and `avx512` (AVX-512F). This module is the one place that picks one:
+//! The sparse kernels exist in four implementations ([`Isa`]): `portable` (plain Rust that the
+//! compiler vectorises; the reference, and the only one on targets other than x86-64 and
+//! AArch64), on x86-64 `avx2` (AVX2 + FMA) and `avx512` (AVX-512F), and on AArch64 `neon`. The
+//! SIMD ones share one kernel body (`simd`), expanded per instruction set (`x86`, `neon`). This
+//! module is the one place that picks one:
 //! 1. inside [`with_isa`], the implementation it names (for tests and benchmarks; per thread);
 //! 2. otherwise the process default: [`set_default_isa`] if called, else the environment
-//!    variable `DS_TD3_KERNELS` (`portable`, `avx2`, `avx512`) read once, else the best one the
-//!    CPU supports ([`Isa::best`]). An unknown or unsupported value in the variable is ignored
-//!    with a warning on stderr; [`isa_from_env`] reports it as an error instead.
+//!    variable `DS_TD3_KERNELS` (`portable`, `avx2`, `avx512`, `neon`) read once, else the best
+//!    one the CPU supports ([`Isa::best`]). An unknown or unsupported value in the variable is
+//!    ignored with a warning on stderr; [`isa_from_env`] reports it as an error instead.
 //!
 //! The implementations differ only in the order of floating-point additions, so results agree to
 //! rounding; one implementation on one machine is bitwise deterministic.
@@ -33,8 +35,15 @@ mod dense;
 #[cfg(target_arch = "x86_64")]
 mod matvec;
 mod portable;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[macro_use]
+mod simd;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+use simd::{Direct, Permuted, Post};
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -54,14 +63,17 @@ pub enum Isa {
     Avx2,
     /// x86-64 AVX-512F, 16 lanes.
     Avx512,
+    /// AArch64 NEON (Advanced SIMD) with fused multiply-add, 4 lanes.
+    Neon,
 }
 
 /// The environment variable that picks the default implementation.
 pub const KERNELS_ENV: &str = "DS_TD3_KERNELS";
 
 impl Isa {
-    /// Every implementation, slowest first.
-    pub const ALL: [Isa; 3] = [Isa::Portable, Isa::Avx2, Isa::Avx512];
+    /// Every implementation: the portable one, then each architecture's, slowest first (a CPU
+    /// runs at most one architecture's, so the last available one is the fastest).
+    pub const ALL: [Isa; 4] = [Isa::Portable, Isa::Avx2, Isa::Avx512, Isa::Neon];
 
     /// The name used by `DS_TD3_KERNELS` and in reports.
     pub fn name(self) -> &'static str {
@@ -69,6 +81,7 @@ impl Isa {
             Isa::Portable => "portable",
             Isa::Avx2 => "avx2",
             Isa::Avx512 => "avx512",
+            Isa::Neon => "neon",
         }
     }
 
@@ -86,6 +99,10 @@ impl Isa {
             }
             #[cfg(not(target_arch = "x86_64"))]
             Isa::Avx2 | Isa::Avx512 => false,
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => std::arch::is_aarch64_feature_detected!("neon"),
+            #[cfg(not(target_arch = "aarch64"))]
+            Isa::Neon => false,
         }
     }
 
@@ -116,13 +133,14 @@ impl std::fmt::Display for Isa {
 
 impl std::str::FromStr for Isa {
     type Err = Error;
-    /// Parses a name (`portable`, `avx2`, `avx512`); unknown names are errors.
+    /// Parses a name (`portable`, `avx2`, `avx512`, `neon`); unknown names are errors.
     fn from_str(s: &str) -> Result<Isa> {
         Isa::ALL
             .into_iter()
             .find(|i| i.name() == s.trim().to_ascii_lowercase())
             .ok_or_else(|| {
-                Error::Kernels(format!("unknown kernels {s:?} (portable, avx2, avx512)"))
+                let names: Vec<_> = Isa::ALL.iter().map(|i| i.name()).collect();
+                Error::Kernels(format!("unknown kernels {s:?} ({})", names.join(", ")))
             })
     }
 }
@@ -252,25 +270,25 @@ impl Epilogue<'_> {
         }
     }
 
-    #[cfg(target_arch = "x86_64")]
-    fn post(self) -> x86::Post {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    fn post(self) -> Post {
         match self {
-            Epilogue::None => x86::Post::Store,
-            Epilogue::Relu => x86::Post::Relu,
-            Epilogue::ReluGrad(h) => x86::Post::Mask(h.as_slice().as_ptr(), h.stride()),
+            Epilogue::None => Post::Store,
+            Epilogue::Relu => Post::Relu,
+            Epilogue::ReluGrad(h) => Post::Mask(h.as_slice().as_ptr(), h.stride()),
         }
     }
 }
 
 /// Work (`nnz · batch` multiply-add lanes) from which a sparse product of the SIMD kernels is
 /// split across the [`crate::pool`]'s threads (about 3 µs of one AVX-512 core, a few fork-join
-/// costs); the portable kernels run on the calling thread.
+/// costs; the same threshold for NEON); the portable kernels run on the calling thread.
 pub const MIN_SPLIT_WORK: usize = 1 << 18;
 
-/// [`x86::avx512::spmm`]'s signature for values `S`: `y = post(init + W x)` over a row range
+/// The SIMD kernels' `spmm` signature for values `S`: `y = post(init + W x)` over a row range
 /// (segments, blocks, indices, values, bias, `x` and its stride, `y` and its stride, batch,
 /// rows, epilogue).
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 type SpmmFn<J, S> = unsafe fn(
     &[u32],
     usize,
@@ -283,13 +301,13 @@ type SpmmFn<J, S> = unsafe fn(
     usize,
     usize,
     std::ops::Range<usize>,
-    x86::Post,
+    Post,
 );
 
-/// [`x86::avx512::sddmm`]'s signature: weight (and bias) gradients over a row range
+/// The SIMD kernels' `sddmm` signature: weight (and bias) gradients over a row range
 /// (segments, blocks, indices, `dy` and its stride, `x` and its stride, gradient, bias
 /// gradient, batch, rows).
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 type GradFn<J> = unsafe fn(
     &[u32],
     usize,
@@ -306,29 +324,32 @@ type GradFn<J> = unsafe fn(
 
 /// One instruction set's SIMD kernels for column indices `J` and values borrowed for `'a`, as
 /// function pointers.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[derive(Clone, Copy)]
 struct Simd<'a, J: ColIndex> {
     /// The forward product: CSR values in entry order, the bias as `init`.
-    forward: SpmmFn<J, x86::Direct<'a>>,
+    forward: SpmmFn<J, Direct<'a>>,
     /// The backward-data product: over the transposed structure, the CSR values through its
     /// permutation, no bias.
-    backward: SpmmFn<u32, x86::Permuted<'a>>,
+    backward: SpmmFn<u32, Permuted<'a>>,
     /// Weight (and bias) gradients.
     weight_grad: GradFn<J>,
     /// The forward product for a batch of one.
+    #[cfg(target_arch = "x86_64")]
     matvec: matvec::MatvecFn<J>,
     /// The dense forward product for a batch of one.
+    #[cfg(target_arch = "x86_64")]
     dense_matvec: matvec::DenseMatvecFn,
 }
 
 /// The SIMD kernels of the implementation active on this thread ([`active_isa`]), or `None`
 /// for the portable ones: the one place that maps an [`Isa`] to code. Only an implementation
 /// the CPU supports is ever active (checked when it is chosen).
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 fn simd<'a, J: ColIndex>() -> Option<Simd<'a, J>> {
     match active_isa() {
         Isa::Portable => None,
+        #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => Some(Simd {
             forward: x86::avx2::spmm,
             backward: x86::avx2::spmm,
@@ -336,6 +357,7 @@ fn simd<'a, J: ColIndex>() -> Option<Simd<'a, J>> {
             matvec: matvec::avx2::rows,
             dense_matvec: matvec::avx2::dense_rows,
         }),
+        #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => Some(Simd {
             forward: x86::avx512::spmm,
             backward: x86::avx512::spmm,
@@ -344,24 +366,32 @@ fn simd<'a, J: ColIndex>() -> Option<Simd<'a, J>> {
             matvec: matvec::avx2::rows,
             dense_matvec: matvec::avx2::dense_rows,
         }),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => Some(Simd {
+            forward: neon::spmm,
+            backward: neon::spmm,
+            weight_grad: neon::sddmm,
+        }),
+        // Another architecture's implementation: never active here (see above).
+        _ => None,
     }
 }
 
 /// Always the portable kernels where there are no SIMD ones.
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 fn simd<'a, J: ColIndex>() -> Option<std::convert::Infallible> {
     None
 }
 
 /// Raw pointers handed to the threads of one split product.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[derive(Clone, Copy)]
 struct Shared<T>(T);
 // SAFETY: a split product gives each thread disjoint output rows (see `split_rows`); shared
 // inputs are only read.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 unsafe impl<T> Sync for Shared<T> {}
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 impl<T: Copy> Shared<T> {
     fn get(&self) -> T {
         self.0
@@ -371,7 +401,7 @@ impl<T: Copy> Shared<T> {
 /// Runs `run(rows)` over the rows of a compressed structure with offsets `ptr`, cut into one
 /// part of about equal entry counts per pool thread when `nnz · batch` reaches
 /// [`MIN_SPLIT_WORK`], else once over all rows. Each row is computed exactly as on one thread.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 fn split_rows(ptr: &[u32], batch: usize, run: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
     let rows = ptr.len() - 1;
     let nnz = ptr[rows] as usize;
@@ -450,7 +480,7 @@ fn forward_with<I: ColIndex>(
             let (x, y) = (x.as_slice(), y.as_mut_slice());
             matvec::run(k.matvec, w, val, bias, x, xs, y, ys, relu);
         }
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         Some(k) => {
             let (s, parts, idx) = (seg.as_slice(), seg.parts(), w.col_idx());
             let (xp, yp) = (x.as_slice().as_ptr(), y.as_mut_slice().as_mut_ptr());
@@ -468,7 +498,7 @@ fn forward_with<I: ColIndex>(
                         s,
                         parts,
                         idx,
-                        x86::Direct(val),
+                        Direct(val),
                         Some(bias),
                         xp,
                         xs,
@@ -525,7 +555,7 @@ fn backward_data_with<I: ColIndex>(
     epilogue.check(dx);
     let (dys, dxs) = (dy.stride(), dx.stride());
     match simd::<I>() {
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         Some(k) => {
             let seg = t.segments();
             let (s, parts, idx, perm) = (seg.as_slice(), seg.parts(), t.rows(), t.perm());
@@ -533,7 +563,7 @@ fn backward_data_with<I: ColIndex>(
             let ptrs = Shared((dyp, dxp, epilogue.post()));
             split_rows(t.col_ptr(), batch, &|rows| {
                 let (dyp, dxp, post) = ptrs.get();
-                let val = x86::Permuted { values: val, perm };
+                let val = Permuted { values: val, perm };
                 // SAFETY: the kernels are those of an implementation the CPU supports; `t`
                 // fits `w` and its segments were built from its own offsets, so they are
                 // valid, increasing offsets for `idx` and the permutation (both `nnz` long,
@@ -610,7 +640,7 @@ fn weight_and_bias_grad<I: ColIndex>(
     assert!(seg.fits(w.row_ptr()), "segments do not fit the weights");
     let (dys, xs) = (dy.stride(), x.stride());
     match simd::<I>() {
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         Some(k) => {
             let (s, parts, idx) = (seg.as_slice(), seg.parts(), w.col_idx());
             let (dyp, xp, g) = (
@@ -654,13 +684,18 @@ fn weight_and_bias_grad<I: ColIndex>(
 /// fewer vector loads per cycle than multiply-adds, this bounds the sparse kernels below dense
 /// GEMM. `ds-td3 bench` prints it beside the kernel table.
 pub fn load_bound() -> Option<f64> {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     {
         type Stream = unsafe fn(*const f32, usize, usize) -> f32;
         let (stream, lanes): (Stream, usize) = match active_isa() {
-            Isa::Portable => return None,
+            #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => (x86::avx2::stream, x86::avx2::TILE_FLOATS),
+            #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => (x86::avx512::stream, x86::avx512::TILE_FLOATS),
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => (neon::stream, neon::TILE_FLOATS),
+            // The portable kernels, or another architecture's (never active here).
+            _ => return None,
         };
         let x = Activations::zeros(64, lanes);
         let n = 1 << 14;
@@ -668,15 +703,18 @@ pub fn load_bound() -> Option<f64> {
         for _ in 0..5 {
             let start = std::time::Instant::now();
             for _ in 0..300 {
+                // The pointer goes through `black_box`, so the compiler cannot know the rows are
+                // the zeros it allocated and fold the multiply-adds away (it did on AArch64).
+                let xp = std::hint::black_box(x.as_slice().as_ptr());
                 // SAFETY: the implementation is one the CPU supports (checked when it was
                 // chosen); `x` holds 64 rows of `lanes` floats, one full tile each.
-                std::hint::black_box(unsafe { stream(x.as_slice().as_ptr(), x.stride(), n) });
+                std::hint::black_box(unsafe { stream(xp, x.stride(), n) });
             }
             best = best.min(start.elapsed().as_secs_f64() / 300.0);
         }
         Some(2.0 * (n * lanes) as f64 / best / 1e9)
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     None
 }
 

@@ -1,0 +1,526 @@
+//! The SIMD sparse kernels' shared body, written once against a handful of vector helpers and
+//! expanded for each instruction set by the `simd_kernels!` macro: AVX-512 and AVX2+FMA in
+//! [`super::x86`] (x86-64), NEON in [`super::neon`] (AArch64). Each instruction set's module
+//! defines the helpers for its register width; every function carries `#[target_feature]`, so
+//! the helpers inline into the kernels and nothing runs on a CPU without the features (the
+//! dispatcher in [`super`] checks before it picks an implementation).
+//!
+//! The layout the kernels are built for (the tuning notes are in [`super::x86`]):
+//! - activations are feature-major with 64-byte aligned rows (see [`crate::Activations`]);
+//! - the batch is cut into tiles of up to 8 vectors (the instruction set's `TILE`), split
+//!   evenly, so each connection's index and value are loaded once per tile;
+//! - within a tile, the inputs are taken in blocks of [`crate::csr::Segments::BLOCK`] rows and
+//!   every output row takes its connections from one block before the next block starts, so the
+//!   block's input rows stay in L1;
+//! - connections are unrolled twice with two independent accumulator sets;
+//! - the last, partial vector of a tile uses masked loads and stores, so the kernels read and
+//!   write only the first `batch` lanes of each row (the padding contract of
+//!   [`crate::Activations`]).
+//!
+//! Two kernels cover the three products:
+//! - `spmm`: `y[j] = post(init_j + Σ_e val_e · x[idx_e])` over a compressed row structure.
+//!   Forward runs it on the CSR arrays with the bias as `init` (and a fused ReLU as `post` in
+//!   hidden layers); backward-data runs it on the transposed structure
+//!   ([`crate::csr::Transposed`]) with values gathered through its permutation, `init = 0` and
+//!   the ReLU derivative of the layer below as `post` — a gather, with no scattered writes.
+//! - `sddmm`: `grad_e = Σ_b dy[j,b] · x[k,b]` at the stored positions (and the bias gradient
+//!   `Σ_b dy[j,b]` in the same pass), each tile's partial dot products reduced horizontally
+//!   eight connections at a time.
+//!
+//! Both take a range of output rows, so the rows of one product can be split between threads
+//! without changing any result.
+
+/// Calls `$f::<$g, NV, MASKED>(args)` for the run-time `(nv, masked)` of a partial tile
+/// (`1 ≤ nv ≤ 8` vectors, the last one masked or not).
+macro_rules! by_width {
+    ($nv:expr, $masked:expr, $f:ident::<$($g:ty),+>($($arg:expr),*)) => {
+        match ($nv, $masked) {
+            (1, false) => $f::<$($g),+, 1, false>($($arg),*),
+            (1, true) => $f::<$($g),+, 1, true>($($arg),*),
+            (2, false) => $f::<$($g),+, 2, false>($($arg),*),
+            (2, true) => $f::<$($g),+, 2, true>($($arg),*),
+            (3, false) => $f::<$($g),+, 3, false>($($arg),*),
+            (3, true) => $f::<$($g),+, 3, true>($($arg),*),
+            (4, false) => $f::<$($g),+, 4, false>($($arg),*),
+            (4, true) => $f::<$($g),+, 4, true>($($arg),*),
+            (5, false) => $f::<$($g),+, 5, false>($($arg),*),
+            (5, true) => $f::<$($g),+, 5, true>($($arg),*),
+            (6, false) => $f::<$($g),+, 6, false>($($arg),*),
+            (6, true) => $f::<$($g),+, 6, true>($($arg),*),
+            (7, false) => $f::<$($g),+, 7, false>($($arg),*),
+            (7, true) => $f::<$($g),+, 7, true>($($arg),*),
+            (8, false) => $f::<$($g),+, 8, false>($($arg),*),
+            (8, true) => $f::<$($g),+, 8, true>($($arg),*),
+            _ => unreachable!("a tile holds at most 8 vectors"),
+        }
+    };
+}
+
+/// What `spmm` does to a result on the last column block, before storing it.
+#[derive(Clone, Copy)]
+pub(in crate::kernels) enum Post {
+    /// Store as computed.
+    Store,
+    /// `max(r, 0)`.
+    Relu,
+    /// `h > 0 ? r : 0`, with `h` the rows at this pointer (same shape as the output) and this
+    /// stride: the gradient through a ReLU whose output was `h`.
+    Mask(*const f32, usize),
+}
+
+/// Where `spmm` finds the value of entry `e` of a row segment.
+pub(in crate::kernels) trait Values: Copy {
+    /// The value of entry `e` (relative to the segment), unchecked.
+    ///
+    /// # Safety
+    /// `e` is below the segment's length.
+    unsafe fn at(self, e: usize) -> f32;
+
+    /// The entries `lo..hi`: one row segment.
+    fn part(self, lo: usize, hi: usize) -> Self;
+}
+
+/// Values stored in entry order (forward: the CSR values).
+#[derive(Clone, Copy)]
+pub(in crate::kernels) struct Direct<'a>(pub &'a [f32]);
+
+impl Values for Direct<'_> {
+    #[inline(always)]
+    unsafe fn at(self, e: usize) -> f32 {
+        debug_assert!(e < self.0.len());
+        // SAFETY: the caller keeps `e` below the segment's length.
+        unsafe { *self.0.get_unchecked(e) }
+    }
+
+    #[inline(always)]
+    fn part(self, lo: usize, hi: usize) -> Self {
+        Self(&self.0[lo..hi])
+    }
+}
+
+/// Values reached through a permutation (backward-data: the CSR values in transposed order,
+/// `values[perm[e]]`), read in the kernel instead of gathered into a copy first.
+#[derive(Clone, Copy)]
+pub(in crate::kernels) struct Permuted<'a> {
+    /// All values.
+    pub values: &'a [f32],
+    /// The slot of each entry's value.
+    pub perm: &'a [u32],
+}
+
+impl Values for Permuted<'_> {
+    #[inline(always)]
+    unsafe fn at(self, e: usize) -> f32 {
+        debug_assert!(e < self.perm.len() && (self.perm[e] as usize) < self.values.len());
+        // SAFETY: the caller keeps `e` below the segment's length, and every slot of the
+        // permutation is below the number of values (the dispatcher checks that the transposed
+        // structure fits the weights, whose values it indexes).
+        unsafe {
+            *self
+                .values
+                .get_unchecked(*self.perm.get_unchecked(e) as usize)
+        }
+    }
+
+    #[inline(always)]
+    fn part(self, lo: usize, hi: usize) -> Self {
+        Self {
+            values: self.values,
+            perm: &self.perm[lo..hi],
+        }
+    }
+}
+
+/// Expands the kernels for one instruction set. The invoking module defines `V` (vector), `W`
+/// (lanes), `TILE` (floats per batch tile, at most 8 vectors), `Mask` (the live lanes of a
+/// tile's last vector, as `mask(n)` makes it), and the helpers `zero`, `splat`, `add`, `fma`,
+/// `is_zero`, `max0`, `keep_pos`, `mask`, `load`, `loadm`, `store`, `storem`, `hsum`, `hsum2`,
+/// `acc8`, all with the feature list `$feat`.
+macro_rules! simd_kernels {
+    ($feat:literal) => {
+        use crate::csr::ColIndex;
+        use crate::kernels::simd::{Post, Values};
+
+        /// Vectors per full tile.
+        const TV: usize = TILE / W;
+
+        /// Floats per full batch tile.
+        pub(in crate::kernels) const TILE_FLOATS: usize = TILE;
+
+        /// `spmm`'s inner loop stripped to its input loads, for [`crate::kernels::load_bound`]:
+        /// `n` times, a full tile of one of 64 input rows (a fixed cycle, no index loads) is
+        /// multiplied by a constant and added into one of two accumulator sets. Returns the sum
+        /// of the accumulators (so no product can be optimised away).
+        ///
+        /// # Safety
+        /// The CPU supports the module's features; `x` holds 64 rows of stride `xs ≥ TILE`.
+        #[target_feature(enable = $feat)]
+        pub(in crate::kernels) unsafe fn stream(x: *const f32, xs: usize, n: usize) -> f32 {
+            let v = splat(0.5);
+            let (mut a, mut b) = ([zero(); TV], [zero(); TV]);
+            for i in 0..n / 2 {
+                let (r0, r1) = ((i * 74) & 63, (i * 74 + 37) & 63);
+                // SAFETY: rows below 64, full tiles: the caller guarantees they are readable.
+                let (p0, p1) = unsafe { (x.add(r0 * xs), x.add(r1 * xs)) };
+                for l in 0..TV {
+                    // SAFETY: as above.
+                    let (x0, x1) = unsafe { (load(p0.add(l * W)), load(p1.add(l * W))) };
+                    a[l] = fma(v, x0, a[l]);
+                    b[l] = fma(v, x1, b[l]);
+                }
+            }
+            hsum((0..TV).fold(zero(), |s, l| add(s, add(a[l], b[l]))))
+        }
+
+        /// The batch tiles, `(first lane, lanes)`: the batch's vectors split as evenly as
+        /// possible into the fewest tiles of at most [`TV`] vectors (so no tile is much
+        /// shorter than the others: each tile costs a pass over the connections).
+        fn tiles(batch: usize) -> impl Iterator<Item = (usize, usize)> {
+            let vectors = batch.div_ceil(W);
+            let n = vectors.div_ceil(TV);
+            let (base, extra) = (vectors / n.max(1), vectors % n.max(1));
+            (0..n).scan(0, move |t, i| {
+                let start = *t;
+                *t += (base + usize::from(i < extra)) * W;
+                Some((start, (*t).min(batch) - start))
+            })
+        }
+
+        /// Loads vector `l` of a tile of `nv` vectors starting at `p`; the last one masked when
+        /// `MASKED`.
+        ///
+        /// # Safety
+        /// The lanes addressed (all `W` of vector `l`, or the masked ones of the last vector)
+        /// must be readable.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn ld<const MASKED: bool>(p: *const f32, l: usize, nv: usize, m: Mask) -> V {
+            // SAFETY: forwarded from the caller's contract.
+            unsafe {
+                if MASKED && l + 1 == nv {
+                    loadm(p.add(l * W), m)
+                } else {
+                    load(p.add(l * W))
+                }
+            }
+        }
+
+        /// Stores vector `l` of a tile; the last one masked when `MASKED`.
+        ///
+        /// # Safety
+        /// As [`ld`], for writing.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn st<const MASKED: bool>(p: *mut f32, l: usize, nv: usize, m: Mask, v: V) {
+            // SAFETY: forwarded from the caller's contract.
+            unsafe {
+                if MASKED && l + 1 == nv {
+                    storem(p.add(l * W), m, v)
+                } else {
+                    store(p.add(l * W), v)
+                }
+            }
+        }
+
+        /// One output row's segment over one tile of `NV` vectors:
+        /// `out = start + Σ val · x[idx]`, where `start` is `init` (first block) or the tile
+        /// already in `out` (later blocks); `post` is applied before the store (the driver
+        /// passes [`Post::Store`] for all but the last block).
+        ///
+        /// # Safety
+        /// For every `k` in `idx`, the tile lanes of `x + k·xs` must be readable, the tile
+        /// lanes of `out` readable and writable, and those of a [`Post::Mask`] row readable
+        /// (lanes as [`ld`] addresses them).
+        #[inline]
+        #[target_feature(enable = $feat)]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn spmm_tile<J: ColIndex, S: Values, const NV: usize, const MASKED: bool>(
+            idx: &[J],
+            val: S,
+            init: Option<f32>,
+            x: *const f32,
+            xs: usize,
+            out: *mut f32,
+            m: Mask,
+            post: Post,
+        ) {
+            let mut a = [zero(); NV];
+            match init {
+                Some(v) => a = [splat(v); NV],
+                // SAFETY: the caller guarantees the tile lanes of `out` are readable.
+                None => (0..NV).for_each(|l| a[l] = unsafe { ld::<MASKED>(out, l, NV, m) }),
+            }
+            let mut b = [zero(); NV];
+            // SAFETY (for the `at` and `get_unchecked` calls below): every `i` is below
+            // `idx.len()`, the length of the segment `val` covers.
+            let col = |i: usize| unsafe { idx.get_unchecked(i).col() };
+            let mut i = 0;
+            while i + 2 <= idx.len() {
+                // SAFETY: `i + 1 < idx.len()`.
+                let (v0, v1) = unsafe { (splat(val.at(i)), splat(val.at(i + 1))) };
+                // SAFETY: the caller guarantees the rows of every index in `idx` are readable.
+                let (p0, p1) = unsafe { (x.add(col(i) * xs), x.add(col(i + 1) * xs)) };
+                for l in 0..NV {
+                    // SAFETY: as above, tile lanes only.
+                    let (x0, x1) =
+                        unsafe { (ld::<MASKED>(p0, l, NV, m), ld::<MASKED>(p1, l, NV, m)) };
+                    a[l] = fma(v0, x0, a[l]);
+                    b[l] = fma(v1, x1, b[l]);
+                }
+                i += 2;
+            }
+            if i < idx.len() {
+                // SAFETY: `i < idx.len()`.
+                let v = splat(unsafe { val.at(i) });
+                // SAFETY: as above.
+                let p = unsafe { x.add(col(i) * xs) };
+                for l in 0..NV {
+                    // SAFETY: as above.
+                    a[l] = fma(v, unsafe { ld::<MASKED>(p, l, NV, m) }, a[l]);
+                }
+            }
+            for l in 0..NV {
+                let r = add(a[l], b[l]);
+                let r = match post {
+                    Post::Store => r,
+                    Post::Relu => max0(r),
+                    // SAFETY: the caller guarantees the mask row's tile lanes are readable.
+                    Post::Mask(h, _) => keep_pos(r, unsafe { ld::<MASKED>(h, l, NV, m) }),
+                };
+                // SAFETY: the caller guarantees the tile lanes of `out` are writable.
+                unsafe { st::<MASKED>(out, l, NV, m, r) };
+            }
+        }
+
+        /// `y[j] = post(init_j + Σ_{e of row j} val[e] · x[idx[e]])` for the rows `rows`, where
+        /// `init_j` is `bias[j]` (or 0 without a bias) and row `j`'s entries are cut into
+        /// column blocks by `seg` (`parts + 1` offsets per row, see
+        /// [`crate::csr::Segments`]). Block by block, so one block of input rows stays in L1.
+        ///
+        /// # Safety
+        /// The CPU supports the module's features; `seg` holds `parts + 1` valid, increasing
+        /// offsets into `idx` and `val` for every row of `rows`; `bias`, if given, has a value
+        /// per row; `x` holds `max(idx) + 1` rows of stride `xs ≥ batch`, `y` holds the rows
+        /// `rows` of stride `ys ≥ batch` and does not overlap `x`; a [`Post::Mask`] pointer
+        /// holds the rows `rows` with its stride (≥ batch). No other thread writes the rows
+        /// `rows` of `y` during the call.
+        #[target_feature(enable = $feat)]
+        #[allow(clippy::too_many_arguments)]
+        pub(in crate::kernels) unsafe fn spmm<J: ColIndex, S: Values>(
+            seg: &[u32],
+            parts: usize,
+            idx: &[J],
+            val: S,
+            bias: Option<&[f32]>,
+            x: *const f32,
+            xs: usize,
+            y: *mut f32,
+            ys: usize,
+            batch: usize,
+            rows: std::ops::Range<usize>,
+            post: Post,
+        ) {
+            for (t, rem) in tiles(batch) {
+                let nv = rem.div_ceil(W);
+                let masked = rem % W != 0;
+                let m = mask(rem - (nv - 1) * W);
+                for part in 0..parts {
+                    let last = part + 1 == parts;
+                    for j in rows.clone() {
+                        let s = j * (parts + 1) + part;
+                        let (lo, hi) = (seg[s] as usize, seg[s + 1] as usize);
+                        let p = match post {
+                            _ if !last => Post::Store,
+                            // SAFETY: the caller guarantees the mask holds the rows `rows`.
+                            Post::Mask(h, hs) => Post::Mask(unsafe { h.add(j * hs + t) }, hs),
+                            other => other,
+                        };
+                        // An empty later block changes nothing unless it applies the epilogue.
+                        if part > 0 && lo == hi && matches!(p, Post::Store) {
+                            continue;
+                        }
+                        let init = (part == 0).then(|| bias.map_or(0.0, |b| b[j]));
+                        let (ri, rv) = (&idx[lo..hi], val.part(lo, hi));
+                        // SAFETY: tile `t..t + rem` lies within the first `batch` lanes of each
+                        // row, which the caller guarantees exist in `x`, `y` and the mask.
+                        unsafe {
+                            let (xt, out) = (x.add(t), y.add(j * ys + t));
+                            if nv == TV && !masked {
+                                spmm_tile::<J, S, TV, false>(ri, rv, init, xt, xs, out, m, p)
+                            } else {
+                                by_width!(
+                                    nv,
+                                    masked,
+                                    spmm_tile::<J, S>(ri, rv, init, xt, xs, out, m, p)
+                                )
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        /// One output row's segment over one tile: `grad_e (+)= Σ_lanes dy[j] · x[idx_e]`,
+        /// added to `grad` when `accumulate`, stored otherwise; and, given `bias`, the same for
+        /// the bias gradient `Σ_lanes dy[j]` there.
+        ///
+        /// # Safety
+        /// As [`spmm_tile`] for `dy` (one row) and the rows of `x` named by `idx`; `grad` holds
+        /// `idx.len()` writable floats.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn sddmm_tile<J: ColIndex, const NV: usize, const MASKED: bool>(
+            idx: &[J],
+            grad: *mut f32,
+            dy: *const f32,
+            x: *const f32,
+            xs: usize,
+            m: Mask,
+            accumulate: bool,
+            bias: Option<*mut f32>,
+        ) {
+            let mut d = [zero(); NV];
+            for (l, dl) in d.iter_mut().enumerate() {
+                // SAFETY: the caller guarantees the tile lanes of the `dy` row are readable.
+                *dl = unsafe { ld::<MASKED>(dy, l, NV, m) };
+            }
+            if d.iter().all(|&v| is_zero(v)) {
+                // A unit whose gradient is zero over the tile (a ReLU unit off for every sample:
+                // work a dense product cannot skip): its gradients are +0, as the products would
+                // give for finite inputs, so they are not computed.
+                if !accumulate {
+                    for i in 0..idx.len() {
+                        // SAFETY: `i < idx.len()`, which the caller guarantees `grad` holds.
+                        unsafe { *grad.add(i) = 0.0 };
+                    }
+                    if let Some(b) = bias {
+                        // SAFETY: the caller guarantees `b` is writable.
+                        unsafe { *b = 0.0 };
+                    }
+                }
+                return;
+            }
+            if let Some(b) = bias {
+                // The bias gradient is the sum of the row (masked lanes loaded as zero).
+                let sum = hsum(d.iter().fold(zero(), |acc, &v| add(acc, v)));
+                // SAFETY: the caller guarantees `b` is writable.
+                unsafe { *b = if accumulate { *b + sum } else { sum } };
+            }
+            let put = |i: usize, v: f32| {
+                // SAFETY: `i < idx.len()`, which the caller guarantees `grad` holds.
+                unsafe { *grad.add(i) = if accumulate { *grad.add(i) + v } else { v } }
+            };
+            // Groups of 8 connections share one transposing reduction of their partial sums
+            // (`base + c < 8 · groups ≤ idx.len()` below).
+            let groups = idx.len() / 8;
+            for gi in 0..groups {
+                let base = 8 * gi;
+                let mut rows = [x; 8];
+                for (c, r) in rows.iter_mut().enumerate() {
+                    // SAFETY: the caller guarantees the rows of every index in `idx` are readable.
+                    *r = unsafe { x.add(idx.get_unchecked(base + c).col() * xs) };
+                }
+                let mut s = [zero(); 8];
+                for l in 0..NV {
+                    for c in 0..8 {
+                        // SAFETY: as above, tile lanes only.
+                        s[c] = fma(d[l], unsafe { ld::<MASKED>(rows[c], l, NV, m) }, s[c]);
+                    }
+                }
+                // SAFETY: `base + 8 <= idx.len()`, which `grad` holds.
+                unsafe { acc8(grad.add(base), s, accumulate) };
+            }
+            let done = 8 * groups;
+            let pairs = (idx.len() - done) / 2;
+            for p in 0..pairs {
+                let (i0, i1) = (done + 2 * p, done + 2 * p + 1);
+                // SAFETY: the caller guarantees the rows of every index in `idx` are readable.
+                let (p0, p1) = unsafe { (x.add(idx[i0].col() * xs), x.add(idx[i1].col() * xs)) };
+                let (mut s0, mut s1) = (zero(), zero());
+                for l in 0..NV {
+                    // SAFETY: as above, tile lanes only.
+                    let (x0, x1) =
+                        unsafe { (ld::<MASKED>(p0, l, NV, m), ld::<MASKED>(p1, l, NV, m)) };
+                    s0 = fma(d[l], x0, s0);
+                    s1 = fma(d[l], x1, s1);
+                }
+                let (h0, h1) = hsum2(s0, s1);
+                put(i0, h0);
+                put(i1, h1);
+            }
+            if (idx.len() - done) % 2 == 1 {
+                let i = idx.len() - 1;
+                // SAFETY: as above.
+                let p = unsafe { x.add(idx[i].col() * xs) };
+                let mut s = zero();
+                for l in 0..NV {
+                    // SAFETY: as above.
+                    s = fma(d[l], unsafe { ld::<MASKED>(p, l, NV, m) }, s);
+                }
+                put(i, hsum(s));
+            }
+        }
+
+        /// `grad[e] = Σ_b dy[j,b] · x[k,b]` for every stored entry `e = (j, k)` of the rows
+        /// `rows`, whose entries `seg` cuts into column blocks as for [`spmm`]; those slots of
+        /// `grad` are overwritten, and so are those of `bias` (`Σ_b dy[j,b]`) when given.
+        ///
+        /// # Safety
+        /// The CPU supports the module's features; `seg` holds `parts + 1` valid, increasing
+        /// offsets into `idx` for every row of `rows`, and `grad` as many floats as `idx`;
+        /// `dy` holds the rows `rows` with stride `dys ≥ batch` and `x` holds `max(idx) + 1`
+        /// rows of stride `xs ≥ batch`; `bias`, if given, holds a writable float per row. No
+        /// other thread touches the slots of `grad` and `bias` the rows `rows` own during the
+        /// call.
+        #[target_feature(enable = $feat)]
+        #[allow(clippy::too_many_arguments)]
+        pub(in crate::kernels) unsafe fn sddmm<J: ColIndex>(
+            seg: &[u32],
+            parts: usize,
+            idx: &[J],
+            dy: *const f32,
+            dys: usize,
+            x: *const f32,
+            xs: usize,
+            grad: *mut f32,
+            bias: Option<*mut f32>,
+            batch: usize,
+            rows: std::ops::Range<usize>,
+        ) {
+            for (t, rem) in tiles(batch) {
+                let nv = rem.div_ceil(W);
+                let masked = rem % W != 0;
+                let m = mask(rem - (nv - 1) * W);
+                let accumulate = t > 0;
+                for part in 0..parts {
+                    for j in rows.clone() {
+                        let s = j * (parts + 1) + part;
+                        let (lo, hi) = (seg[s] as usize, seg[s + 1] as usize);
+                        // SAFETY: the caller guarantees a bias slot per row.
+                        let b = bias.filter(|_| part == 0).map(|b| unsafe { b.add(j) });
+                        if lo == hi && b.is_none() {
+                            continue;
+                        }
+                        let ri = &idx[lo..hi];
+                        // SAFETY: tile `t..t + rem` lies within the first `batch` lanes of each
+                        // row, which the caller guarantees exist in `dy` and `x`; `lo..hi`
+                        // are slots of `grad`.
+                        unsafe {
+                            let (d, xt, g) = (dy.add(j * dys + t), x.add(t), grad.add(lo));
+                            if nv == TV && !masked {
+                                sddmm_tile::<J, TV, false>(ri, g, d, xt, xs, m, accumulate, b)
+                            } else {
+                                by_width!(
+                                    nv,
+                                    masked,
+                                    sddmm_tile::<J>(ri, g, d, xt, xs, m, accumulate, b)
+                                )
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+}
