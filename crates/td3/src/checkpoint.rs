@@ -14,8 +14,10 @@ use crate::trainer::{State, Trainer};
 use crate::{Config, Device, Error, Result};
 
 const MAGIC: &[u8; 8] = b"DSTD3CKP";
-/// 2: topology freeze and per-connection bias correction (version 1 files predate them).
-const VERSION: u32 = 2;
+/// 3: the replay buffer stores each observation once, as `f32`, `f16` or `bf16` (version 2
+/// files store `s` and `s'` separately); 2: topology freeze and per-connection bias correction
+/// (version 1 files predate them).
+const VERSION: u32 = 3;
 const HEADER: usize = 8 + 4 + 8 + 4;
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -119,8 +121,13 @@ fn decode(bytes: &[u8]) -> Result<State> {
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
     if version != VERSION {
+        let why = if version < VERSION {
+            " (written by an older build; resume it with that build, or start the run again)"
+        } else {
+            " (written by a newer build)"
+        };
         return Err(Error::Checkpoint(format!(
-            "format version {version}, this build reads version {VERSION}"
+            "format version {version}, this build reads version {VERSION}{why}"
         )));
     }
     let len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes")) as usize;
