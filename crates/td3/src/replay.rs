@@ -31,7 +31,7 @@
 //! again, as IEEE half precision ([`BufferDtype::F16`]: 11 significant bits, largest finite value
 //! 65504) or bfloat16 ([`BufferDtype::Bf16`]: 8 significant bits, the range of `f32`). Values
 //! arrive as `f64` and are rounded once to the stored type (to nearest, ties to even), and are
-//! widened exactly to `f32` when sampled. Rewards and `1 − terminated` are always `f32`. Runs
+//! widened exactly to `f32` when sampled. Rewards are always `f32` and terminal flags bits. Runs
 //! with half-precision buffers are *not* bit-compatible with `f32` runs: the networks see
 //! rounded observations and actions.
 //!
@@ -192,7 +192,8 @@ pub struct ReplayBuffer {
     /// `k % capacity`.
     pushed: u64,
     rewards: Vec<f32>,
-    not_done: Vec<f32>,
+    /// Bit `i % 64` of word `i / 64`: whether slot `i`'s transition ended in a terminal state.
+    terminated: Vec<u64>,
     /// Transition numbers whose `s'` is kept aside, increasing (first in, first out).
     aside_ids: VecDeque<u64>,
     data: Data,
@@ -254,7 +255,7 @@ impl ReplayBuffer {
             len: 0,
             pushed: 0,
             rewards: vec![0.0; capacity],
-            not_done: vec![0.0; capacity],
+            terminated: vec![0; capacity.div_ceil(64)],
             aside_ids: VecDeque::new(),
             data,
         })
@@ -285,7 +286,7 @@ impl ReplayBuffer {
     }
 
     /// Bytes of the arrays allocated at creation for `capacity` transitions: `s` and `a` of
-    /// every slot and the newest `s'` as `dtype`, rewards and `1 − terminated` as `f32`. The
+    /// every slot and the newest `s'` as `dtype`, rewards as `f32`, terminal flags as bits. The
     /// observations kept aside at episode ends come on top ([`Self::bytes_per_episode_end`]).
     pub fn fixed_bytes(
         capacity: usize,
@@ -293,7 +294,9 @@ impl ReplayBuffer {
         act_dim: usize,
         dtype: BufferDtype,
     ) -> usize {
-        dtype.size() * (capacity * (obs_dim + act_dim) + obs_dim) + 4 * 2 * capacity
+        dtype.size() * (capacity * (obs_dim + act_dim) + obs_dim)
+            + 4 * capacity
+            + 8 * capacity.div_ceil(64)
     }
 
     /// Bytes one kept-aside observation takes (its values and its transition number), not
@@ -368,16 +371,31 @@ impl ReplayBuffer {
             put(&mut s.last_next, next_obs);
         });
         self.rewards[i] = reward as f32;
-        self.not_done[i] = if terminated { 0.0 } else { 1.0 };
+        let bit = 1u64 << (i % 64);
+        if terminated {
+            self.terminated[i / 64] |= bit;
+        } else {
+            self.terminated[i / 64] &= !bit;
+        }
         self.pushed = k + 1;
         self.len = (self.len + 1).min(self.capacity);
         Ok(())
     }
 
+    /// `1 − terminated` of the transition in `slot`: 0 after a terminal state, 1 otherwise
+    /// (including a time-limit truncation).
+    fn not_done_at(&self, slot: usize) -> f32 {
+        if self.terminated[slot / 64] >> (slot % 64) & 1 == 1 {
+            0.0
+        } else {
+            1.0
+        }
+    }
+
     /// Each stored transition's `1 − terminated` flag (0 after a terminal state, 1 otherwise,
-    /// including a time-limit truncation), by slot.
-    pub fn not_done(&self) -> &[f32] {
-        &self.not_done[..self.len]
+    /// including a time-limit truncation), by slot (a copy, for inspection).
+    pub fn not_done(&self) -> Vec<f32> {
+        (0..self.len).map(|i| self.not_done_at(i)).collect()
     }
 
     /// Fills `batch` with `size` transitions drawn uniformly with replacement.
@@ -434,7 +452,7 @@ impl ReplayBuffer {
                     batch.actions.set(f, b, s.actions[i * ad + f].to_f32());
                 }
                 batch.rewards.set(0, b, self.rewards[i]);
-                batch.not_done.set(0, b, self.not_done[i]);
+                batch.not_done.set(0, b, self.not_done_at(i));
             }
         });
         Ok(())
@@ -450,7 +468,7 @@ struct PartsRef<'a, T> {
     capacity: usize,
     pushed: u64,
     rewards: &'a [f32],
-    not_done: &'a [f32],
+    terminated: &'a [u64],
     obs: &'a [T],
     actions: &'a [T],
     last_next: &'a [T],
@@ -466,7 +484,7 @@ struct Parts<T> {
     capacity: usize,
     pushed: u64,
     rewards: Vec<f32>,
-    not_done: Vec<f32>,
+    terminated: Vec<u64>,
     obs: Vec<T>,
     actions: Vec<T>,
     last_next: Vec<T>,
@@ -506,7 +524,8 @@ impl<T: Elem> Parts<T> {
         let first_stored = self.pushed.saturating_sub(n as u64);
         let consistent = n as u64 == self.pushed.min(cap as u64)
             && cap.checked_mul(od + ad + 2).is_some()
-            && self.not_done.len() == n
+            && self.terminated.len() == n.div_ceil(64)
+            && (n % 64 == 0 || self.terminated[n / 64] >> (n % 64) == 0)
             && self.obs.len() == n * od
             && self.actions.len() == n * ad
             && self.last_next.len() == od
@@ -524,7 +543,7 @@ impl<T: Elem> Parts<T> {
             return Err("replay buffer arrays are inconsistent".into());
         }
         self.rewards.resize(cap, 0.0);
-        self.not_done.resize(cap, 0.0);
+        self.terminated.resize(cap.div_ceil(64), 0);
         self.obs.resize(cap * od, T::default());
         self.actions.resize(cap * ad, T::default());
         Ok(ReplayBuffer {
@@ -534,7 +553,7 @@ impl<T: Elem> Parts<T> {
             len: n,
             pushed: self.pushed,
             rewards: self.rewards,
-            not_done: self.not_done,
+            terminated: self.terminated,
             aside_ids: self.aside_ids,
             data: wrap(Store {
                 obs: self.obs,
@@ -557,7 +576,7 @@ impl Serialize for ReplayBuffer {
                     capacity: self.capacity,
                     pushed: self.pushed,
                     rewards: &self.rewards[..n],
-                    not_done: &self.not_done[..n],
+                    terminated: &self.terminated[..n.div_ceil(64)],
                     obs: &$st.obs[..n * self.obs_dim],
                     actions: &$st.actions[..n * self.act_dim],
                     last_next: &$st.last_next,

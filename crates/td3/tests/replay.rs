@@ -273,13 +273,20 @@ fn half_precision_values_are_within_the_formats_precision_of_f32() {
 
 #[test]
 fn memory_is_one_copy_of_each_observation() {
-    // Humanoid-v3: 376 observation and 17 action dimensions, 10⁶ transitions.
+    // Humanoid-v3: 376 observation and 17 action dimensions, 10⁶ transitions: one copy of each
+    // observation and action (and the newest s'), f32 rewards, one bit per terminal flag.
     let gib = |b: usize| b as f64 / (1u64 << 30) as f64;
     let f32_bytes = ReplayBuffer::fixed_bytes(1_000_000, 376, 17, BufferDtype::F32);
     let f16_bytes = ReplayBuffer::fixed_bytes(1_000_000, 376, 17, BufferDtype::F16);
     let bf16_bytes = ReplayBuffer::fixed_bytes(1_000_000, 376, 17, BufferDtype::Bf16);
-    assert_eq!(f32_bytes, 4 * (1_000_000 * (376 + 17) + 376) + 8_000_000);
-    assert_eq!(f16_bytes, 2 * (1_000_000 * (376 + 17) + 376) + 8_000_000);
+    assert_eq!(
+        f32_bytes,
+        4 * (1_000_000 * (376 + 17) + 376) + 4_000_000 + 125_000
+    );
+    assert_eq!(
+        f16_bytes,
+        2 * (1_000_000 * (376 + 17) + 376) + 4_000_000 + 125_000
+    );
     assert_eq!(bf16_bytes, f16_bytes);
     assert!(gib(f32_bytes) <= 1.5, "{} GiB", gib(f32_bytes));
     assert!(gib(f16_bytes) <= 0.8, "{} GiB", gib(f16_bytes));
@@ -290,7 +297,7 @@ fn memory_is_one_copy_of_each_observation() {
         buf.bytes(),
         ReplayBuffer::fixed_bytes(1000, 11, 3, BufferDtype::F32)
     );
-    assert_eq!(buf.bytes(), 4 * (1000 * 14 + 11) + 8000);
+    assert_eq!(buf.bytes(), 4 * (1000 * 14 + 11) + 4000 + 8 * 16);
     assert_eq!(buf.bytes_per_episode_end(), 4 * 11 + 8);
     let s = [0.5; 11];
     buf.push(&s, &[0.0; 3], 1.0, &[1.5; 11], false).unwrap();
