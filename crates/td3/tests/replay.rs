@@ -2,12 +2,13 @@
 //! written here that stores `s` and `s'` of every transition separately (as the buffer did
 //! before): the same batches bit for bit over many random pushes with terminal and truncated
 //! episode ends, unrelated transitions, signed zeros, ring wraps and checkpoint round trips; the
-//! memory it takes; and the half-precision storage types.
+//! memory it takes; the half-precision storage types, their precision and training runs with
+//! them; and the checkpoint format's version.
 
 use half::{bf16, f16};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use td3::{Batch, BufferDtype, ReplayBuffer};
+use td3::{Algo, Batch, BufferDtype, Config, Event, ReplayBuffer, Trainer, checkpoint};
 
 /// The reference: two copies of every observation, values rounded as `round` does, sampled as
 /// the buffer samples (one uniform slot per batch column).
@@ -334,4 +335,99 @@ fn bad_input_is_an_error() {
     for n in 0..bytes.len() {
         assert!(postcard::from_bytes::<ReplayBuffer>(&bytes[..n]).is_err());
     }
+}
+
+/// A small DS run on Pendulum whose buffer wraps, storing `dtype`.
+fn small_run(dtype: BufferDtype) -> Config {
+    let mut c = Config::paper("Pendulum-v1", Algo::Ds);
+    (c.steps, c.start_steps, c.eval_every, c.eval_episodes) = (700, 300, 350, 1);
+    (c.hidden, c.lambda1, c.lambda2) = (32, 2.0, 8.0);
+    (c.evolution_period, c.topology_freeze, c.batch_size) = (50, 0, 32);
+    c.buffer_capacity = 450;
+    c.buffer_dtype = dtype;
+    c
+}
+
+fn no_events(_: Event<'_>) -> td3::Result<()> {
+    Ok(())
+}
+
+fn never() -> bool {
+    false
+}
+
+/// Serialised agent and buffer and the evaluation returns' bits of a run.
+fn outcome(t: &Trainer) -> (Vec<u8>, Vec<u8>, Vec<u64>) {
+    let returns = t
+        .evaluations()
+        .iter()
+        .flat_map(|e| e.returns.iter().map(|r| r.to_bits()))
+        .collect();
+    (
+        postcard::to_stdvec(t.agent()).unwrap(),
+        postcard::to_stdvec(t.replay()).unwrap(),
+        returns,
+    )
+}
+
+#[test]
+fn half_precision_runs_train_and_resume_exactly_with_their_type() {
+    let dir = std::env::temp_dir().join(format!("td3-replay-dtype-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("latest.ckpt");
+    let mut f32_run = Trainer::new(small_run(BufferDtype::F32)).unwrap();
+    f32_run.run_until(700, &mut no_events, &never).unwrap();
+    for dtype in [BufferDtype::F16, BufferDtype::Bf16] {
+        let config = small_run(dtype);
+        let mut whole = Trainer::new(config.clone()).unwrap();
+        whole.run_until(700, &mut no_events, &never).unwrap();
+        assert_eq!(whole.replay().dtype(), dtype);
+        assert!(whole.evaluations().iter().all(|e| e.mean.is_finite()));
+        // Not bit-compatible with f32: the networks saw rounded observations and actions.
+        assert!(outcome(&whole).2 != outcome(&f32_run).2, "{dtype}");
+
+        let mut first = Trainer::new(config.clone()).unwrap();
+        first.run_until(520, &mut no_events, &never).unwrap();
+        checkpoint::save(&mut first, &path).unwrap();
+        drop(first);
+        let mut resumed = checkpoint::load(&path, 1, None, Some(&config)).unwrap();
+        assert_eq!(resumed.replay().dtype(), dtype);
+        resumed.run_until(700, &mut no_events, &never).unwrap();
+        assert!(
+            outcome(&whole) == outcome(&resumed),
+            "{dtype}: the resumed run differs"
+        );
+
+        // The checkpoint belongs to a run of its own type.
+        let mut other = config.clone();
+        other.buffer_dtype = BufferDtype::F32;
+        let err = checkpoint::load(&path, 1, None, Some(&other))
+            .err()
+            .expect("another type's checkpoint rejected");
+        assert!(err.to_string().contains("another run"), "{err}");
+    }
+
+    // A checkpoint of the previous format (version 2: s and s' stored apart) is a clear error.
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    let err = checkpoint::load(&path, 1, None, None)
+        .err()
+        .expect("old checkpoint rejected")
+        .to_string();
+    assert!(
+        err.contains("format version 2, this build reads version 3") && err.contains("older build"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn configurations_without_a_buffer_type_store_f32() {
+    let config = small_run(BufferDtype::Bf16);
+    let mut json = serde_json::to_value(&config).unwrap();
+    assert_eq!(json["buffer_dtype"], "bf16");
+    json.as_object_mut().unwrap().remove("buffer_dtype");
+    let old: Config = serde_json::from_value(json).unwrap();
+    assert_eq!(old.buffer_dtype, BufferDtype::F32);
 }
