@@ -525,7 +525,7 @@ impl<T: Elem> Parts<T> {
         let consistent = n as u64 == self.pushed.min(cap as u64)
             && cap.checked_mul(od + ad + 2).is_some()
             && self.terminated.len() == n.div_ceil(64)
-            && (n % 64 == 0 || self.terminated[n / 64] >> (n % 64) == 0)
+            && (n.is_multiple_of(64) || self.terminated[n / 64] >> (n % 64) == 0)
             && self.obs.len() == n * od
             && self.actions.len() == n * ad
             && self.last_next.len() == od

@@ -45,13 +45,13 @@ impl TwoCopies {
 
     fn push(&mut self, s: &[f64], a: &[f64], r: f64, s2: &[f64], terminated: bool) {
         let (i, od, ad) = (self.next, self.od, self.ad);
-        for f in 0..od {
-            self.obs[i * od + f] = (self.round)(s[f]);
-            self.next_obs[i * od + f] = (self.round)(s2[f]);
-        }
-        for f in 0..ad {
-            self.actions[i * ad + f] = (self.round)(a[f]);
-        }
+        let round = self.round;
+        let put = |dst: &mut [f32], src: &[f64]| {
+            dst.iter_mut().zip(src).for_each(|(d, &v)| *d = round(v));
+        };
+        put(&mut self.obs[i * od..(i + 1) * od], s);
+        put(&mut self.next_obs[i * od..(i + 1) * od], s2);
+        put(&mut self.actions[i * ad..(i + 1) * ad], a);
         self.rewards[i] = r as f32;
         self.not_done[i] = if terminated { 0.0 } else { 1.0 };
         self.next = (i + 1) % self.capacity;
@@ -311,9 +311,8 @@ fn memory_is_one_copy_of_each_observation() {
 fn bad_input_is_an_error() {
     assert!(ReplayBuffer::with_dtype(0, 3, 1, BufferDtype::F16).is_err());
     assert!(ReplayBuffer::with_dtype(10, 0, 1, BufferDtype::F32).is_err());
-    let err = ReplayBuffer::with_dtype(usize::MAX / 2, 3, 1, BufferDtype::F32)
-        .err()
-        .expect("too large");
+    let err =
+        ReplayBuffer::with_dtype(usize::MAX / 2, 3, 1, BufferDtype::F32).expect_err("too large");
     assert!(err.to_string().contains("address space"), "{err}");
     let mut buf = ReplayBuffer::with_dtype(10, 3, 1, BufferDtype::Bf16).unwrap();
     let mut batch = Batch::default();
