@@ -35,11 +35,12 @@
 //! with half-precision buffers are *not* bit-compatible with `f32` runs: the networks see
 //! rounded observations and actions.
 //!
-//! The arrays are allocated once at full capacity; the operating system backs them with memory
-//! only as they fill. [`ReplayBuffer::bytes`] reports the capacity allocated plus what the list
+//! The arrays are allocated once at full capacity (reserved, and filled by appending until the
+//! ring wraps); the operating system backs them with memory only as they fill, also after a
+//! resume. [`ReplayBuffer::bytes`] reports the capacity allocated plus what the list
 //! of kept-aside observations holds at the moment.
 
-use std::collections::VecDeque;
+use std::collections::{TryReserveError, VecDeque};
 use std::fmt::Debug;
 
 use half::{bf16, f16};
@@ -151,13 +152,21 @@ struct Store<T> {
 }
 
 impl<T: Elem> Store<T> {
-    fn new(capacity: usize, obs_dim: usize, act_dim: usize) -> Self {
-        Self {
-            obs: vec![T::default(); capacity * obs_dim],
-            actions: vec![T::default(); capacity * act_dim],
+    /// An empty store with room for `capacity` transitions (reserved, not yet backed).
+    fn new(
+        capacity: usize,
+        obs_dim: usize,
+        act_dim: usize,
+    ) -> std::result::Result<Self, TryReserveError> {
+        let (mut obs, mut actions) = (Vec::new(), Vec::new());
+        obs.try_reserve_exact(capacity * obs_dim)?;
+        actions.try_reserve_exact(capacity * act_dim)?;
+        Ok(Self {
+            obs,
+            actions,
             last_next: vec![T::default(); obs_dim],
             aside: VecDeque::new(),
-        }
+        })
     }
 }
 
@@ -235,7 +244,7 @@ impl ReplayBuffer {
         let too_large = || {
             Error::Config(format!(
                 "a replay buffer of {capacity} transitions of {obs_dim} + {act_dim} values does \
-                 not fit in this machine's address space"
+                 not fit in memory"
             ))
         };
         capacity
@@ -244,18 +253,31 @@ impl ReplayBuffer {
             .filter(|&n| n <= isize::MAX as usize)
             .ok_or_else(too_large)?;
         let data = match dtype {
-            BufferDtype::F32 => Data::F32(Store::new(capacity, obs_dim, act_dim)),
-            BufferDtype::F16 => Data::F16(Store::new(capacity, obs_dim, act_dim)),
-            BufferDtype::Bf16 => Data::Bf16(Store::new(capacity, obs_dim, act_dim)),
+            BufferDtype::F32 => {
+                Data::F32(Store::new(capacity, obs_dim, act_dim).map_err(|_| too_large())?)
+            }
+            BufferDtype::F16 => {
+                Data::F16(Store::new(capacity, obs_dim, act_dim).map_err(|_| too_large())?)
+            }
+            BufferDtype::Bf16 => {
+                Data::Bf16(Store::new(capacity, obs_dim, act_dim).map_err(|_| too_large())?)
+            }
         };
+        let (mut rewards, mut terminated) = (Vec::new(), Vec::new());
+        rewards
+            .try_reserve_exact(capacity)
+            .map_err(|_| too_large())?;
+        terminated
+            .try_reserve_exact(capacity.div_ceil(64))
+            .map_err(|_| too_large())?;
         Ok(Self {
             obs_dim,
             act_dim,
             capacity,
             len: 0,
             pushed: 0,
-            rewards: vec![0.0; capacity],
-            terminated: vec![0; capacity.div_ceil(64)],
+            rewards,
+            terminated,
             aside_ids: VecDeque::new(),
             data,
         })
@@ -341,7 +363,7 @@ impl ReplayBuffer {
                 self.act_dim
             )));
         }
-        let (od, ad, cap) = (self.obs_dim, self.act_dim, self.capacity as u64);
+        let (od, cap) = (self.obs_dim, self.capacity as u64);
         let k = self.pushed;
         let i = (k % cap) as usize;
         let ids = &mut self.aside_ids;
@@ -351,11 +373,8 @@ impl ReplayBuffer {
                 ids.pop_front();
                 s.aside.drain(..od);
             }
-            let put = |dst: &mut [_], src: &[f64]| {
-                dst.iter_mut().zip(src).for_each(|(d, &v)| *d = Elem::from_f64(v))
-            };
-            put(&mut s.obs[i * od..(i + 1) * od], obs);
-            put(&mut s.actions[i * ad..(i + 1) * ad], action);
+            put_slot(&mut s.obs, i, obs.iter().map(|&v| Elem::from_f64(v)));
+            put_slot(&mut s.actions, i, action.iter().map(|&v| Elem::from_f64(v)));
             // Transition k − 1 read its `s'` from this slot's `s`; when they differ, its `s'`
             // is kept aside (unless it was overwritten just now, in a ring of one slot).
             if k > 0 && cap > 1 {
@@ -368,9 +387,15 @@ impl ReplayBuffer {
                     s.aside.extend(s.last_next.iter().copied());
                 }
             }
-            put(&mut s.last_next, next_obs);
+            s.last_next
+                .iter_mut()
+                .zip(next_obs)
+                .for_each(|(d, &v)| *d = Elem::from_f64(v));
         });
-        self.rewards[i] = reward as f32;
+        put_slot(&mut self.rewards, i, std::iter::once(reward as f32));
+        if i.is_multiple_of(64) && self.terminated.len() == i / 64 {
+            self.terminated.push(0);
+        }
         let bit = 1u64 << (i % 64);
         if terminated {
             self.terminated[i / 64] |= bit;
@@ -459,6 +484,21 @@ impl ReplayBuffer {
     }
 }
 
+/// Writes `values` into slot `i` of `v` (slots of `values.len()` elements), appending while the
+/// ring is filling: the arrays grow into the room reserved at creation, so memory is backed only
+/// as it fills (also after a resume).
+fn put_slot<T: Copy>(v: &mut Vec<T>, i: usize, values: impl ExactSizeIterator<Item = T>) {
+    let width = values.len();
+    if v.len() == i * width {
+        v.extend(values);
+    } else {
+        v[i * width..(i + 1) * width]
+            .iter_mut()
+            .zip(values)
+            .for_each(|(d, x)| *d = x);
+    }
+}
+
 /// The serialised buffer holds only the filled part, written from borrowed slices, so saving a
 /// checkpoint never copies the buffer.
 #[derive(Serialize)]
@@ -509,9 +549,9 @@ enum Wire {
 }
 
 impl<T: Elem> Parts<T> {
-    /// The buffer, after checking that the parts fit together. The filled arrays are extended
-    /// to full capacity in place (a large allocation grows by remapping its pages, without a
-    /// second copy of the buffer in memory).
+    /// The buffer, after checking that the parts fit together. The filled arrays are given room
+    /// for full capacity in place (a large allocation grows by remapping its pages, without a
+    /// second copy of the buffer in memory, and the room is backed by memory only as it fills).
     fn into_buffer(
         mut self,
         wrap: fn(Store<T>) -> Data,
@@ -542,10 +582,24 @@ impl<T: Elem> Parts<T> {
         if !consistent {
             return Err("replay buffer arrays are inconsistent".into());
         }
-        self.rewards.resize(cap, 0.0);
-        self.terminated.resize(cap.div_ceil(64), 0);
-        self.obs.resize(cap * od, T::default());
-        self.actions.resize(cap * ad, T::default());
+        let room = || {
+            format!(
+                "a replay buffer of {cap} transitions of {od} + {ad} values does not fit in \
+                 memory"
+            )
+        };
+        self.rewards
+            .try_reserve_exact(cap - n)
+            .map_err(|_| room())?;
+        self.terminated
+            .try_reserve_exact(cap.div_ceil(64) - n.div_ceil(64))
+            .map_err(|_| room())?;
+        self.obs
+            .try_reserve_exact((cap - n) * od)
+            .map_err(|_| room())?;
+        self.actions
+            .try_reserve_exact((cap - n) * ad)
+            .map_err(|_| room())?;
         Ok(ReplayBuffer {
             obs_dim: od,
             act_dim: ad,

@@ -311,9 +311,13 @@ fn memory_is_one_copy_of_each_observation() {
 fn bad_input_is_an_error() {
     assert!(ReplayBuffer::with_dtype(0, 3, 1, BufferDtype::F16).is_err());
     assert!(ReplayBuffer::with_dtype(10, 0, 1, BufferDtype::F32).is_err());
+    // Within the address space but far beyond any machine's memory: an error, not an abort.
+    let err = ReplayBuffer::with_dtype(1 << 50, 376, 17, BufferDtype::F32)
+        .expect_err("too large for memory");
+    assert!(err.to_string().contains("does not fit in memory"), "{err}");
     let err =
         ReplayBuffer::with_dtype(usize::MAX / 2, 3, 1, BufferDtype::F32).expect_err("too large");
-    assert!(err.to_string().contains("address space"), "{err}");
+    assert!(err.to_string().contains("does not fit in memory"), "{err}");
     let mut buf = ReplayBuffer::with_dtype(10, 3, 1, BufferDtype::Bf16).unwrap();
     let mut batch = Batch::default();
     assert!(
