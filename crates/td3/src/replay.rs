@@ -18,7 +18,9 @@
 //!   `s'` — an episode ended in between, whether terminated or truncated, or the caller pushes
 //!   unrelated transitions — that `s'` is *kept aside*: a first-in first-out list of
 //!   (transition number, observation), from which an entry is dropped when its transition is
-//!   overwritten. Its length is at most the number of episode ends among the stored transitions.
+//!   overwritten. It holds one entry per stored transition that the next one does not continue:
+//!   in training, one per episode in the buffer (a 10⁶ Hopper-v3 buffer of 1000-step episodes:
+//!   1000 entries of 52 bytes; of 20-step episodes, as while the policy is random: 50 000).
 //!
 //! The layout is an implementation detail: [`ReplayBuffer::sample`] returns bit for bit the
 //! values a buffer holding `s` and `s'` separately would return, for any sequence of pushes,
