@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use sparse_core::BiasCorrection;
-use td3::{Algo, Config, Device};
+use td3::{Algo, BufferDtype, Config, Device};
 
 /// The TD3 variant, as the command line names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -56,6 +56,29 @@ impl From<BiasCorrectionArg> for BiasCorrection {
         match b {
             BiasCorrectionArg::Connection => BiasCorrection::Connection,
             BiasCorrectionArg::Network => BiasCorrection::Network,
+        }
+    }
+}
+
+/// `--buffer-dtype`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BufferDtypeArg {
+    /// 32-bit floats: exact
+    F32,
+    /// IEEE half precision (11 significant bits, at most 65504): half the memory, not
+    /// bit-compatible with f32 runs
+    F16,
+    /// bfloat16 (8 significant bits, f32's range): half the memory, not bit-compatible with f32
+    /// runs
+    Bf16,
+}
+
+impl From<BufferDtypeArg> for BufferDtype {
+    fn from(d: BufferDtypeArg) -> BufferDtype {
+        match d {
+            BufferDtypeArg::F32 => BufferDtype::F32,
+            BufferDtypeArg::F16 => BufferDtype::F16,
+            BufferDtypeArg::Bf16 => BufferDtype::Bf16,
         }
     }
 }
@@ -111,12 +134,18 @@ macro_rules! hyper_args {
             /// connection; network on a GPU, whose kernels support only that]
             #[arg(long, value_enum)]
             pub bias_correction: Option<BiasCorrectionArg>,
+            /// How the replay buffer stores observations and actions: f32 (exact), or f16 / bf16
+            /// to halve the buffer for boards short of memory. f16 and bf16 round what the
+            /// networks see, so such runs are NOT bit-compatible with f32 runs [default: f32]
+            #[arg(long, value_enum, value_name = "TYPE")]
+            pub buffer_dtype: Option<BufferDtypeArg>,
         }
 
         impl HyperArgs {
             /// Whether any hyper-parameter was given.
             pub fn any(&self) -> bool {
                 $(self.$name.is_some() ||)* self.no_termination || self.bias_correction.is_some()
+                    || self.buffer_dtype.is_some()
             }
 
             /// Sets the given hyper-parameters in `c`.
@@ -127,6 +156,9 @@ macro_rules! hyper_args {
                 c.terminate_when_unhealthy = !self.no_termination;
                 if let Some(b) = self.bias_correction {
                     c.bias_correction = b.into();
+                }
+                if let Some(d) = self.buffer_dtype {
+                    c.buffer_dtype = d.into();
                 }
             }
         }

@@ -77,13 +77,18 @@ pub fn print_start(trainer: &Trainer, dir: &RunDir) {
     );
     let (online, targets) = agent.memory();
     let params = online.values + online.col_indices + online.row_ptrs + online.biases;
+    let replay = trainer.replay();
     println!(
-        "  memory: networks {} (targets {}), gradients {}, Adam state {}, replay buffer {} allocated",
+        "  memory: networks {} (targets {}), gradients {}, Adam state {}, replay buffer {} \
+         allocated ({} transitions, {}, each observation once; + {} B per episode end held)",
         mib(params),
         mib(targets.total()),
         mib(online.gradients),
         mib(online.optimizer),
-        mib(trainer.replay().bytes())
+        mib(replay.bytes()),
+        replay.capacity(),
+        replay.dtype(),
+        replay.bytes_per_episode_end()
     );
     if let Some(bytes) = agent.gpu_bytes() {
         println!(

@@ -115,7 +115,12 @@ fn memory_needed(config: &Config) -> anyhow::Result<f64> {
     let params = net(obs, act) + 2.0 * net(obs + act, 1.0);
     // Online: value, index, gradient, two moments, cohort; target: value and index.
     let per_param = 4.0 + 4.0 + 4.0 + 8.0 + 2.0 + 8.0;
-    let replay = 4.0 * (2.0 * obs + act + 2.0) * config.buffer_capacity as f64;
+    let replay = td3::ReplayBuffer::fixed_bytes(
+        config.buffer_capacity,
+        obs as usize,
+        act as usize,
+        config.buffer_dtype,
+    ) as f64;
     Ok(params * per_param + replay)
 }
 

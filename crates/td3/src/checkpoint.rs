@@ -5,17 +5,21 @@
 //! length, the payload's CRC-32, then the payload (postcard-encoded: configuration, networks
 //! with topologies, Adam state, targets, evolution controller, replay buffer, generator, loop
 //! counters, evaluations, and the environment's exact state). A file is written to a temporary
-//! name and renamed into place, so a crash never leaves a half-written checkpoint.
+//! name and renamed into place, so a crash never leaves a half-written checkpoint. Both ways the
+//! payload streams between the file and the run (the replay buffer is never held twice in
+//! memory); reading checks its length and checksum.
 
-use std::io::{Seek, Write};
+use std::io::{Read, Seek, Write};
 use std::path::Path;
 
 use crate::trainer::{State, Trainer};
 use crate::{Config, Device, Error, Result};
 
 const MAGIC: &[u8; 8] = b"DSTD3CKP";
-/// 2: topology freeze and per-connection bias correction (version 1 files predate them).
-const VERSION: u32 = 2;
+/// 3: the replay buffer stores each observation once, as `f32`, `f16` or `bf16` (version 2
+/// files store `s` and `s'` separately); 2: topology freeze and per-connection bias correction
+/// (version 1 files predate them).
+const VERSION: u32 = 3;
 const HEADER: usize = 8 + 4 + 8 + 4;
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -106,33 +110,72 @@ fn write_to(trainer: &Trainer, tmp: &Path) -> Result<()> {
     file.sync_all().map_err(io(tmp))
 }
 
-fn decode(bytes: &[u8]) -> Result<State> {
+/// Passes bytes through from a file while computing their CRC-32.
+struct HashingReader<R> {
+    inner: R,
+    hasher: crc32fast::Hasher,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Scratch space of the streaming decoder: it holds one string (a task's name) or one number at
+/// a time, never the replay buffer.
+const SCRATCH: usize = 64 * 1024;
+
+/// Reads the checkpoint at `path`, decoding the payload as it streams from the file (so that a
+/// full replay buffer is never in memory twice) and checking its length and checksum.
+fn decode(path: &Path) -> Result<State> {
     let bad = |m: &str| Err(Error::Checkpoint(m.to_string()));
-    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+    let mut file = std::fs::File::open(path).map_err(io(path))?;
+    let size = file.metadata().map_err(io(path))?.len();
+    let mut header = Vec::with_capacity(HEADER);
+    (&mut file)
+        .take(HEADER as u64)
+        .read_to_end(&mut header)
+        .map_err(io(path))?;
+    if header.len() < MAGIC.len() || &header[..MAGIC.len()] != MAGIC {
         return bad("not a ds-td3 checkpoint (bad magic)");
     }
-    if bytes.len() < HEADER {
+    if header.len() < HEADER {
         return Err(Error::Checkpoint(format!(
-            "truncated ({} bytes; the header alone has {HEADER})",
-            bytes.len()
+            "truncated ({size} bytes; the header alone has {HEADER})"
         )));
     }
-    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
     if version != VERSION {
+        let why = if version < VERSION {
+            " (written by an older build; resume it with that build, or start the run again)"
+        } else {
+            " (written by a newer build)"
+        };
         return Err(Error::Checkpoint(format!(
-            "format version {version}, this build reads version {VERSION}"
+            "format version {version}, this build reads version {VERSION}{why}"
         )));
     }
-    let len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes")) as usize;
-    let crc = u32::from_le_bytes(bytes[20..24].try_into().expect("4 bytes"));
-    let payload = &bytes[HEADER..];
-    if payload.len() != len {
+    let len = u64::from_le_bytes(header[12..20].try_into().expect("8 bytes"));
+    let crc = u32::from_le_bytes(header[20..24].try_into().expect("4 bytes"));
+    if size.checked_sub(HEADER as u64) != Some(len) {
         return bad("truncated or padded (payload length does not match the header)");
     }
-    if crc32fast::hash(payload) != crc {
+    let mut reader = HashingReader {
+        inner: std::io::BufReader::new(file),
+        hasher: crc32fast::Hasher::new(),
+    };
+    let mut scratch = vec![0u8; SCRATCH];
+    let decoded = postcard::from_io((&mut reader, &mut scratch[..])).map(|(state, _)| state);
+    // The checksum covers the whole payload, decoded or not: a corrupt file is reported as such
+    // rather than by whatever the decoder tripped over.
+    std::io::copy(&mut reader, &mut std::io::sink()).map_err(io(path))?;
+    if reader.hasher.finalize() != crc {
         return bad("corrupt (checksum mismatch)");
     }
-    postcard::from_bytes(payload).map_err(|e| Error::Checkpoint(format!("cannot decode: {e}")))
+    decoded.map_err(|e| Error::Checkpoint(format!("cannot decode: {e}")))
 }
 
 /// Restores a run from `path`, running on `threads` threads, on `device` when given (else on the
@@ -145,8 +188,7 @@ pub fn load(
     device: Option<Device>,
     expected: Option<&Config>,
 ) -> Result<Trainer> {
-    let bytes = std::fs::read(path).map_err(io(path))?;
-    let state = decode(&bytes)?;
+    let state = decode(path)?;
     if let Some(want) = expected {
         let mut have = state.config.clone();
         have.threads = want.threads;

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use sparse_core::BiasCorrection;
 
+use crate::replay::BufferDtype;
 use crate::{Error, Result};
 
 /// Which TD3 variant to train. All three run through one code path; they differ only in layer
@@ -176,6 +177,11 @@ pub struct Config {
     pub batch_size: usize,
     /// Replay buffer capacity (transitions).
     pub buffer_capacity: usize,
+    /// How the replay buffer stores observations and actions: `f32` (exact, the default) or a
+    /// half-precision type that halves it again but is not bit-compatible with `f32` runs
+    /// (absent from files written before it existed: `f32`). See [`crate::replay`].
+    #[serde(default)]
+    pub buffer_dtype: BufferDtype,
     /// Threads of the process-wide [`sparse_core::pool`] a trainer sets up: with 2 or more the
     /// twin critics run side by side and large sparse products are split by rows. Results do
     /// not depend on it.
@@ -219,6 +225,7 @@ impl Config {
             weight_decay: 2e-4,
             batch_size: 100,
             buffer_capacity: 1_000_000,
+            buffer_dtype: BufferDtype::F32,
             threads: 1,
             device: Device::Cpu,
         }

@@ -1,7 +1,8 @@
 //! TD3 on truly sparse networks: dense TD3, Static-TD3 and DS-TD3 through one code path.
 //!
 //! - [`config`]: every setting, the paper's values as defaults, validation;
-//! - [`replay`]: the preallocated replay buffer and feature-major minibatches;
+//! - [`replay`]: the preallocated replay buffer (each observation stored once; `f32`, `f16` or
+//!   `bf16`) and feature-major minibatches;
 //! - [`agent`]: actor, twin critics and their targets, and the TD3 update (Algorithm 1);
 //! - `nets`: the seam between the update and where it runs, and the host networks' state;
 //! - `cpu`: the update's steps on the host, through `sparse-core`;
@@ -20,7 +21,7 @@ pub mod trainer;
 
 pub use agent::{Agent, IterationReport, Learner};
 pub use config::{Algo, Config, Device, paper_lambda1};
-pub use replay::{Batch, ReplayBuffer};
+pub use replay::{Batch, BufferDtype, ReplayBuffer};
 pub use trainer::{Evaluation, Event, Trainer, evaluate_policy};
 
 /// Errors of TD3 runs.

@@ -162,7 +162,12 @@ impl Trainer {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let mut agent = Agent::new(&config, obs_dim, act_dim, max_action, &mut rng)?;
         attach_device(&mut agent, config.device)?;
-        let replay = ReplayBuffer::new(config.buffer_capacity, obs_dim, act_dim)?;
+        let replay = ReplayBuffer::with_dtype(
+            config.buffer_capacity,
+            obs_dim,
+            act_dim,
+            config.buffer_dtype,
+        )?;
         let obs = env.reset(Some(rng.random()));
         Ok(Self {
             config,
@@ -189,6 +194,13 @@ impl Trainer {
     /// and `device`, when given, replaces the run's device.
     pub(crate) fn from_state(state: State, threads: usize, device: Option<Device>) -> Result<Self> {
         let mut config = state.config;
+        if state.replay.dtype() != config.buffer_dtype {
+            return Err(Error::Checkpoint(format!(
+                "the replay buffer stores {} values, the configuration says {}",
+                state.replay.dtype(),
+                config.buffer_dtype
+            )));
+        }
         config.threads = threads;
         config.device = device.unwrap_or(config.device);
         config.validate()?;

@@ -89,7 +89,7 @@ fn random_phase(mut config: Config, steps: u64) -> (Vec<f32>, Vec<u64>) {
         &|| false,
     )
     .unwrap();
-    (t.replay().not_done().to_vec(), lengths)
+    (t.replay().not_done(), lengths)
 }
 
 #[test]

@@ -1,0 +1,436 @@
+//! The replay buffer, which stores each observation once, against a straightforward reference
+//! written here that stores `s` and `s'` of every transition separately (as the buffer did
+//! before): the same batches bit for bit over many random pushes with terminal and truncated
+//! episode ends, unrelated transitions, signed zeros, ring wraps and checkpoint round trips; the
+//! memory it takes; the half-precision storage types, their precision and training runs with
+//! them; and the checkpoint format's version.
+
+use half::{bf16, f16};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use td3::{Algo, Batch, BufferDtype, Config, Event, ReplayBuffer, Trainer, checkpoint};
+
+/// The reference: two copies of every observation, values rounded as `round` does, sampled as
+/// the buffer samples (one uniform slot per batch column).
+struct TwoCopies {
+    capacity: usize,
+    od: usize,
+    ad: usize,
+    next: usize,
+    len: usize,
+    obs: Vec<f32>,
+    actions: Vec<f32>,
+    rewards: Vec<f32>,
+    next_obs: Vec<f32>,
+    not_done: Vec<f32>,
+    round: fn(f64) -> f32,
+}
+
+impl TwoCopies {
+    fn new(capacity: usize, od: usize, ad: usize, round: fn(f64) -> f32) -> Self {
+        Self {
+            capacity,
+            od,
+            ad,
+            next: 0,
+            len: 0,
+            obs: vec![0.0; capacity * od],
+            actions: vec![0.0; capacity * ad],
+            rewards: vec![0.0; capacity],
+            next_obs: vec![0.0; capacity * od],
+            not_done: vec![0.0; capacity],
+            round,
+        }
+    }
+
+    fn push(&mut self, s: &[f64], a: &[f64], r: f64, s2: &[f64], terminated: bool) {
+        let (i, od, ad) = (self.next, self.od, self.ad);
+        let round = self.round;
+        let put = |dst: &mut [f32], src: &[f64]| {
+            dst.iter_mut().zip(src).for_each(|(d, &v)| *d = round(v));
+        };
+        put(&mut self.obs[i * od..(i + 1) * od], s);
+        put(&mut self.next_obs[i * od..(i + 1) * od], s2);
+        put(&mut self.actions[i * ad..(i + 1) * ad], a);
+        self.rewards[i] = r as f32;
+        self.not_done[i] = if terminated { 0.0 } else { 1.0 };
+        self.next = (i + 1) % self.capacity;
+        self.len = (self.len + 1).min(self.capacity);
+    }
+
+    /// (s, a, r, s', not_done) of each sampled column, as bits.
+    fn sample(&self, size: usize, rng: &mut StdRng) -> Vec<Vec<u32>> {
+        let (od, ad) = (self.od, self.ad);
+        (0..size)
+            .map(|_| {
+                let i = rng.random_range(0..self.len);
+                let mut col: Vec<u32> = Vec::new();
+                col.extend(self.obs[i * od..(i + 1) * od].iter().map(|v| v.to_bits()));
+                col.extend(
+                    self.actions[i * ad..(i + 1) * ad]
+                        .iter()
+                        .map(|v| v.to_bits()),
+                );
+                col.push(self.rewards[i].to_bits());
+                col.extend(
+                    self.next_obs[i * od..(i + 1) * od]
+                        .iter()
+                        .map(|v| v.to_bits()),
+                );
+                col.push(self.not_done[i].to_bits());
+                col
+            })
+            .collect()
+    }
+
+    /// Transitions stored whose `s'` is not the `s` of the transition stored after them (the
+    /// episode ends the buffer has to keep an observation aside for), the newest excluded.
+    fn breaks(&self) -> usize {
+        let od = self.od;
+        (1..self.len)
+            .filter(|&age| {
+                let newer = (self.next + self.capacity - age) % self.capacity;
+                let older = (newer + self.capacity - 1) % self.capacity;
+                let s2 = &self.next_obs[older * od..(older + 1) * od];
+                let s = &self.obs[newer * od..(newer + 1) * od];
+                s2.iter().zip(s).any(|(a, b)| a.to_bits() != b.to_bits())
+            })
+            .count()
+    }
+}
+
+/// The buffer's batch in the reference's column format.
+fn columns(batch: &Batch, size: usize, od: usize, ad: usize) -> Vec<Vec<u32>> {
+    (0..size)
+        .map(|b| {
+            let mut col: Vec<u32> = Vec::new();
+            col.extend((0..od).map(|f| batch.obs.get(f, b).to_bits()));
+            col.extend((0..ad).map(|f| batch.actions.get(f, b).to_bits()));
+            col.push(batch.rewards.get(0, b).to_bits());
+            col.extend((0..od).map(|f| batch.next_obs.get(f, b).to_bits()));
+            col.push(batch.not_done.get(0, b).to_bits());
+            col
+        })
+        .collect()
+}
+
+fn round_f32(v: f64) -> f32 {
+    v as f32
+}
+
+fn round_f16(v: f64) -> f32 {
+    f16::from_f64(v).to_f32()
+}
+
+fn round_bf16(v: f64) -> f32 {
+    bf16::from_f64(v).to_f32()
+}
+
+/// An observation drawn from a few kinds of values: ordinary, signed zeros, and values equal
+/// after rounding to the stored type but not before.
+fn observation(r: &mut StdRng, od: usize) -> Vec<f64> {
+    (0..od)
+        .map(|_| match r.random_range(0..10) {
+            0 => 0.0,
+            1 => -0.0,
+            2 => 1.0 + r.random_range(0.0..1e-9),
+            _ => r.random_range(-50.0..50.0),
+        })
+        .collect()
+}
+
+/// Drives the buffer and the reference through `pushes` transitions of an episodic task,
+/// comparing batches (about every third push) and round-tripping the buffer through its
+/// checkpoint encoding now and then.
+fn compare(capacity: usize, dtype: BufferDtype, round: fn(f64) -> f32, seed: u64, pushes: usize) {
+    let (od, ad) = (3, 2);
+    let mut r = StdRng::seed_from_u64(seed);
+    let mut buf = ReplayBuffer::with_dtype(capacity, od, ad, dtype).unwrap();
+    let mut reference = TwoCopies::new(capacity, od, ad, round);
+    let mut s = observation(&mut r, od);
+    let mut batch = Batch::default();
+    for t in 0..pushes {
+        let a: Vec<f64> = (0..ad).map(|_| r.random_range(-1.0..1.0)).collect();
+        let reward = r.random_range(-5.0..5.0);
+        let mut s2 = observation(&mut r, od);
+        let end = r.random_range(0..100);
+        // 6%: a terminal state; 6%: a time limit; 2%: the next push is unrelated.
+        let terminated = end < 6;
+        let truncated = (6..12).contains(&end);
+        let unrelated = (12..14).contains(&end);
+        if end == 14 {
+            // The reset observation equals the final one after rounding (nothing kept aside).
+            s2 = s.clone();
+        }
+        buf.push(&s, &a, reward, &s2, terminated).unwrap();
+        reference.push(&s, &a, reward, &s2, terminated);
+        s = if terminated || truncated || unrelated {
+            match r.random_range(0..4) {
+                // Occasionally the reset lands on the final observation exactly.
+                0 => s2.clone(),
+                // Or on one that differs only by the sign of a zero.
+                1 => s2.iter().map(|&v| if v == 0.0 { -v } else { v }).collect(),
+                _ => observation(&mut r, od),
+            }
+        } else {
+            s2
+        };
+
+        assert_eq!(buf.len(), reference.len);
+        assert_eq!(buf.not_done(), &reference.not_done[..reference.len]);
+        assert!(
+            buf.kept_aside() == reference.breaks(),
+            "capacity {capacity}, push {t}: {} observations kept aside, {} episode ends stored",
+            buf.kept_aside(),
+            reference.breaks()
+        );
+        if r.random_range(0..3) == 0 {
+            let size = r.random_range(1..40);
+            let sample_seed = r.random();
+            buf.sample(size, &mut StdRng::seed_from_u64(sample_seed), &mut batch)
+                .unwrap();
+            let want = reference.sample(size, &mut StdRng::seed_from_u64(sample_seed));
+            assert!(
+                columns(&batch, size, od, ad) == want,
+                "capacity {capacity} {dtype}, push {t}: batches differ"
+            );
+        }
+        if r.random_range(0..50) == 0 {
+            // A checkpoint round trip continues the same buffer.
+            let bytes = postcard::to_stdvec(&buf).unwrap();
+            let restored: ReplayBuffer = postcard::from_bytes(&bytes).unwrap();
+            assert!(restored == buf, "capacity {capacity}, push {t}: round trip");
+            assert_eq!(restored.dtype(), dtype);
+            buf = restored;
+        }
+    }
+}
+
+#[test]
+fn each_observation_once_gives_the_two_copy_buffers_batches_bit_for_bit() {
+    for (capacity, seed) in [(1, 1), (2, 2), (3, 3), (7, 4), (64, 5), (1000, 6)] {
+        compare(capacity, BufferDtype::F32, round_f32, seed, 3_000);
+    }
+}
+
+#[test]
+fn half_precision_buffers_match_a_two_copy_buffer_of_the_same_type() {
+    for (capacity, seed) in [(1, 11), (5, 12), (64, 13)] {
+        compare(capacity, BufferDtype::F16, round_f16, seed, 1_500);
+        compare(capacity, BufferDtype::Bf16, round_bf16, seed, 1_500);
+    }
+}
+
+#[test]
+fn half_precision_values_are_within_the_formats_precision_of_f32() {
+    // f16: 11 significant bits, relative error at most 2⁻¹¹ in the normal range (from 2⁻¹⁴),
+    // absolute error at most 2⁻²⁵ below it; bf16: 8 significant bits, 2⁻⁸, the range of f32.
+    // (Compared with the f32 value, whose own rounding adds a hair: the 1 + 2⁻¹⁰.)
+    let mut r = StdRng::seed_from_u64(7);
+    for (dtype, rel, abs, max) in [
+        (BufferDtype::F16, 2f64.powi(-11), 2f64.powi(-25), 65504.0f64),
+        (BufferDtype::Bf16, 2f64.powi(-8), 0.0, 1e30),
+    ] {
+        let values: Vec<f64> = (0..4000)
+            .map(|i| {
+                let magnitude = 10f64.powf(r.random_range(-6.0..max.log10()));
+                let v = if i % 2 == 0 { magnitude } else { -magnitude };
+                v.clamp(-max, max)
+            })
+            .collect();
+        let mut buf = ReplayBuffer::with_dtype(4000, 1, 1, dtype).unwrap();
+        for &v in &values {
+            buf.push(&[v], &[v], v, &[v], false).unwrap();
+        }
+        let mut batch = Batch::default();
+        let mut rng = StdRng::seed_from_u64(1);
+        buf.sample(4000, &mut rng, &mut batch).unwrap();
+        for b in 0..4000 {
+            // The reward is stored as f32 and identifies the transition.
+            let exact = batch.rewards.get(0, b) as f64;
+            for got in [
+                batch.obs.get(0, b),
+                batch.actions.get(0, b),
+                batch.next_obs.get(0, b),
+            ] {
+                let err = (got as f64 - exact).abs();
+                assert!(
+                    err <= rel * (1.0 + 2f64.powi(-10)) * exact.abs() + abs,
+                    "{dtype}: {exact} stored as {got}"
+                );
+            }
+        }
+    }
+    // Beyond f16's range a value becomes infinite (bf16 keeps f32's range).
+    let mut buf = ReplayBuffer::with_dtype(1, 1, 1, BufferDtype::F16).unwrap();
+    buf.push(&[1e6], &[0.5], 0.0, &[-1e6], false).unwrap();
+    let mut batch = Batch::default();
+    buf.sample(1, &mut StdRng::seed_from_u64(1), &mut batch)
+        .unwrap();
+    assert_eq!(batch.obs.get(0, 0), f32::INFINITY);
+    assert_eq!(batch.next_obs.get(0, 0), f32::NEG_INFINITY);
+    assert_eq!(batch.actions.get(0, 0), 0.5);
+}
+
+#[test]
+fn memory_is_one_copy_of_each_observation() {
+    // Humanoid-v3: 376 observation and 17 action dimensions, 10⁶ transitions: one copy of each
+    // observation and action (and the newest s'), f32 rewards, one bit per terminal flag.
+    let gib = |b: usize| b as f64 / (1u64 << 30) as f64;
+    let f32_bytes = ReplayBuffer::fixed_bytes(1_000_000, 376, 17, BufferDtype::F32);
+    let f16_bytes = ReplayBuffer::fixed_bytes(1_000_000, 376, 17, BufferDtype::F16);
+    let bf16_bytes = ReplayBuffer::fixed_bytes(1_000_000, 376, 17, BufferDtype::Bf16);
+    assert_eq!(
+        f32_bytes,
+        4 * (1_000_000 * (376 + 17) + 376) + 4_000_000 + 125_000
+    );
+    assert_eq!(
+        f16_bytes,
+        2 * (1_000_000 * (376 + 17) + 376) + 4_000_000 + 125_000
+    );
+    assert_eq!(bf16_bytes, f16_bytes);
+    assert!(gib(f32_bytes) <= 1.5, "{} GiB", gib(f32_bytes));
+    assert!(gib(f16_bytes) <= 0.8, "{} GiB", gib(f16_bytes));
+
+    // A buffer reports its fixed arrays, plus the kept-aside list as allocated.
+    let mut buf = ReplayBuffer::with_dtype(1000, 11, 3, BufferDtype::F32).unwrap();
+    assert_eq!(
+        buf.bytes(),
+        ReplayBuffer::fixed_bytes(1000, 11, 3, BufferDtype::F32)
+    );
+    assert_eq!(buf.bytes(), 4 * (1000 * 14 + 11) + 4000 + 8 * 16);
+    assert_eq!(buf.bytes_per_episode_end(), 4 * 11 + 8);
+    let s = [0.5; 11];
+    buf.push(&s, &[0.0; 3], 1.0, &[1.5; 11], false).unwrap();
+    buf.push(&s, &[0.0; 3], 1.0, &[1.5; 11], true).unwrap();
+    assert_eq!(buf.kept_aside(), 1);
+    assert!(buf.bytes() >= ReplayBuffer::fixed_bytes(1000, 11, 3, BufferDtype::F32) + 52);
+}
+
+#[test]
+fn bad_input_is_an_error() {
+    assert!(ReplayBuffer::with_dtype(0, 3, 1, BufferDtype::F16).is_err());
+    assert!(ReplayBuffer::with_dtype(10, 0, 1, BufferDtype::F32).is_err());
+    // Within the address space but far beyond any machine's memory: an error, not an abort.
+    let err = ReplayBuffer::with_dtype(1 << 50, 376, 17, BufferDtype::F32)
+        .expect_err("too large for memory");
+    assert!(err.to_string().contains("does not fit in memory"), "{err}");
+    let err =
+        ReplayBuffer::with_dtype(usize::MAX / 2, 3, 1, BufferDtype::F32).expect_err("too large");
+    assert!(err.to_string().contains("does not fit in memory"), "{err}");
+    let mut buf = ReplayBuffer::with_dtype(10, 3, 1, BufferDtype::Bf16).unwrap();
+    let mut batch = Batch::default();
+    assert!(
+        buf.sample(4, &mut StdRng::seed_from_u64(0), &mut batch)
+            .is_err()
+    );
+    assert!(buf.push(&[0.0; 3], &[0.0], 0.0, &[0.0; 2], false).is_err());
+    assert!(
+        buf.push(&[0.0; 3], &[0.0; 2], 0.0, &[0.0; 3], false)
+            .is_err()
+    );
+    for i in 0..5 {
+        buf.push(&[i as f64; 3], &[0.0], 0.0, &[0.0; 3], false)
+            .unwrap();
+    }
+    // Every prefix of a serialised buffer is rejected, none panics.
+    let bytes = postcard::to_stdvec(&buf).unwrap();
+    for n in 0..bytes.len() {
+        assert!(postcard::from_bytes::<ReplayBuffer>(&bytes[..n]).is_err());
+    }
+}
+
+/// A small DS run on Pendulum whose buffer wraps, storing `dtype`.
+fn small_run(dtype: BufferDtype) -> Config {
+    let mut c = Config::paper("Pendulum-v1", Algo::Ds);
+    (c.steps, c.start_steps, c.eval_every, c.eval_episodes) = (700, 300, 350, 1);
+    (c.hidden, c.lambda1, c.lambda2) = (32, 2.0, 8.0);
+    (c.evolution_period, c.topology_freeze, c.batch_size) = (50, 0, 32);
+    c.buffer_capacity = 450;
+    c.buffer_dtype = dtype;
+    c
+}
+
+fn no_events(_: Event<'_>) -> td3::Result<()> {
+    Ok(())
+}
+
+fn never() -> bool {
+    false
+}
+
+/// Serialised agent and buffer and the evaluation returns' bits of a run.
+fn outcome(t: &Trainer) -> (Vec<u8>, Vec<u8>, Vec<u64>) {
+    let returns = t
+        .evaluations()
+        .iter()
+        .flat_map(|e| e.returns.iter().map(|r| r.to_bits()))
+        .collect();
+    (
+        postcard::to_stdvec(t.agent()).unwrap(),
+        postcard::to_stdvec(t.replay()).unwrap(),
+        returns,
+    )
+}
+
+#[test]
+fn half_precision_runs_train_and_resume_exactly_with_their_type() {
+    let dir = std::env::temp_dir().join(format!("td3-replay-dtype-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("latest.ckpt");
+    let mut f32_run = Trainer::new(small_run(BufferDtype::F32)).unwrap();
+    f32_run.run_until(700, &mut no_events, &never).unwrap();
+    for dtype in [BufferDtype::F16, BufferDtype::Bf16] {
+        let config = small_run(dtype);
+        let mut whole = Trainer::new(config.clone()).unwrap();
+        whole.run_until(700, &mut no_events, &never).unwrap();
+        assert_eq!(whole.replay().dtype(), dtype);
+        assert!(whole.evaluations().iter().all(|e| e.mean.is_finite()));
+        // Not bit-compatible with f32: the networks saw rounded observations and actions.
+        assert!(outcome(&whole).2 != outcome(&f32_run).2, "{dtype}");
+
+        let mut first = Trainer::new(config.clone()).unwrap();
+        first.run_until(520, &mut no_events, &never).unwrap();
+        checkpoint::save(&mut first, &path).unwrap();
+        drop(first);
+        let mut resumed = checkpoint::load(&path, 1, None, Some(&config)).unwrap();
+        assert_eq!(resumed.replay().dtype(), dtype);
+        resumed.run_until(700, &mut no_events, &never).unwrap();
+        assert!(
+            outcome(&whole) == outcome(&resumed),
+            "{dtype}: the resumed run differs"
+        );
+
+        // The checkpoint belongs to a run of its own type.
+        let mut other = config.clone();
+        other.buffer_dtype = BufferDtype::F32;
+        let err = checkpoint::load(&path, 1, None, Some(&other))
+            .err()
+            .expect("another type's checkpoint rejected");
+        assert!(err.to_string().contains("another run"), "{err}");
+    }
+
+    // A checkpoint of the previous format (version 2: s and s' stored apart) is a clear error.
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    let err = checkpoint::load(&path, 1, None, None)
+        .err()
+        .expect("old checkpoint rejected")
+        .to_string();
+    assert!(
+        err.contains("format version 2, this build reads version 3") && err.contains("older build"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn configurations_without_a_buffer_type_store_f32() {
+    let config = small_run(BufferDtype::Bf16);
+    let mut json = serde_json::to_value(&config).unwrap();
+    assert_eq!(json["buffer_dtype"], "bf16");
+    json.as_object_mut().unwrap().remove("buffer_dtype");
+    let old: Config = serde_json::from_value(json).unwrap();
+    assert_eq!(old.buffer_dtype, BufferDtype::F32);
+}
