@@ -181,7 +181,8 @@ neon_check() {
 }
 step neon-kernels-tested neon_check
 
-# mujoco-env: the golden replays (bit-exact against MuJoCo 2.2.2 on x86-64) and the task tests.
+# mujoco-env: the golden replays (bit-exact on x86-64; on aarch64, whose Debian MuJoCo fuses
+# multiply-adds, every value within 1e-6: see crates/mujoco-env/tests/golden.rs) and the task tests.
 step mujoco-env "${CARGO[@]}" test -p mujoco-env "${RUN_ARGS[@]}"
 
 # A short DS-TD3 run on Hopper-v3 (200 training iterations, two topology evolutions: about a

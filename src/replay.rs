@@ -138,7 +138,13 @@ mod tests {
 
     #[test]
     fn passes_good_files_and_fails_if_any_file_fails() {
-        let good = vec![fixture("Hopper-v4-seed1"), fixture("Ant-v4-contact-seed2")];
+        // Two episodes that replay bit for bit on x86-64 and on aarch64 alike (Debian's arm64
+        // MuJoCo rounds Hopper's and HalfCheetah's physics differently; see mujoco-env's golden
+        // tests).
+        let good = vec![
+            fixture("Walker2d-v4-seed1"),
+            fixture("Ant-v4-contact-seed2"),
+        ];
         assert!(
             run(&ReplayArgs {
                 files: good.clone()

@@ -5,6 +5,15 @@
 //! legitimately differ (contact results change between versions, and even rounding differs), so
 //! only what does not depend on the integrator is checked there: the observation `mj_forward`
 //! gives for each recorded reset state.
+//!
+//! On aarch64 the MuJoCo 2.2.2 at hand (Debian's arm64 build) fuses multiply-adds where the
+//! amd64 build that matches the recordings does not: compiled body masses already differ in the
+//! last bit. There every value is checked to 1e-6 ([`Tolerances::ROUNDING`]) instead: rewards,
+//! observations, info values, qpos and qvel, termination and truncation flags. Every episode
+//! passes so over its whole length except HalfCheetah's, whose contacts amplify the rounding
+//! chaotically (measured under qemu: within 1e-6 through step 40, beyond it by step 60, whole
+//! units by step 100), so only its first [`HALF_CHEETAH_ROUNDING_HORIZON`] steps are checked.
+
 #![cfg(feature = "mujoco")]
 
 use std::path::PathBuf;
@@ -31,6 +40,27 @@ fn linked_is_recorded_version(what: &str) -> bool {
     v == RECORDED_WITH
 }
 
+/// HalfCheetah steps replayed where the linked MuJoCo rounds differently from the recording's
+/// (see the module documentation).
+const HALF_CHEETAH_ROUNDING_HORIZON: usize = 40;
+
+/// Whether the linked MuJoCo is known to round differently from the recording's build (and says
+/// so, visibly).
+fn rounds_differently(what: &str) -> bool {
+    let differs = cfg!(target_arch = "aarch64");
+    if differs {
+        skip::note(
+            what,
+            format_args!(
+                "aarch64: the MuJoCo build fuses multiply-adds, so bit-exact replays are an \
+                 x86-64 property; every value checked to 1e-6 (HalfCheetah: its first \
+                 {HALF_CHEETAH_ROUNDING_HORIZON} steps)"
+            ),
+        );
+    }
+    differs
+}
+
 fn fixtures() -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -49,10 +79,20 @@ fn check(stem: &str) {
     if !linked_is_recorded_version(
         "mujoco-env golden exact replays (reset observations checked only)",
     ) {
-        truncate(&mut episode);
+        truncate_to(&mut episode, 0);
         let report =
             replay(&episode, &Tolerances::GOLDEN).unwrap_or_else(|e| panic!("{stem}: {e}"));
         assert!(report.passed(), "{stem}: {report:#?}");
+        return;
+    }
+    if rounds_differently("mujoco-env golden exact replays") {
+        if stem.starts_with("HalfCheetah") {
+            truncate_to(&mut episode, HALF_CHEETAH_ROUNDING_HORIZON);
+        }
+        let report =
+            replay(&episode, &Tolerances::ROUNDING).unwrap_or_else(|e| panic!("{stem}: {e}"));
+        assert!(report.passed(), "{stem}: {report:#?}");
+        assert_eq!(report.steps, episode.n_steps, "{stem}");
         return;
     }
     let report = replay(&episode, &Tolerances::GOLDEN).unwrap_or_else(|e| panic!("{stem}: {e}"));
@@ -62,18 +102,19 @@ fn check(stem: &str) {
     assert_eq!(report.qvel.max_abs, 0.0, "{stem}");
 }
 
-/// Keeps only the reset part of an episode.
-fn truncate(ep: &mut Episode) {
+/// Keeps the reset and the first `k` steps of an episode.
+fn truncate_to(ep: &mut Episode, k: usize) {
+    let k = k.min(ep.n_steps);
     let s = &mut ep.steps;
-    ep.n_steps = 0;
-    s.action.clear();
-    s.obs.clear();
-    s.reward.clear();
-    s.terminated.clear();
-    s.truncated.clear();
-    s.qpos.clear();
-    s.qvel.clear();
-    s.info.values_mut().for_each(Vec::clear);
+    ep.n_steps = k;
+    s.action.truncate(k);
+    s.obs.truncate(k);
+    s.reward.truncate(k);
+    s.terminated.truncate(k);
+    s.truncated.truncate(k);
+    s.qpos.truncate(k);
+    s.qvel.truncate(k);
+    s.info.values_mut().for_each(|v| v.truncate(k));
 }
 
 #[test]
@@ -123,6 +164,9 @@ fn load(stem: &str) -> Episode {
 fn checker_detects_each_kind_of_deviation() {
     // The unmodified episode must pass for the single deviations below to be attributable.
     if !linked_is_recorded_version("mujoco-env checker_detects_each_kind_of_deviation") {
+        return;
+    }
+    if rounds_differently("mujoco-env checker_detects_each_kind_of_deviation (skipped)") {
         return;
     }
     let tol = Tolerances::GOLDEN;
