@@ -235,8 +235,12 @@ fn envs_lists_tasks_with_dimensions() {
 fn bad_training_input_is_a_clear_error() {
     let dir = temp_dir("bad");
     let out = dir.to_str().unwrap();
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 8] = [
         (&["--env", "Hopper-v9"], "unknown environment 'Hopper-v9'"),
+        (
+            &["--env", "Pendulum-v1", "--buffer-dtype", "f8"],
+            "possible values: f32, f16, bf16",
+        ),
         (
             &["--env", "Pendulum-v1", "--lambda1=0"],
             "lambda1 must be a positive number",
@@ -285,6 +289,21 @@ fn bad_training_input_is_a_clear_error() {
     let o = ds_td3(&["train", "--resume", "/nonexistent-run"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("not a run directory"), "{}", stderr(&o));
+}
+
+/// A half-precision buffer trains, is recorded in the run's configuration and printed at start.
+#[test]
+fn buffer_dtype_is_recorded() {
+    let dir = temp_dir("buffer-dtype");
+    let out = dir.to_str().unwrap();
+    let mut args = SMALL.to_vec();
+    args.extend(["--steps", "400", "--buffer-dtype", "bf16", "--out", out]);
+    let o = ds_td3(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    assert!(config.contains(r#""buffer_dtype": "bf16""#), "{config}");
+    assert!(stdout(&o).contains("bf16"), "{}", stdout(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -367,11 +386,10 @@ fn bench_breakdown_accounts_for_the_whole_iteration() {
             "{name}: {sums:?} vs {total:?}\n{out}"
         );
     }
-    // Only DS has evolution, and its products are cheaper than dense's.
+    // Only DS has evolution. (Which iteration is faster is the benchmark's to show, not a
+    // test's: on a loaded machine any timing comparison can flip.)
     let evolution = parse(out.lines().find(|l| l.starts_with("evolution")).unwrap());
     assert!(evolution[0] == 0.0 && evolution[2] > 0.0, "{out}");
-    let products = parse(out.lines().find(|l| l.starts_with("products")).unwrap());
-    assert!(products[2] < products[0], "{out}");
     // The breakdown measures the CPU.
     let o = ds_td3(&["bench", "--only", "breakdown", "--device", "emulator"]);
     assert!(!o.status.success());

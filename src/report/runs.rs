@@ -174,11 +174,11 @@ pub fn complete<'a>(g: &[&'a RunData]) -> Vec<&'a RunData> {
 }
 
 /// The settings that tell groups of runs apart, and whether each applies to an algorithm.
-const KEYS: [&str; 6] = ["h", "λ", "e", "η", "freeze", "bias"];
+const KEYS: [&str; 7] = ["h", "buffer", "λ", "e", "η", "freeze", "bias"];
 
 fn applies(key: &str, algo: Algo) -> bool {
     match key {
-        "h" => true,
+        "h" | "buffer" => true,
         "λ" => algo.is_sparse(),
         _ => algo == Algo::Ds,
     }
@@ -187,6 +187,7 @@ fn applies(key: &str, algo: Algo) -> bool {
 fn setting(key: &str, c: &Config) -> String {
     match key {
         "h" => format!("h={}", c.hidden),
+        "buffer" => format!("buffer {}", c.buffer_dtype),
         "λ" => format!("λ1={} λ2={}", c.lambda1, c.lambda2),
         "e" => format!("e={}", c.evolution_period),
         "η" => format!("η={}", c.evolution_fraction),
@@ -269,5 +270,48 @@ impl<'a> Groups<'a> {
         let mut e: Vec<String> = self.all.keys().map(|k| k.0.clone()).collect();
         e.dedup();
         e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use td3::BufferDtype;
+
+    fn run(algo: Algo, dtype: BufferDtype) -> RunData {
+        let mut config = Config::paper("Hopper-v3", algo);
+        config.buffer_dtype = dtype;
+        RunData {
+            dir: PathBuf::from("run"),
+            config,
+            evals: Vec::new(),
+            problem: None,
+        }
+    }
+
+    /// Runs that differ only in how their replay buffer stores values (not bit-compatible) are
+    /// reported apart; a setting no run varies stays out of the labels.
+    #[test]
+    fn buffer_types_are_told_apart() {
+        let runs = [
+            run(Algo::Ds, BufferDtype::F32),
+            run(Algo::Ds, BufferDtype::F16),
+            run(Algo::Dense, BufferDtype::F32),
+        ];
+        let groups = Groups::new(&runs);
+        let labels: Vec<&str> = groups.all.keys().map(|k| k.1.as_str()).collect();
+        assert_eq!(
+            labels,
+            ["dense buffer f32", "ds buffer f16", "ds buffer f32"]
+        );
+        let same = [
+            run(Algo::Ds, BufferDtype::F32),
+            run(Algo::Ds, BufferDtype::F32),
+        ];
+        let groups = Groups::new(&same);
+        assert_eq!(
+            groups.all.keys().map(|k| k.1.as_str()).collect::<Vec<_>>(),
+            ["ds"]
+        );
     }
 }
