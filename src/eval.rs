@@ -8,7 +8,7 @@ use clap::Args;
 use mujoco_env::Env;
 use sparse_core::Workspace;
 use sparse_core::policy::Policy;
-use td3::{Agent, Config, checkpoint, evaluate_policy};
+use td3::{Agent, Config, checkpoint, evaluate_policy, run_episodes};
 
 use crate::run_dir::RunDir;
 
@@ -192,28 +192,12 @@ fn evaluate_exported(
 ) -> anyhow::Result<Vec<f64>> {
     let mut ws = Workspace::new();
     let mut obs32 = Vec::with_capacity(policy.obs_dim());
-    let mut returns = Vec::with_capacity(episodes);
-    for i in 0..episodes {
-        let mut obs = env.reset(if i == 0 { Some(seed) } else { None });
-        let mut total = 0.0;
-        loop {
-            obs32.clear();
-            obs32.extend(obs.iter().map(|&o| o as f32));
-            let action: Vec<f64> = policy
-                .act_rows(&obs32, &mut ws)?
-                .into_iter()
-                .map(f64::from)
-                .collect();
-            let out = env.step(&action)?;
-            total += out.reward;
-            obs = out.obs;
-            if out.terminated || out.truncated {
-                break;
-            }
-        }
-        returns.push(total);
-    }
-    Ok(returns)
+    run_episodes(env, episodes, seed, |obs| -> anyhow::Result<Vec<f64>> {
+        obs32.clear();
+        obs32.extend(obs.iter().map(|&o| o as f32));
+        let action = policy.act_rows(&obs32, &mut ws)?;
+        Ok(action.into_iter().map(f64::from).collect())
+    })
 }
 
 /// Prints each episode's return and their mean ± standard deviation.

@@ -1,21 +1,12 @@
 //! The `ds-td3` binary end to end: help, version, the network report, training runs with their
 //! run directories, resume, evaluation, and clear errors for bad input.
 
-use std::process::{Command, Output};
-
 #[path = "support/skip.rs"]
 mod skip;
 
-fn ds_td3(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ds-td3"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+#[path = "support/bin.rs"]
+mod bin;
+use bin::{ds_td3, stderr, stdout};
 
 #[test]
 fn version_and_help() {
@@ -106,10 +97,6 @@ fn evaluation_steps(dir: &std::path::Path) -> Vec<String> {
         .skip(1)
         .map(|l| l.split(',').next().unwrap().to_string())
         .collect()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 const SMALL: [&str; 12] = [

@@ -4,29 +4,18 @@
 //! errors.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 #[path = "support/skip.rs"]
 mod skip;
 
+#[path = "support/bin.rs"]
+mod bin;
+use bin::{ds_td3, stderr, stdout};
+
 /// Makes the Python round trip fail rather than skip when python3 or its packages (safetensors,
 /// numpy, scipy) are missing (`1`); `.ci/run` sets it.
 const REQUIRE_PYTHON: &str = "DS_TD3_REQUIRE_PYTHON";
-
-fn ds_td3(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ds-td3"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// Runs `args`, which must succeed; returns its standard output.
 fn ok(args: &[&str]) -> String {

@@ -3,17 +3,14 @@
 //! is interrupted and restarted finishing every run exactly once.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use td3::{Algo, Config};
 
-fn ds_td3(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ds-td3"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
+#[path = "support/bin.rs"]
+mod bin;
+use bin::ds_td3;
 
 fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("ds-td3-results-{name}-{}", std::process::id()));

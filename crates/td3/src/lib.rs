@@ -22,7 +22,7 @@ pub mod trainer;
 pub use agent::{Agent, IterationReport, Learner};
 pub use config::{Algo, Config, Device, paper_lambda1};
 pub use replay::{Batch, BufferDtype, ReplayBuffer};
-pub use trainer::{Evaluation, Event, Trainer, evaluate_policy};
+pub use trainer::{Evaluation, Event, Trainer, evaluate_policy, run_episodes};
 
 /// Errors of TD3 runs.
 #[derive(Debug, thiserror::Error)]

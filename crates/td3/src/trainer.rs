@@ -420,12 +420,24 @@ pub fn evaluate_policy(
     episodes: usize,
     seed: u64,
 ) -> Result<Vec<f64>> {
+    run_episodes(env, episodes, seed, |obs| agent.act(obs))
+}
+
+/// The evaluation protocol with any deterministic policy `act` (an observation to an action):
+/// `episodes` episodes on `env`, the first reset with `seed`, the rest continuing the
+/// environment's generator, each until it terminates or is truncated; their returns.
+pub fn run_episodes<E: From<mujoco_env::EnvError>>(
+    env: &mut dyn Env,
+    episodes: usize,
+    seed: u64,
+    mut act: impl FnMut(&[f64]) -> std::result::Result<Vec<f64>, E>,
+) -> std::result::Result<Vec<f64>, E> {
     let mut returns = Vec::with_capacity(episodes);
     for i in 0..episodes {
         let mut obs = env.reset(if i == 0 { Some(seed) } else { None });
         let mut total = 0.0;
         loop {
-            let action = agent.act(&obs)?;
+            let action = act(&obs)?;
             let out = env.step(&action)?;
             total += out.reward;
             obs = out.obs;
