@@ -17,8 +17,10 @@
 //! The sparse kernels exist in four implementations ([`Isa`]): `portable` (plain Rust that the
 //! compiler vectorises; the reference, and the only one on targets other than x86-64 and
 //! AArch64), on x86-64 `avx2` (AVX2 + FMA) and `avx512` (AVX-512F), and on AArch64 `neon`. The
-//! SIMD ones share one kernel body (`simd`), expanded per instruction set (`x86`, `neon`). This
-//! module is the one place that picks one:
+//! SIMD ones share one kernel body (`simd`), expanded per instruction set (`x86`, `neon`). A
+//! forward product of a batch of one (acting, serving a policy) takes its own kernels on x86-64
+//! (`matvec`: lanes across a row's connections, or a dot product per dense row), whichever of
+//! the two x86-64 implementations is active. This module is the one place that picks one:
 //! 1. inside [`with_isa`], the implementation it names (for tests and benchmarks; per thread);
 //! 2. otherwise the process default: [`set_default_isa`] if called, else the environment
 //!    variable `DS_TD3_KERNELS` (`portable`, `avx2`, `avx512`, `neon`) read once, else the best
