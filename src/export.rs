@@ -1,4 +1,5 @@
-//! `ds-td3 export`: a run's actor as a safetensors file (the layout is
+//! `ds-td3 export`: a run's deterministic policy (TD3: the actor; SAC: its trunk and mean head,
+//! `M tanh μ`) as a safetensors file (the layout is
 //! [`sparse_core::policy`]'s), for `ds-td3 eval --policy`, Python (`safetensors` +
 //! `scipy.sparse`) or Rust ([`sparse_core::policy::Policy`]).
 
@@ -72,7 +73,7 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
         step,
         extra: extra.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
     };
-    let policy = Policy::new(agent.actor.net.clone(), info)?;
+    let policy = Policy::new(agent.policy_network()?, info)?;
     let bytes = policy.to_safetensors()?;
     write_atomic(&args.out, &bytes)?;
     let net = policy.network();

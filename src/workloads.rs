@@ -4,7 +4,8 @@
 //! - Kernels: a 256×256 layer, dense and sparse at [`DENSITIES`], on random inputs.
 //! - TD3 iterations: [`Agent::train`] on a fixed synthetic minibatch of 100 transitions for the
 //!   Hopper (11 observations, 3 actions) and HalfCheetah (17, 6) shapes, as dense TD3, DS-TD3 at
-//!   the paper's λ, and DS-TD3 at about 90% sparsity ([`Setting`]). Sparse agents are first run
+//!   the paper's λ, and DS-TD3 at about 90% sparsity ([`Setting`]); SAC iterations likewise, on
+//!   SAC's minibatch of 256, as dense SAC and DS-SAC at the paper's λ ([`Setting::SAC`]). Sparse agents are first run
 //!   through their first topology evolution (iteration 1 000), so that from then on the targets'
 //!   topologies differ from the online networks' and the soft update merges and prunes, as in a
 //!   real run.
@@ -87,11 +88,18 @@ pub enum Setting {
     DsPaper,
     /// DS-TD3 at about 90% sparsity: λ1 = 1, λ2 = 12.8 (10% of a 256×256 layer).
     Ds90,
+    /// Dense SAC.
+    Sac,
+    /// DS-SAC at the paper's λ.
+    DsSacPaper,
 }
 
 impl Setting {
-    /// All settings, dense first.
+    /// The TD3 settings, dense first.
     pub const ALL: [Setting; 3] = [Setting::Dense, Setting::DsPaper, Setting::Ds90];
+
+    /// The SAC settings, dense first.
+    pub const SAC: [Setting; 2] = [Setting::Sac, Setting::DsSacPaper];
 
     /// Short name for tables and benchmark ids.
     pub fn name(self) -> &'static str {
@@ -99,15 +107,18 @@ impl Setting {
             Setting::Dense => "dense",
             Setting::DsPaper => "ds-paper",
             Setting::Ds90 => "ds-90%",
+            Setting::Sac => "sac",
+            Setting::DsSacPaper => "ds-sac",
         }
     }
 
     /// The run configuration for `shape` (paper settings otherwise, one thread).
     pub fn config(self, shape: Shape) -> Config {
-        let algo = if self == Setting::Dense {
-            Algo::Dense
-        } else {
-            Algo::Ds
+        let algo = match self {
+            Setting::Dense => Algo::Dense,
+            Setting::DsPaper | Setting::Ds90 => Algo::Ds,
+            Setting::Sac => Algo::Sac,
+            Setting::DsSacPaper => Algo::DsSac,
         };
         let mut c = Config::paper(shape.env, algo);
         if self == Setting::Ds90 {
@@ -134,19 +145,20 @@ pub fn synthetic_batch(rng: &mut StdRng, shape: Shape, size: usize) -> Batch {
     }
 }
 
-/// An agent for `shape` and `setting` with its minibatch and noise generator, warmed up
-/// (sparse agents through [`WARM_ITERATIONS`], dense ones through 10 iterations).
+/// An agent for `shape` and `setting` with its minibatch (of the configuration's size: TD3's
+/// [`TD3_BATCH`], SAC's 256) and noise generator, warmed up (sparse agents through
+/// [`WARM_ITERATIONS`], dense ones through 10 iterations).
 pub fn warm_agent(shape: Shape, setting: Setting, seed: u64) -> (Agent, Batch, StdRng) {
     let mut rng = StdRng::seed_from_u64(seed);
     let config = setting.config(shape);
     let mut agent =
         Agent::new(&config, shape.obs, shape.act, 1.0, &mut rng).expect("valid configuration");
     agent.set_parallel_critics(false);
-    let batch = synthetic_batch(&mut rng, shape, TD3_BATCH);
-    let warm = if setting == Setting::Dense {
-        10
-    } else {
+    let batch = synthetic_batch(&mut rng, shape, config.batch_size);
+    let warm = if config.algo.is_sparse() {
         WARM_ITERATIONS
+    } else {
+        10
     };
     for _ in 0..warm {
         agent.train(&batch, &mut rng).expect("iteration runs");
@@ -155,9 +167,11 @@ pub fn warm_agent(shape: Shape, setting: Setting, seed: u64) -> (Agent, Batch, S
 }
 
 /// Fraction of weight connections that are absent, over the online networks.
-pub fn sparsity(agent: &Agent, shape: Shape) -> f64 {
-    let h = N;
-    let dense =
-        (shape.obs * h + h * h + h * shape.act) + 2 * ((shape.obs + shape.act) * h + h * h + h);
+pub fn sparsity(agent: &Agent) -> f64 {
+    let dense: usize = agent
+        .online()
+        .flat_map(|net| net.layers())
+        .map(|l| l.n_in() * l.n_out())
+        .sum();
     1.0 - agent.live_connections() as f64 / dense as f64
 }

@@ -114,16 +114,18 @@ const SMALL: [&str; 12] = [
     "50",
 ];
 
-#[test]
-fn train_resume_and_eval_through_the_run_directory() {
-    let dir = temp_dir("run");
+/// Train, refuse to overwrite, resume, evaluate and force through one run directory of `algo`
+/// (printed as `label`).
+fn train_resume_and_eval(algo: &str, label: &str) {
+    let dir = temp_dir(&format!("run-{algo}"));
     let out = dir.to_str().unwrap();
     let mut args = SMALL.to_vec();
-    args.extend(["--steps", "400", "--out", out, "--checkpoint-every", "150"]);
+    args.extend(["--algo", algo, "--steps", "400", "--out", out]);
+    args.extend(["--checkpoint-every", "150"]);
     let o = ds_td3(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
-    assert!(text.contains("DS-TD3 on Pendulum-v1"), "{text}");
+    assert!(text.contains(&format!("{label} on Pendulum-v1")), "{text}");
     for f in [
         "config.json",
         "evaluations.csv",
@@ -153,6 +155,11 @@ fn train_resume_and_eval_through_the_run_directory() {
         log.lines().any(|l| l.contains("\"type\":\"evolution\"")),
         "evolutions logged"
     );
+    let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    assert!(
+        config.contains(&format!("\"algo\": \"{algo}\"")),
+        "{config}"
+    );
 
     let o = ds_td3(&["eval", "--run", out, "--episodes", "2"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -164,6 +171,16 @@ fn train_resume_and_eval_through_the_run_directory() {
     let o = ds_td3(&forced);
     assert!(o.status.success(), "{}", stderr(&o));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn train_resume_and_eval_through_the_run_directory() {
+    train_resume_and_eval("ds", "DS-TD3");
+}
+
+#[test]
+fn ds_sac_trains_resumes_and_evaluates_through_the_run_directory() {
+    train_resume_and_eval("ds-sac", "DS-SAC");
 }
 
 #[test]
@@ -222,7 +239,33 @@ fn envs_lists_tasks_with_dimensions() {
 fn bad_training_input_is_a_clear_error() {
     let dir = temp_dir("bad");
     let out = dir.to_str().unwrap();
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 11] = [
+        (
+            &[
+                "--env",
+                "Pendulum-v1",
+                "--algo",
+                "sac",
+                "--expl-noise",
+                "0.1",
+            ],
+            "expl-noise is a TD3 setting; SAC explores by sampling its stochastic policy",
+        ),
+        (
+            &[
+                "--env",
+                "Pendulum-v1",
+                "--algo",
+                "ds-sac",
+                "--device",
+                "cuda",
+            ],
+            "DS-SAC runs on the CPU only for now",
+        ),
+        (
+            &["--env", "Pendulum-v1", "--algo", "ppo"],
+            "possible values: ds, static, dense, sac, static-sac, ds-sac",
+        ),
         (&["--env", "Hopper-v9"], "unknown environment 'Hopper-v9'"),
         (
             &["--env", "Pendulum-v1", "--buffer-dtype", "f8"],
@@ -478,6 +521,26 @@ fn flops_table_agrees_with_the_analytic_count() {
         "{out}"
     );
     for algo in ["dense", "static", "ds"] {
+        assert!(out.lines().any(|l| l.starts_with(algo)), "{out}");
+    }
+    let o = ds_td3(&[
+        "flops",
+        "--family",
+        "sac",
+        "--env",
+        "Pendulum-v1",
+        "--iterations",
+        "4",
+        "--random-steps",
+        "100",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = stdout(&o);
+    assert!(
+        out.contains("agree exactly") && out.contains("batch 256"),
+        "{out}"
+    );
+    for algo in ["sac ", "static-sac", "ds-sac"] {
         assert!(out.lines().any(|l| l.starts_with(algo)), "{out}");
     }
     let o = ds_td3(&["flops", "--env", "NoSuchEnv-v0"]);

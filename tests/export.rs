@@ -156,6 +156,8 @@ fn export_round_trip(algo: &str) {
         "sparse"
     };
     assert!(text.contains(kinds), "{text}");
+    // SAC's actor has a mean and a log-std head; its policy keeps the mean's row.
+    assert!(text.contains("64→1 dense 64; action bound ±2"), "{text}");
 
     // Never overwritten unless asked.
     let before = std::fs::read(&file).unwrap();
@@ -207,6 +209,11 @@ fn export_round_trip(algo: &str) {
 #[test]
 fn a_ds_policy_exports_evaluates_identically_and_runs_in_python() {
     export_round_trip("ds");
+}
+
+#[test]
+fn a_ds_sac_policy_exports_evaluates_identically_and_runs_in_python() {
+    export_round_trip("ds-sac");
 }
 
 #[test]

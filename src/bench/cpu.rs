@@ -1,4 +1,4 @@
-//! `ds-td3 bench` on the CPU: sparse-core's kernels against matrixmultiply, whole TD3
+//! `ds-td3 bench` on the CPU: sparse-core's kernels against matrixmultiply, whole TD3 and SAC
 //! iterations, and where the time of one iteration goes.
 
 use std::time::{Duration, Instant};
@@ -10,7 +10,7 @@ use sparse_core::profile::{self, Part};
 use sparse_core::{Activations, Layer, Workspace, pool};
 use td3::Agent;
 
-use super::harness::{Sampling, Timing, fmt_secs, kernel_table, median_time, td3_table};
+use super::harness::{Sampling, Timing, fmt_secs, iteration_table, kernel_table, median_time};
 use super::{BenchArgs, Section};
 use ds_td3::workloads::{N, SHAPES, Setting, TD3_BATCH, WARM_ITERATIONS, random_acts, warm_agent};
 
@@ -177,18 +177,26 @@ pub fn run(args: &BenchArgs, isa: Isa, sampling: Sampling) -> anyhow::Result<()>
             );
         }
     }
+    let parallel = threads > 1;
+    let prepare = |agent: &mut Agent| {
+        agent.set_parallel_critics(parallel);
+        Ok(())
+    };
     if args.wants(Section::Td3) {
         println!();
         let title = format!(
             "TD3 iterations: Agent::train on a synthetic minibatch of {TD3_BATCH}, {threads} \
              thread{plural}; sparse agents timed after their first evolution"
         );
-        let parallel = threads > 1;
-        let prepare = |agent: &mut Agent| {
-            agent.set_parallel_critics(parallel);
-            Ok(())
-        };
-        td3_table(sampling, &title, &prepare, &|| ())?;
+        iteration_table(sampling, &title, &Setting::ALL, &prepare, &|| ())?;
+    }
+    if args.wants(Section::Sac) {
+        println!();
+        let title = format!(
+            "SAC iterations: Agent::train on a synthetic minibatch of 256, {threads} \
+             thread{plural}; DS-SAC at the paper's λ, timed after its first evolution"
+        );
+        iteration_table(sampling, &title, &Setting::SAC, &prepare, &|| ())?;
     }
     if args.wants(Section::Breakdown) {
         println!();

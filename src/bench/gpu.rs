@@ -9,7 +9,7 @@ use sparse_cuda::{Activation, Device, GpuActivations, GpuLayer};
 
 use super::harness::{self, Sampling, Timing, median_time};
 use super::{BenchArgs, Section};
-use ds_td3::workloads::{N, TD3_BATCH, random_acts};
+use ds_td3::workloads::{N, Setting, TD3_BATCH, random_acts};
 
 /// Times one kernel of `layer` on `dev`.
 fn time_kernel(
@@ -89,9 +89,10 @@ fn td3_table(sampling: Sampling, dev: &Device) -> anyhow::Result<()> {
          later evolution (on the host, every 1000 iterations) lands in a sample now and then",
         dev.name()
     );
-    harness::td3_table(
+    harness::iteration_table(
         sampling,
         &title,
+        &Setting::ALL,
         &|agent| Ok(agent.attach_gpu(dev.clone())?),
         &|| dev.synchronize().expect("device synchronises"),
     )

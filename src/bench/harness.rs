@@ -114,11 +114,13 @@ pub fn kernel_table(
     Ok(())
 }
 
-/// Prints the TD3-iteration table: each agent is warmed up on the CPU through its first
-/// evolution, then `prepare` moves it to where it is timed; `finish` ends every sample.
-pub fn td3_table(
+/// Prints a table of whole iterations of the `settings`' agents (the first the dense baseline):
+/// each agent is warmed up on the CPU through its first evolution, then `prepare` moves it to
+/// where it is timed; `finish` ends every sample.
+pub fn iteration_table(
     sampling: Sampling,
     title: &str,
+    settings: &[Setting],
     prepare: &dyn Fn(&mut Agent) -> anyhow::Result<()>,
     finish: &dyn Fn(),
 ) -> anyhow::Result<()> {
@@ -129,12 +131,12 @@ pub fn td3_table(
     );
     for shape in SHAPES {
         let mut dense_secs = None;
-        for setting in Setting::ALL {
+        for &setting in settings {
             let (mut agent, batch, mut rng) = warm_agent(shape, setting, 0);
             prepare(&mut agent)?;
             let before = agent.flops().total();
             let (mut iterations, mut failed) = (0u64, None);
-            // Whole pairs of iterations: the actor and targets update every second one.
+            // Whole pairs of iterations: TD3's actor and targets update every second one.
             let secs = median_time(
                 sampling,
                 2,
@@ -156,7 +158,7 @@ pub fn td3_table(
                 "{:<15}  {:<9}  {:>7.1}%  {:>11}  {:>10}  {:>8.3}  {:>7.1}",
                 shape.env,
                 setting.name(),
-                100.0 * sparsity(&agent, shape),
+                100.0 * sparsity(&agent),
                 agent.live_connections(),
                 fmt_secs(secs),
                 secs / dense,

@@ -1,5 +1,6 @@
 //! `ds-td3 bench`: sparse against dense in one process — the kernels of a 256×256 layer, whole
-//! TD3 iterations and the exported actor's inference for one observation — printed as a table of times, same-run sparse/dense ratios and achieved GFLOPS.
+//! TD3 and SAC iterations and the exported actor's inference for one observation — printed as
+//! tables of times, same-run sparse/dense ratios and achieved GFLOPS.
 //!
 //! The workloads are those of the criterion benchmarks ([`ds_td3::workloads`]). Each time is the
 //! median over several samples of repeated calls, on one thread. GFLOPS divide the FLOPs the
@@ -46,12 +47,14 @@ pub struct BenchArgs {
 /// Parts of the benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Section {
-    /// Kernels, TD3 iterations, the breakdown and inference.
+    /// Kernels, TD3 and SAC iterations, the breakdown and inference.
     All,
     /// Kernels of a 256×256 layer only.
     Kernels,
     /// Whole TD3 iterations only.
     Td3,
+    /// Whole SAC iterations only: dense SAC against DS-SAC (CPU only).
+    Sac,
     /// Where the time of one dense and one DS iteration goes (CPU only).
     Breakdown,
     /// The exported actor's inference for one observation (batch 1), sparse against dense, with
@@ -87,10 +90,15 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let sampling = Sampling::new(args.quick);
     match &gpu {
         Some(dev) => {
-            if args.threads > 1 || matches!(args.only, Section::Breakdown | Section::Inference) {
+            if args.threads > 1
+                || matches!(
+                    args.only,
+                    Section::Breakdown | Section::Inference | Section::Sac
+                )
+            {
                 bail!(
-                    "--threads, --only breakdown and --only inference measure the CPU: use \
-                     --device cpu"
+                    "--threads, --only breakdown, --only inference and --only sac measure the \
+                     CPU: use --device cpu"
                 );
             }
             gpu::run(args, dev, sampling)

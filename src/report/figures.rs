@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use td3::{Algo, Config};
+use td3::Config;
 
 use super::reference::Reference;
 use super::runs::{Groups, RunData, curve};
@@ -50,7 +50,7 @@ pub fn write(
         )?;
         // Figure 3: DS runs at the paper's λ and η that differ in the evolution period.
         let ds_periods = series(groups, env, &|c| {
-            let paper = Config::paper(&c.env, Algo::Ds);
+            let paper = Config::paper(&c.env, c.algo);
             let same = (c.lambda1, c.lambda2, c.evolution_fraction, c.hidden)
                 == (
                     paper.lambda1,
@@ -58,7 +58,8 @@ pub fn write(
                     paper.evolution_fraction,
                     paper.hidden,
                 );
-            (c.algo == Algo::Ds && same).then(|| format!("DS-TD3, e = {}", c.evolution_period))
+            (c.algo.evolves() && same)
+                .then(|| format!("{}, e = {}", c.algo.label(), c.evolution_period))
         });
         if ds_periods.len() > 1 {
             figure(

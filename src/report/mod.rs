@@ -5,10 +5,10 @@
 //!   score (the mean of its last 10 evaluations). Standard deviations here are population ones
 //!   (numpy's default).
 //! - Table 2: live connections and training FLOPs (kernel counters at the last evaluation),
-//!   relative to dense TD3 on the same task.
-//! - Reach: the first evaluation step at which DS-TD3's seed-mean curve reaches dense TD3's final
-//!   score (the paper: 40–50% of the steps).
-//! - Figures: per task, learning curves (mean over seeds, shaded ±std); when present, DS-TD3 runs
+//!   relative to the dense member of the same family (TD3 or SAC) on the same task.
+//! - Reach: the first evaluation step at which DS-TD3's (DS-SAC's) seed-mean curve reaches dense
+//!   TD3's (SAC's) final score (the paper, for DS-TD3: 40–50% of the steps).
+//! - Figures: per task, learning curves (mean over seeds, shaded ±std); when present, DS runs
 //!   that differ only in the evolution period (the paper's Figure 3) and sparse runs that differ
 //!   in λ (Figure 4).
 //! - With `--reference`: published learning curves (CSV files such as the TD3 paper's in

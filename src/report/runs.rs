@@ -180,7 +180,7 @@ fn applies(key: &str, algo: Algo) -> bool {
     match key {
         "h" | "buffer" => true,
         "λ" => algo.is_sparse(),
-        _ => algo == Algo::Ds,
+        _ => algo.evolves(),
     }
 }
 
@@ -251,14 +251,16 @@ impl<'a> Groups<'a> {
         s
     }
 
-    /// The label of the dense TD3 group comparable to `c` (same task and width).
+    /// The label of the dense group comparable to `c` (same task and width; TD3 for the TD3
+    /// family, SAC for the SAC family).
     pub fn dense_label(&self, c: &Config) -> String {
         let mut d = c.clone();
-        d.algo = Algo::Dense;
+        d.algo = c.algo.dense();
         self.label(&d)
     }
 
-    /// The complete runs of the dense TD3 group comparable to `c`, if there is one.
+    /// The complete runs of the dense group comparable to `c` (its family's dense algorithm:
+    /// TD3 or SAC), if there is one.
     pub fn dense(&self, c: &Config) -> Option<Vec<&'a RunData>> {
         self.all
             .get(&(c.env.clone(), self.dense_label(c)))

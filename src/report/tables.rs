@@ -5,8 +5,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use td3::Algo;
-
 use super::runs::{Groups, RunData, complete, curve, mean_std};
 
 /// The seed-mean final return of each group with complete runs, by `(task, label)`.
@@ -45,7 +43,7 @@ const TABLE2: Table = Table {
 };
 
 const REACH: Table = Table {
-    heading: "\n## Steps to reach dense TD3's final return",
+    heading: "\n## Steps to reach the dense baseline's final return (DS-TD3: TD3's; DS-SAC: SAC's)",
     columns: "task | algorithm | dense final | reached at step | fraction of the run",
     csv: "env,algorithm,dense_final,reached_at_step,fraction_of_steps",
 };
@@ -107,14 +105,14 @@ pub fn flops(groups: &Groups<'_>, md: &mut String) -> String {
     csv
 }
 
-/// The steps DS-TD3 needs to reach dense TD3's final return: writes the Markdown to `md`;
-/// returns the CSV.
+/// The steps DS-TD3 (DS-SAC) needs to reach dense TD3's (SAC's) final return: writes the
+/// Markdown to `md`; returns the CSV.
 pub fn reach(groups: &Groups<'_>, finals: &Finals, md: &mut String) -> String {
     let mut csv = REACH.start(md);
     for ((env, lab), g) in &groups.all {
         let c = complete(g);
         let Some(first) = c.first() else { continue };
-        if first.config.algo != Algo::Ds {
+        if !first.config.algo.evolves() {
             continue;
         }
         let Some(&dense_final) = finals.get(&(env.clone(), groups.dense_label(&first.config)))

@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use sparse_core::BiasCorrection;
 use td3::{Algo, BufferDtype, Config, Device};
 
-/// The TD3 variant, as the command line names it.
+/// The algorithm, as the command line names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AlgoArg {
     /// DS-TD3: sparse hidden layers whose topology evolves (SET).
@@ -17,6 +17,12 @@ pub enum AlgoArg {
     Static,
     /// TD3 with dense networks.
     Dense,
+    /// SAC (automatic entropy tuning) with dense networks.
+    Sac,
+    /// Static-SAC: SAC with sparse hidden layers, topology fixed.
+    StaticSac,
+    /// DS-SAC: SAC with sparse hidden layers whose topology evolves (SET), as DS-TD3.
+    DsSac,
 }
 
 /// `--device`.
@@ -89,6 +95,9 @@ impl From<AlgoArg> for Algo {
             AlgoArg::Ds => Algo::Ds,
             AlgoArg::Static => Algo::Static,
             AlgoArg::Dense => Algo::Dense,
+            AlgoArg::Sac => Algo::Sac,
+            AlgoArg::StaticSac => Algo::StaticSac,
+            AlgoArg::DsSac => Algo::DsSac,
         }
     }
 }
@@ -122,7 +131,8 @@ pub fn parse_positive_count(s: &str) -> Result<u64, String> {
 /// attributes, that sets the configuration field `field` (converted with `as`).
 macro_rules! hyper_args {
     ($($(#[$attr:meta])* $name:ident: $ty:ty => $field:ident;)*) => {
-        /// Hyper-parameters; each defaults to the paper's value.
+        /// Hyper-parameters; each defaults to the paper's value (SAC's references' for the SAC
+        /// family).
         #[derive(Debug, Args)]
         #[command(next_help_heading = "Hyper-parameters (default: the paper's)")]
         pub struct HyperArgs {
@@ -183,23 +193,23 @@ hyper_args! {
     #[arg(long)] gamma: f64 => gamma;
     /// Soft target update τ [default: 0.005]
     #[arg(long)] tau: f64 => tau;
-    /// Target policy smoothing noise, × action bound [default: 0.2]
+    /// Target policy smoothing noise, × action bound (TD3 only) [default: 0.2]
     #[arg(long)] policy_noise: f64 => policy_noise;
-    /// Clip of the smoothing noise, × action bound [default: 0.5]
+    /// Clip of the smoothing noise, × action bound (TD3 only) [default: 0.5]
     #[arg(long)] noise_clip: f64 => noise_clip;
-    /// Actor and target update period d [default: 2]
+    /// Actor and target update period d (SAC: also the temperature's) [default: 2; SAC 1]
     #[arg(long)] policy_delay: u64 => policy_delay;
-    /// Exploration noise, × action bound [default: 0.1]
+    /// Exploration noise, × action bound (TD3 only; SAC samples its policy) [default: 0.1]
     #[arg(long)] expl_noise: f64 => expl_noise;
-    /// Adam learning rate [default: 0.001]
+    /// Adam learning rate (SAC: also the temperature's) [default: 0.001; SAC 0.0003]
     #[arg(long)] lr: f64 => lr;
-    /// Adam coupled L2 weight decay [default: 0.0002]
+    /// Adam coupled L2 weight decay [default: 0.0002; SAC 0]
     #[arg(long)] weight_decay: f64 => weight_decay;
-    /// Minibatch size [default: 100]
+    /// Minibatch size [default: 100; SAC 256]
     #[arg(long)] batch_size: usize => batch_size;
     /// Replay buffer capacity in transitions [default: 1e6]
     #[arg(long, value_parser = parse_count)] buffer_size: u64 => buffer_capacity;
-    /// Steps of uniformly random actions before training [default: 25000]
+    /// Steps of uniformly random actions before training [default: 25000; SAC 10000]
     #[arg(long, value_parser = parse_count)] start_steps: u64 => start_steps;
     /// Evaluate every N steps [default: 5000]
     #[arg(long, value_parser = parse_count)] eval_every: u64 => eval_every;
@@ -213,7 +223,8 @@ pub struct TrainArgs {
     /// Task to train on (see `ds-td3 envs`), e.g. Hopper-v3
     #[arg(long)]
     pub env: Option<String>,
-    /// Variant: ds (DS-TD3), static (Static-TD3) or dense (TD3)
+    /// Algorithm: ds (DS-TD3), static (Static-TD3) or dense (TD3); ds-sac (DS-SAC),
+    /// static-sac (Static-SAC) or sac (SAC, with automatic entropy tuning)
     #[arg(long, value_enum, default_value = "ds")]
     pub algo: AlgoArg,
     /// Seed of everything random in the run

@@ -1,7 +1,7 @@
 //! What `ds-td3 train` prints: the configuration and networks at the start, the result at the
 //! end.
 
-use td3::{Algo, Trainer};
+use td3::Trainer;
 
 use crate::run_dir::RunDir;
 
@@ -15,11 +15,7 @@ pub fn print_start(trainer: &Trainer, dir: &RunDir) {
     println!("run directory: {}", dir.root().display());
     println!(
         "{} on {} (seed {}), {} steps, {} thread(s), on {}",
-        match c.algo {
-            Algo::Ds => "DS-TD3",
-            Algo::Static => "Static-TD3",
-            Algo::Dense => "TD3",
-        },
+        c.algo.label(),
         c.env,
         c.seed,
         c.steps,
@@ -29,8 +25,20 @@ pub fn print_start(trainer: &Trainer, dir: &RunDir) {
             .gpu_name()
             .unwrap_or_else(|| "the CPU".into())
     );
+    let exploration = match &trainer.agent().temperature {
+        // TD3: target smoothing noise and its clip, exploration noise.
+        None => format!(
+            "policy noise {} clip {} exploration {}",
+            c.policy_noise, c.noise_clip, c.expl_noise
+        ),
+        Some(t) => format!(
+            "temperature α {} learned towards entropy {}",
+            t.alpha(),
+            t.target_entropy()
+        ),
+    };
     println!(
-        "  λ1 {} λ2 {} hidden {} | e {} η {} freeze {} bias correction {} | γ {} τ {} d {} | policy noise {} clip {} exploration {} | lr {} wd {} batch {} | start {} eval every {}×{}",
+        "  λ1 {} λ2 {} hidden {} | e {} η {} freeze {} bias correction {} | γ {} τ {} d {} | {exploration} | lr {} wd {} batch {} | start {} eval every {}×{}",
         c.lambda1,
         c.lambda2,
         c.hidden,
@@ -44,9 +52,6 @@ pub fn print_start(trainer: &Trainer, dir: &RunDir) {
         c.gamma,
         c.tau,
         c.policy_delay,
-        c.policy_noise,
-        c.noise_clip,
-        c.expl_noise,
         c.lr,
         c.weight_decay,
         c.batch_size,

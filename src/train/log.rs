@@ -21,10 +21,14 @@ pub fn records(event: &Event<'_>) -> Vec<serde_json::Value> {
         Event::Iteration { step, report } => {
             let mut out = Vec::new();
             if report.iteration % 1000 == 0 {
-                out.push(json!({
+                let mut losses = json!({
                     "type": "losses", "step": step, "iteration": report.iteration,
                     "critic_loss": report.critic_loss, "actor_loss": report.actor_loss,
-                }));
+                });
+                if let Some(alpha) = report.alpha {
+                    losses["alpha"] = json!(alpha);
+                }
+                out.push(losses);
             }
             for (network, stats) in &report.evolutions {
                 out.push(json!({

@@ -1,7 +1,8 @@
-//! The TD3 agent: an actor, twin critics, their target networks, and the update of
-//! Fujimoto et al.'s Algorithm 1 with DS-TD3's topology steps.
+//! The agent: an actor, twin critics and their targets, and the update of one iteration, for
+//! both families. TD3's is Fujimoto et al.'s Algorithm 1 with DS-TD3's topology steps; SAC's is
+//! Haarnoja et al.'s (2018, automatic entropy tuning) with the same topology steps.
 //!
-//! One training iteration, as [`Agent::train_with_noise`] runs it:
+//! One TD3 iteration, as [`Agent::train_with_noise`] runs it:
 //! 1. `ã ← clip(π'(s') + ε, −max, max)`, `ε ~ clip(N(0, σ̃), −c, c)` (target policy smoothing);
 //! 2. `y ← r + γ (1 − d) min(Q'₁(s', ã), Q'₂(s', ã))`;
 //! 3. each critic takes one Adam step on `mean((Q_i(s, a) − y)²)`;
@@ -11,10 +12,21 @@
 //!    it if this is an evolution iteration, and every target moves `θ' ← τθ + (1 − τ)θ'`, sparse
 //!    target layers re-pruned to their online layer's connection count.
 //!
-//! Dense TD3, Static-TD3 and DS-TD3 all run this code; they differ in layer kinds and in whether
-//! the evolution controller is enabled. Where the steps run is the backend's business
-//! (`crate::nets::Nets`): on the host (`crate::cpu`) unless a GPU is attached
-//! ([`Agent::attach_gpu`], `crate::gpu`); evolution always runs on the host.
+//! One SAC iteration (the policy `π(·|s)` a tanh-squashed Gaussian, [`crate::sac`]):
+//! 1. `a' ~ π(·|s')` with `log π(a'|s')`;
+//! 2. `y ← r + γ (1 − d) (min(Q'₁(s', a'), Q'₂(s', a')) − α log π(a'|s'))`;
+//! 3. and 4. as TD3;
+//! 5. every `d` iterations (`d = 1` by default): `ã ~ π(·|s)` reparameterised, the actor takes
+//!    one Adam step on `mean(α log π(ã|s) − min(Q₁(s, ã), Q₂(s, ã)))` and SET evolves it on
+//!    evolution iterations; the temperature takes one Adam step on
+//!    `−log α · mean(log π(ã|s) + H̄)`, `H̄ = −|A|`; the critics' targets move as TD3's (SAC has
+//!    no actor target).
+//!
+//! Dense, static-sparse and dynamic-sparse variants of each family all run this code; they
+//! differ in layer kinds and in whether the evolution controller is enabled. Where the steps
+//! run is the backend's business (`crate::nets::Nets`): on the host (`crate::cpu`) unless a GPU
+//! is attached ([`Agent::attach_gpu`], `crate::gpu`, the TD3 family only); evolution always runs
+//! on the host.
 
 use rand::Rng;
 use rand_distr::{Distribution, Normal};
@@ -25,12 +37,13 @@ use sparse_core::{
     Activations, AdamConfig, BiasCorrection, Flops, LayerKind, MemoryReport, Mlp, Output,
 };
 
-use crate::config::{Algo, Config};
+use crate::config::{Config, Family};
 use crate::cpu::CpuNets;
 use crate::gpu::GpuNets;
 pub use crate::nets::Learner;
 use crate::nets::{HostNets, Hyper, Nets, Which};
 use crate::replay::Batch;
+use crate::sac::{self, Temperature};
 use crate::{Error, Result};
 
 /// What one training iteration did.
@@ -40,13 +53,16 @@ pub struct IterationReport {
     pub iteration: u64,
     /// `mean((Q₁ − y)²) + mean((Q₂ − y)²)` before the critic step.
     pub critic_loss: f64,
-    /// `−mean(Q₁(s, π(s)))` before the actor step, on actor iterations.
+    /// The actor's loss before its step, on actor iterations: TD3 `−mean(Q₁(s, π(s)))`, SAC
+    /// `mean(α log π(ã|s) − min(Q₁, Q₂)(s, ã))`.
     pub actor_loss: Option<f64>,
+    /// SAC: the temperature `α` after this iteration's step.
+    pub alpha: Option<f64>,
     /// Evolutions done this iteration, by network name (`actor`, `critic1`, `critic2`).
     pub evolutions: Vec<(&'static str, EvolutionStats)>,
 }
 
-/// Actor, twin critics and targets, with the TD3 update.
+/// Actor, twin critics and targets, with the update of TD3 or SAC.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Agent {
     hyper: Hyper,
@@ -54,19 +70,22 @@ pub struct Agent {
     act_dim: usize,
     /// The policy π.
     pub actor: Learner,
-    /// The target policy π'.
-    pub actor_target: Mlp,
+    /// The target policy π' (the TD3 family; SAC has none).
+    pub actor_target: Option<Mlp>,
     /// The critics Q₁, Q₂.
     pub critics: [Learner; 2],
     /// The target critics Q'₁, Q'₂.
     pub critic_targets: [Mlp; 2],
+    /// SAC's entropy temperature (the SAC family only).
+    pub temperature: Option<Temperature>,
     /// When and how the topology evolves (disabled for dense and static runs).
     pub evolution: EvolutionController,
     /// Where the networks train: the host, or a GPU whose networks the host copies above show
     /// as of the last [`Agent::sync_host`].
     #[serde(skip, default = "host_backend")]
     nets: Box<dyn Nets>,
-    /// [`Self::train`]'s smoothing noise, kept so that an iteration allocates nothing.
+    /// [`Self::train`]'s noise (TD3: smoothing; SAC: reparameterisation), kept so that an
+    /// iteration allocates nothing.
     #[serde(skip)]
     noise: Activations,
 }
@@ -106,12 +125,17 @@ impl Agent {
             [LayerKind::Dense; 3]
         };
         let h = config.hidden;
-        let actor_out = Output::Tanh { bound: max_action };
-        let actor = Mlp::init(&[obs_dim, h, h, act_dim], &kinds, actor_out, rng)?;
+        let family = config.algo.family();
+        // TD3's actor outputs the action; SAC's the mean and log-std heads (`crate::sac`).
+        let (actor_out, actor_width) = match family {
+            Family::Td3 => (Output::Tanh { bound: max_action }, act_dim),
+            Family::Sac => (Output::Linear, 2 * act_dim),
+        };
+        let actor = Mlp::init(&[obs_dim, h, h, actor_width], &kinds, actor_out, rng)?;
         let critic_sizes = [obs_dim + act_dim, h, h, 1];
         let q1 = Mlp::init(&critic_sizes, &kinds, Output::Linear, rng)?;
         let q2 = Mlp::init(&critic_sizes, &kinds, Output::Linear, rng)?;
-        let ds = config.algo == Algo::Ds;
+        let ds = config.algo.evolves();
         let adam = AdamConfig {
             lr: config.lr,
             weight_decay: config.weight_decay,
@@ -143,7 +167,8 @@ impl Agent {
             },
             obs_dim,
             act_dim,
-            actor_target: actor.clone(),
+            actor_target: (family == Family::Td3).then(|| actor.clone()),
+            temperature: (family == Family::Sac).then(|| Temperature::new(act_dim, config.lr)),
             critic_targets: [q1.clone(), q2.clone()],
             actor: Learner::new(actor, adam)?,
             critics: [Learner::new(q1, adam)?, Learner::new(q2, adam)?],
@@ -158,12 +183,18 @@ impl Agent {
     /// public network fields (and serialisation) then show the host copies as of the last
     /// [`Self::sync_host`]; [`Self::flops`] is always current.
     pub fn attach_gpu(&mut self, device: sparse_cuda::Device) -> Result<()> {
+        let Some(actor_target) = &self.actor_target else {
+            return Err(Error::Gpu(
+                "SAC runs on the CPU only for now (the GPU backend implements the TD3 family)"
+                    .into(),
+            ));
+        };
         let nets = GpuNets::upload(
             device,
             (self.obs_dim, self.act_dim),
             &self.actor,
             &self.critics,
-            &self.actor_target,
+            actor_target,
             &self.critic_targets,
         )?;
         self.nets = Box::new(nets);
@@ -203,8 +234,40 @@ impl Agent {
         self.hyper.parallel_critics = parallel;
     }
 
-    /// The deterministic policy's action `π(s)` for one observation.
+    /// The algorithm family of the update.
+    pub fn family(&self) -> Family {
+        match self.temperature {
+            Some(_) => Family::Sac,
+            None => Family::Td3,
+        }
+    }
+
+    /// The deterministic policy's action for one observation: TD3 `π(s)`, SAC `M tanh μ(s)`.
     pub fn act(&mut self, obs: &[f64]) -> Result<Vec<f64>> {
+        let out = self.actor_outputs(obs)?;
+        Ok(match self.family() {
+            Family::Td3 => out,
+            Family::Sac => sac::mean_action(&out, self.hyper.max_action),
+        })
+    }
+
+    /// An exploration action for one observation: TD3 `π(s)` (the trainer adds its noise),
+    /// SAC a sample `M tanh(μ(s) + σ(s) ε)` with `ε ~ N(0, 1)` drawn from `rng`.
+    pub fn explore<R: Rng + ?Sized>(&mut self, obs: &[f64], rng: &mut R) -> Result<Vec<f64>> {
+        let out = self.actor_outputs(obs)?;
+        Ok(match self.family() {
+            Family::Td3 => out,
+            Family::Sac => {
+                let eps: Vec<f64> = (0..self.act_dim)
+                    .map(|_| Distribution::<f64>::sample(&rand_distr::StandardNormal, rng))
+                    .collect();
+                sac::sample_one(&out, &eps, self.hyper.max_action)
+            }
+        })
+    }
+
+    /// The actor's outputs for one observation, its width checked.
+    fn actor_outputs(&mut self, obs: &[f64]) -> Result<Vec<f64>> {
         if obs.len() != self.obs_dim {
             return Err(Error::Config(format!(
                 "observation has {} values, the policy expects {}",
@@ -216,20 +279,34 @@ impl Agent {
         nets.act(&mut host, obs)
     }
 
-    /// One training iteration on `batch`, drawing the target-smoothing noise from `rng`.
+    /// The deterministic policy as a network of its own (`bound · tanh` output): TD3's actor,
+    /// or SAC's trunk with its mean head. What `ds-td3 export` writes.
+    pub fn policy_network(&self) -> Result<Mlp> {
+        match self.family() {
+            Family::Td3 => Ok(self.actor.net.clone()),
+            Family::Sac => sac::mean_policy(&self.actor.net, self.hyper.max_action),
+        }
+    }
+
+    /// One training iteration on `batch`, drawing its noise from `rng`: TD3's smoothing noise
+    /// `N(0, σ̃)` (`|A| × batch`), SAC's reparameterisation noise `N(0, 1)` (`2|A| × batch`).
     pub fn train<R: Rng + ?Sized>(
         &mut self,
         batch: &Batch,
         rng: &mut R,
     ) -> Result<IterationReport> {
-        let (n, act_dim) = (batch.obs.batch(), self.act_dim);
+        let n = batch.obs.batch();
+        let (rows, sigma) = match self.family() {
+            Family::Td3 => (self.act_dim, self.hyper.policy_noise),
+            Family::Sac => (2 * self.act_dim, 1.0),
+        };
         let mut noise = std::mem::take(&mut self.noise);
-        noise.reset(act_dim, n);
-        if self.hyper.policy_noise > 0.0 {
-            let normal = Normal::new(0.0f32, self.hyper.policy_noise)
+        noise.reset(rows, n);
+        if sigma > 0.0 {
+            let normal = Normal::new(0.0f32, sigma)
                 .map_err(|e| Error::Config(format!("policy noise: {e}")))?;
             for b in 0..n {
-                for f in 0..act_dim {
+                for f in 0..rows {
                     noise.set(f, b, normal.sample(rng));
                 }
             }
@@ -239,9 +316,36 @@ impl Agent {
         report
     }
 
-    /// One training iteration with the given (unclipped) smoothing noise `ε` (`act_dim × batch`);
-    /// `rng` is used only by topology evolution.
+    /// One training iteration with the given noise: TD3 the (unclipped) smoothing noise `ε`
+    /// (`|A| × batch`); SAC the standard normal noise of the next actions `a'` (rows `0..|A|`)
+    /// and of the actor step's actions `ã` (rows `|A|..2|A|`). `rng` is used only by topology
+    /// evolution.
     pub fn train_with_noise<R: Rng + ?Sized>(
+        &mut self,
+        batch: &Batch,
+        noise: &Activations,
+        rng: &mut R,
+    ) -> Result<IterationReport> {
+        let rows = match self.family() {
+            Family::Td3 => self.act_dim,
+            Family::Sac => 2 * self.act_dim,
+        };
+        if noise.features() != rows || noise.batch() != batch.obs.batch() {
+            return Err(Error::Config(format!(
+                "noise is {}×{}, the update needs {rows}×{}",
+                noise.features(),
+                noise.batch(),
+                batch.obs.batch()
+            )));
+        }
+        match self.family() {
+            Family::Td3 => self.td3_iteration(batch, noise, rng),
+            Family::Sac => self.sac_iteration(batch, noise, rng),
+        }
+    }
+
+    /// TD3's Algorithm 1, one iteration (the module documentation's steps).
+    fn td3_iteration<R: Rng + ?Sized>(
         &mut self,
         batch: &Batch,
         noise: &Activations,
@@ -256,23 +360,26 @@ impl Agent {
         nets.target_action(&mut host, &h, batch, noise)?;
         nets.td_target(&mut host, &h, batch)?;
         let critic_loss = nets.critic_step(&mut host, &h, batch)?;
-        if let Some(step) = topology_step {
-            for (i, name) in ["critic1", "critic2"].into_iter().enumerate() {
-                let which = Which::Critic(i);
-                if let Some(stats) = evolve(nets, &mut host, evolution, step, which, rng)? {
-                    evolutions.push((name, stats));
-                }
-            }
-        }
+        evolve_critics(
+            nets,
+            &mut host,
+            evolution,
+            topology_step,
+            rng,
+            &mut evolutions,
+        )?;
 
         let mut actor_loss = None;
         if iteration.is_multiple_of(h.policy_delay) {
             actor_loss = Some(nets.actor_step(&mut host, batch)?);
-            if let Some(step) = topology_step
-                && let Some(stats) = evolve(nets, &mut host, evolution, step, Which::Actor, rng)?
-            {
-                evolutions.push(("actor", stats));
-            }
+            evolve_actor(
+                nets,
+                &mut host,
+                evolution,
+                topology_step,
+                rng,
+                &mut evolutions,
+            )?;
             let _profile = profile::scope(Part::Targets);
             nets.update_targets(&mut host, &h)?;
         }
@@ -280,6 +387,65 @@ impl Agent {
             iteration,
             critic_loss,
             actor_loss,
+            alpha: None,
+            evolutions,
+        })
+    }
+
+    /// SAC, one iteration (the module documentation's steps).
+    fn sac_iteration<R: Rng + ?Sized>(
+        &mut self,
+        batch: &Batch,
+        noise: &Activations,
+        rng: &mut R,
+    ) -> Result<IterationReport> {
+        let h = self.hyper;
+        let mut temperature = self.temperature.take().expect("a SAC agent");
+        let alpha = temperature.alpha();
+        let (nets, mut host, evolution) = self.parts();
+        let topology_step = evolution.tick();
+        let iteration = evolution.iteration();
+        let mut evolutions = Vec::new();
+
+        let result = (|| -> Result<(f64, Option<f64>)> {
+            nets.soft_td_target(&mut host, &h, batch, noise, alpha)?;
+            let critic_loss = nets.critic_step(&mut host, &h, batch)?;
+            evolve_critics(
+                nets,
+                &mut host,
+                evolution,
+                topology_step,
+                rng,
+                &mut evolutions,
+            )?;
+
+            let mut actor_loss = None;
+            if iteration.is_multiple_of(h.policy_delay) {
+                let (loss, mean_log_pi) =
+                    nets.sac_actor_step(&mut host, &h, batch, noise, alpha)?;
+                actor_loss = Some(loss);
+                evolve_actor(
+                    nets,
+                    &mut host,
+                    evolution,
+                    topology_step,
+                    rng,
+                    &mut evolutions,
+                )?;
+                temperature.step(mean_log_pi);
+                let _profile = profile::scope(Part::Targets);
+                nets.update_targets(&mut host, &h)?;
+            }
+            Ok((critic_loss, actor_loss))
+        })();
+        let alpha = temperature.alpha() as f64;
+        self.temperature = Some(temperature);
+        let (critic_loss, actor_loss) = result?;
+        Ok(IterationReport {
+            iteration,
+            critic_loss,
+            actor_loss,
+            alpha: Some(alpha),
             evolutions,
         })
     }
@@ -289,7 +455,7 @@ impl Agent {
     fn parts(&mut self) -> (&mut dyn Nets, HostNets<'_>, &mut EvolutionController) {
         let host = HostNets {
             actor: &mut self.actor,
-            actor_target: &mut self.actor_target,
+            actor_target: self.actor_target.as_mut(),
             critics: &mut self.critics,
             critic_targets: &mut self.critic_targets,
         };
@@ -306,19 +472,18 @@ impl Agent {
         [&self.actor.net, &self.critics[0].net, &self.critics[1].net].into_iter()
     }
 
-    /// Every network: the online ones ([`Self::online`]), then the actor's and the critics'
-    /// targets.
-    pub fn networks(&self) -> [&Mlp; 6] {
-        let [c1, c2] = &self.critics;
-        let [t1, t2] = &self.critic_targets;
-        [
-            &self.actor.net,
-            &c1.net,
-            &c2.net,
-            &self.actor_target,
-            t1,
-            t2,
-        ]
+    /// Every network: the online ones ([`Self::online`]), then the actor's target (TD3) and
+    /// the critics' targets.
+    pub fn networks(&self) -> Vec<&Mlp> {
+        let mut all: Vec<&Mlp> = self.online().collect();
+        all.extend(&self.actor_target);
+        all.extend(&self.critic_targets);
+        all
+    }
+
+    /// The target networks: the actor's (TD3), then the critics'.
+    pub fn targets(&self) -> impl Iterator<Item = &Mlp> {
+        self.actor_target.iter().chain(&self.critic_targets)
     }
 
     /// FLOPs executed by every network's kernels (online and target) so far.
@@ -329,11 +494,45 @@ impl Agent {
     /// Bytes held: online networks with gradients and Adam state, and the target networks.
     pub fn memory(&self) -> (MemoryReport, MemoryReport) {
         let online = self.actor.memory() + self.critics[0].memory() + self.critics[1].memory();
-        let targets = self.actor_target.memory()
-            + self.critic_targets[0].memory()
-            + self.critic_targets[1].memory();
+        let targets = self.targets().map(Mlp::memory).sum();
         (online, targets)
     }
+}
+
+/// Step 4 for the critics, on evolution iterations; adds what evolved to `out`.
+fn evolve_critics<R: Rng + ?Sized>(
+    nets: &mut dyn Nets,
+    host: &mut HostNets,
+    evolution: &mut EvolutionController,
+    step: Option<TopologyStep>,
+    rng: &mut R,
+    out: &mut Vec<(&'static str, EvolutionStats)>,
+) -> Result<()> {
+    let Some(step) = step else { return Ok(()) };
+    for (i, name) in ["critic1", "critic2"].into_iter().enumerate() {
+        if let Some(stats) = evolve(nets, host, evolution, step, Which::Critic(i), rng)? {
+            out.push((name, stats));
+        }
+    }
+    Ok(())
+}
+
+/// Step 4 for the actor, on evolution iterations that are actor iterations; adds what evolved
+/// to `out`.
+fn evolve_actor<R: Rng + ?Sized>(
+    nets: &mut dyn Nets,
+    host: &mut HostNets,
+    evolution: &mut EvolutionController,
+    step: Option<TopologyStep>,
+    rng: &mut R,
+    out: &mut Vec<(&'static str, EvolutionStats)>,
+) -> Result<()> {
+    if let Some(step) = step
+        && let Some(stats) = evolve(nets, host, evolution, step, Which::Actor, rng)?
+    {
+        out.push(("actor", stats));
+    }
+    Ok(())
 }
 
 /// Step 4 for one online network: SET evolution of its sparse layers, with its Adam state

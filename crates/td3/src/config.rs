@@ -7,10 +7,10 @@ use sparse_core::BiasCorrection;
 use crate::replay::BufferDtype;
 use crate::{Error, Result};
 
-/// Which TD3 variant to train. All three run through one code path; they differ only in layer
-/// kinds and whether the topology evolves.
+/// Which algorithm to train: a TD3 variant or a SAC variant. Within a family the three variants
+/// run through one code path; they differ only in layer kinds and whether the topology evolves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Algo {
     /// Dense TD3 (Fujimoto et al.).
     Dense,
@@ -18,11 +18,33 @@ pub enum Algo {
     Static,
     /// DS-TD3: Erdős–Rényi sparse hidden layers evolved with SET.
     Ds,
+    /// Dense SAC (Haarnoja et al. 2018, with automatic entropy tuning).
+    Sac,
+    /// Static-SAC: SAC with Erdős–Rényi sparse hidden layers, topology fixed.
+    StaticSac,
+    /// DS-SAC: SAC with Erdős–Rényi sparse hidden layers evolved with SET, as DS-TD3.
+    DsSac,
+}
+
+/// The algorithm family of an [`Algo`]: what the update does, whatever the layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Family {
+    /// TD3: a deterministic actor with a target, target policy smoothing, delayed updates.
+    Td3,
+    /// SAC: a tanh-squashed Gaussian actor, no actor target, a learned entropy temperature.
+    Sac,
 }
 
 impl Algo {
-    /// All variants.
-    pub const ALL: [Algo; 3] = [Algo::Dense, Algo::Static, Algo::Ds];
+    /// All algorithms: the TD3 family, then the SAC family.
+    pub const ALL: [Algo; 6] = [
+        Algo::Dense,
+        Algo::Static,
+        Algo::Ds,
+        Algo::Sac,
+        Algo::StaticSac,
+        Algo::DsSac,
+    ];
 
     /// The lowercase name used on the command line and in files.
     pub fn name(self) -> &'static str {
@@ -30,12 +52,48 @@ impl Algo {
             Algo::Dense => "dense",
             Algo::Static => "static",
             Algo::Ds => "ds",
+            Algo::Sac => "sac",
+            Algo::StaticSac => "static-sac",
+            Algo::DsSac => "ds-sac",
+        }
+    }
+
+    /// The name papers use: `TD3`, `Static-TD3`, `DS-TD3`, `SAC`, `Static-SAC`, `DS-SAC`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Algo::Dense => "TD3",
+            Algo::Static => "Static-TD3",
+            Algo::Ds => "DS-TD3",
+            Algo::Sac => "SAC",
+            Algo::StaticSac => "Static-SAC",
+            Algo::DsSac => "DS-SAC",
+        }
+    }
+
+    /// The family: what the update does.
+    pub fn family(self) -> Family {
+        match self {
+            Algo::Dense | Algo::Static | Algo::Ds => Family::Td3,
+            Algo::Sac | Algo::StaticSac | Algo::DsSac => Family::Sac,
         }
     }
 
     /// Whether the hidden layers are sparse.
     pub fn is_sparse(self) -> bool {
-        self != Algo::Dense
+        !matches!(self, Algo::Dense | Algo::Sac)
+    }
+
+    /// Whether the topology evolves (DS-TD3, DS-SAC).
+    pub fn evolves(self) -> bool {
+        matches!(self, Algo::Ds | Algo::DsSac)
+    }
+
+    /// The dense member of the same family (the baseline a sparse variant is held against).
+    pub fn dense(self) -> Algo {
+        match self.family() {
+            Family::Td3 => Algo::Dense,
+            Family::Sac => Algo::Sac,
+        }
     }
 }
 
@@ -53,7 +111,7 @@ impl std::str::FromStr for Algo {
             .find(|a| a.name() == s)
             .ok_or_else(|| {
                 Error::Config(format!(
-                    "unknown algorithm '{s}' (known: dense, static, ds)"
+                    "unknown algorithm '{s}' (known: dense, static, ds, sac, static-sac, ds-sac)"
                 ))
             })
     }
@@ -192,9 +250,12 @@ pub struct Config {
 }
 
 impl Config {
-    /// The paper's settings for `env` and `algo`.
+    /// The paper's settings for `env` and `algo`: for the TD3 family those of DS-TD3 (Sokar et
+    /// al.) and TD3 (Fujimoto et al.); for the SAC family those of SAC (Haarnoja et al. 2018)
+    /// as the common references run it ([`Self::sac_defaults`]), with DS-TD3's sparsity and
+    /// evolution.
     pub fn paper(env: &str, algo: Algo) -> Self {
-        Self {
+        let config = Self {
             env: env.to_string(),
             terminate_when_unhealthy: true,
             algo,
@@ -209,8 +270,8 @@ impl Config {
             evolution_period: 1_000,
             evolution_fraction: 0.05,
             // Settings of topology evolution; neutral for the variants that do not evolve.
-            topology_freeze: if algo == Algo::Ds { 50_000 } else { 0 },
-            bias_correction: if algo == Algo::Ds {
+            topology_freeze: if algo.evolves() { 50_000 } else { 0 },
+            bias_correction: if algo.evolves() {
                 BiasCorrection::Connection
             } else {
                 BiasCorrection::Network
@@ -228,6 +289,29 @@ impl Config {
             buffer_dtype: BufferDtype::F32,
             threads: 1,
             device: Device::Cpu,
+        };
+        match algo.family() {
+            Family::Td3 => config,
+            Family::Sac => config.sac_defaults(),
+        }
+    }
+
+    /// SAC's settings where they differ from TD3's: Adam 3·10⁻⁴ without weight decay, batch 256
+    /// (Haarnoja et al. 2018, table of hyper-parameters; Stable-Baselines3 and CleanRL alike);
+    /// actor, temperature and targets updated every iteration (d = 1, as Haarnoja et al. and
+    /// Stable-Baselines3); 10 000 uniformly random steps first (rl-baselines3-zoo's MuJoCo
+    /// settings); and none of TD3's action noises (SAC explores by sampling its policy).
+    fn sac_defaults(self) -> Self {
+        Self {
+            start_steps: 10_000,
+            policy_noise: 0.0,
+            noise_clip: 0.0,
+            policy_delay: 1,
+            expl_noise: 0.0,
+            lr: 3e-4,
+            weight_decay: 0.0,
+            batch_size: 256,
+            ..self
         }
     }
 
@@ -242,7 +326,7 @@ impl Config {
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
         let iterations = self.steps.saturating_sub(self.start_steps);
-        if self.algo == Algo::Ds && self.topology_freeze > 0 && self.topology_freeze >= iterations {
+        if self.algo.evolves() && self.topology_freeze > 0 && self.topology_freeze >= iterations {
             out.push(format!(
                 "the topology freeze ({} iterations) covers the whole run ({iterations} training \
                  iterations): the first evolution only prunes and the topology never rewires \
@@ -272,7 +356,7 @@ impl Config {
                 ));
             }
         }
-        if self.algo == Algo::Ds {
+        if self.algo.evolves() {
             if !(self.evolution_fraction > 0.0 && self.evolution_fraction < 1.0) {
                 return bad(format!(
                     "evolution fraction η must lie strictly between 0 and 1, got {}",
@@ -289,7 +373,30 @@ impl Config {
                 self.steps, self.start_steps
             ));
         }
-        if self.algo == Algo::Ds
+        if self.algo.family() == Family::Sac {
+            if self.device != Device::Cpu {
+                return bad(format!(
+                    "{} runs on the CPU only for now (the GPU backend implements the TD3 \
+                     family): drop --device {}",
+                    self.algo.label(),
+                    self.device
+                ));
+            }
+            for (name, v) in [
+                ("policy-noise", self.policy_noise),
+                ("noise-clip", self.noise_clip),
+                ("expl-noise", self.expl_noise),
+            ] {
+                if v != 0.0 {
+                    return bad(format!(
+                        "{name} is a TD3 setting; {} explores by sampling its stochastic \
+                         policy (got {name} {v})",
+                        self.algo.label()
+                    ));
+                }
+            }
+        }
+        if self.algo.evolves()
             && self.device != Device::Cpu
             && self.bias_correction == BiasCorrection::Connection
         {

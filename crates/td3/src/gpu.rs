@@ -329,7 +329,9 @@ impl Nets for GpuNets {
         for (g, h) in self.critics.iter().zip(host.critics.iter_mut()) {
             g.download_into(h)?;
         }
-        *host.actor_target = self.actor_target.to_host()?;
+        if let Some(target) = host.actor_target.as_deref_mut() {
+            *target = self.actor_target.to_host()?;
+        }
         for (g, h) in self
             .critic_targets
             .iter()

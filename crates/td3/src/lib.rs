@@ -1,9 +1,12 @@
-//! TD3 on truly sparse networks: dense TD3, Static-TD3 and DS-TD3 through one code path.
+//! TD3 and SAC on truly sparse networks: dense, static-sparse and dynamic-sparse variants of
+//! each (TD3, Static-TD3, DS-TD3; SAC, Static-SAC, DS-SAC) through one code path.
 //!
 //! - [`config`]: every setting, the paper's values as defaults, validation;
 //! - [`replay`]: the preallocated replay buffer (each observation stored once; `f32`, `f16` or
 //!   `bf16`) and feature-major minibatches;
-//! - [`agent`]: actor, twin critics and their targets, and the TD3 update (Algorithm 1);
+//! - [`agent`]: actor, twin critics and their targets, and the update (TD3's Algorithm 1, or
+//!   SAC's);
+//! - [`sac`]: SAC's tanh-squashed Gaussian policy head and its entropy temperature;
 //! - `nets`: the seam between the update and where it runs, and the host networks' state;
 //! - `cpu`: the update's steps on the host, through `sparse-core`;
 //! - `gpu`: the same steps on a CUDA GPU through `sparse-cuda` (`Config::device`);
@@ -17,14 +20,15 @@ mod cpu;
 mod gpu;
 mod nets;
 pub mod replay;
+pub mod sac;
 pub mod trainer;
 
 pub use agent::{Agent, IterationReport, Learner};
-pub use config::{Algo, Config, Device, paper_lambda1};
+pub use config::{Algo, Config, Device, Family, paper_lambda1};
 pub use replay::{Batch, BufferDtype, ReplayBuffer};
 pub use trainer::{Evaluation, Event, Trainer, evaluate_policy, run_episodes};
 
-/// Errors of TD3 runs.
+/// Errors of training runs.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A setting is invalid; the message names it and the rule.

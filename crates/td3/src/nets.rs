@@ -1,5 +1,5 @@
-//! The seam between the TD3 update and where it runs: [`Nets`], the steps [`crate::agent`]
-//! writes Algorithm 1 with, implemented on the host by `crate::cpu` and on a CUDA GPU by
+//! The seam between the update and where it runs: [`Nets`], the steps [`crate::agent`] writes
+//! TD3's Algorithm 1 and SAC's update with, implemented on the host by `crate::cpu` and on a CUDA GPU by
 //! `crate::gpu`; and the host state both work on: every online network as a [`Learner`], the
 //! networks borrowed together as [`HostNets`], and the update's scalars, [`Hyper`].
 //!
@@ -87,7 +87,8 @@ pub(crate) enum Which {
 #[derive(Debug)]
 pub(crate) struct HostNets<'a> {
     pub(crate) actor: &'a mut Learner,
-    pub(crate) actor_target: &'a mut Mlp,
+    /// The actor's target (the TD3 family; SAC has none).
+    pub(crate) actor_target: Option<&'a mut Mlp>,
     pub(crate) critics: &'a mut [Learner; 2],
     pub(crate) critic_targets: &'a mut [Mlp; 2],
 }
@@ -102,12 +103,14 @@ impl HostNets<'_> {
     }
 }
 
-/// Where the networks train: the steps of one TD3 iteration, acting, and evolution.
+/// Where the networks train: the steps of one TD3 or SAC iteration, acting, and evolution.
 ///
-/// An iteration runs [`Self::target_action`], [`Self::td_target`], [`Self::critic_step`], then
-/// on policy iterations [`Self::actor_step`] and [`Self::update_targets`], every step on the
-/// same minibatch: a backend that trains elsewhere copies it (with the noise) over in
-/// [`Self::target_action`] and works on that copy until the next iteration.
+/// A TD3 iteration runs [`Self::target_action`], [`Self::td_target`], [`Self::critic_step`],
+/// then on policy iterations [`Self::actor_step`] and [`Self::update_targets`]; a SAC
+/// iteration runs [`Self::soft_td_target`], [`Self::critic_step`], then on policy iterations
+/// [`Self::sac_actor_step`] and [`Self::update_targets`]. Every step works on the same
+/// minibatch: a backend that trains elsewhere copies it (with the noise) over in the first step
+/// and works on that copy until the next iteration.
 pub(crate) trait Nets: std::fmt::Debug + Send + Sync {
     /// Step 1: the smoothed target action `ã = clip(π'(s') + clip(ε, −c, c), −max, max)`
     /// from the minibatch's next states and the noise `ε` (`act_dim × batch`).
@@ -129,6 +132,34 @@ pub(crate) trait Nets: std::fmt::Debug + Send + Sync {
     /// Step 5a: one Adam step of the actor on `−mean(Q₁(s, π(s)))`; returns that loss.
     fn actor_step(&mut self, host: &mut HostNets, batch: &Batch) -> Result<f64>;
 
+    /// SAC, steps 1–2: `a' ~ π(·|s')` from the noise rows `0..|A|` (`2|A| × batch`), then
+    /// `y = r + γ (1 − d) (min(Q'₁(s', a'), Q'₂(s', a')) − α log π(a'|s'))`. Only the host
+    /// implements SAC.
+    fn soft_td_target(
+        &mut self,
+        _host: &mut HostNets,
+        _h: &Hyper,
+        _batch: &Batch,
+        _noise: &Activations,
+        _alpha: f32,
+    ) -> Result<()> {
+        Err(sac_on_host_only())
+    }
+
+    /// SAC, step 5a: `ã ~ π(·|s)` (reparameterised, noise rows `|A|..2|A|`), one Adam step of
+    /// the actor on `mean(α log π(ã|s) − min(Q₁(s, ã), Q₂(s, ã)))`; returns that loss and the
+    /// minibatch's mean `log π(ã|s)` (for the temperature).
+    fn sac_actor_step(
+        &mut self,
+        _host: &mut HostNets,
+        _h: &Hyper,
+        _batch: &Batch,
+        _noise: &Activations,
+        _alpha: f32,
+    ) -> Result<(f64, f64)> {
+        Err(sac_on_host_only())
+    }
+
     /// Step 5b: `θ' ← τθ + (1 − τ)θ'` for every target, sparse layers re-pruned to their
     /// budget.
     fn update_targets(&mut self, host: &mut HostNets, h: &Hyper) -> Result<()>;
@@ -143,7 +174,7 @@ pub(crate) trait Nets: std::fmt::Debug + Send + Sync {
         evolve: &mut dyn FnMut(&mut Learner) -> Result<EvolutionStats>,
     ) -> Result<EvolutionStats>;
 
-    /// The deterministic policy's action `π(s)` for one observation.
+    /// The actor's outputs for one observation (TD3: the action; SAC: the heads).
     fn act(&mut self, host: &mut HostNets, obs: &[f64]) -> Result<Vec<f64>>;
 
     /// Brings the host copies up to date with the networks that train.
@@ -157,4 +188,9 @@ pub(crate) trait Nets: std::fmt::Debug + Send + Sync {
 
     /// Device bytes held, when the networks train on a device.
     fn device_bytes(&self) -> Option<usize>;
+}
+
+/// What a backend without SAC's steps answers (configurations refuse the combination first).
+fn sac_on_host_only() -> crate::Error {
+    crate::Error::Gpu("SAC runs on the CPU only for now".into())
 }

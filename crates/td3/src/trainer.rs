@@ -2,7 +2,8 @@
 //! periodic evaluation, and the state a checkpoint captures.
 //!
 //! Environment step `t` (from 1): the action is uniform in the action box while
-//! `t ≤ start_steps`, then `clip(π(s) + N(0, σ·max), low, high)`; the transition is stored with
+//! `t ≤ start_steps`, then `clip(π(s) + N(0, σ·max), low, high)` (TD3) or a sample of the
+//! stochastic policy (SAC); the transition is stored with
 //! `terminated` as its done flag (a time-limit truncation bootstraps); after the random phase
 //! every step runs one training iteration. Episodes restart with a seed drawn from the run's
 //! generator. Evaluation runs before training and every `eval_every` steps: `eval_episodes`
@@ -18,7 +19,7 @@ use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
 use crate::agent::{Agent, IterationReport};
-use crate::config::{Config, Device};
+use crate::config::{Config, Device, Family};
 use crate::replay::{Batch, ReplayBuffer};
 use crate::{Error, Result};
 
@@ -337,14 +338,21 @@ impl Trainer {
                 .map(|(&l, &h)| self.rng.random_range(l..=h))
                 .collect()
         } else {
-            let max = self.agent.max_action() as f64;
-            let noise = Normal::new(0.0, max * c.expl_noise)
-                .map_err(|e| Error::Config(format!("exploration noise: {e}")))?;
-            let pi = self.agent.act(&self.progress.obs)?;
-            pi.iter()
-                .enumerate()
-                .map(|(i, &a)| (a + noise.sample(&mut self.rng)).clamp(low[i], high[i]))
-                .collect()
+            let pi = self.agent.explore(&self.progress.obs, &mut self.rng)?;
+            match c.algo.family() {
+                // TD3 explores with Gaussian noise on its deterministic action.
+                Family::Td3 => {
+                    let max = self.agent.max_action() as f64;
+                    let noise = Normal::new(0.0, max * c.expl_noise)
+                        .map_err(|e| Error::Config(format!("exploration noise: {e}")))?;
+                    pi.iter()
+                        .enumerate()
+                        .map(|(i, &a)| (a + noise.sample(&mut self.rng)).clamp(low[i], high[i]))
+                        .collect()
+                }
+                // SAC's sample lies in the action box already.
+                Family::Sac => pi,
+            }
         };
         let out = self.env.step(&action)?;
         self.replay.push(

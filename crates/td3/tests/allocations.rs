@@ -88,7 +88,15 @@ fn steady_sparse_iterations_allocate_nothing() {
     // The paper evolves every 1000 iterations: 20 warm-up and 30 counted iterations see none.
     // DS again 300 iterations after its first evolution (past the target update's warm-up,
     // above), with regrown connections corrected by their own age.
-    for (algo, warm) in [(Algo::Static, 20), (Algo::Ds, 20), (Algo::Ds, 1300)] {
+    // DS-SAC likewise.
+    let cases = [
+        (Algo::Static, 20),
+        (Algo::Ds, 20),
+        (Algo::Ds, 1300),
+        (Algo::DsSac, 20),
+        (Algo::DsSac, 1300),
+    ];
+    for (algo, warm) in cases {
         for threads in [1, 2] {
             let n = allocations(algo, threads, warm, 30);
             assert_eq!(

@@ -410,7 +410,7 @@ fn half_precision_runs_train_and_resume_exactly_with_their_type() {
         assert!(err.to_string().contains("another run"), "{err}");
     }
 
-    // A checkpoint of the previous format (version 2: s and s' stored apart) is a clear error.
+    // A checkpoint of an earlier format (version 2: s and s' stored apart) is a clear error.
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
     std::fs::write(&path, &bytes).unwrap();
@@ -419,7 +419,7 @@ fn half_precision_runs_train_and_resume_exactly_with_their_type() {
         .expect("old checkpoint rejected")
         .to_string();
     assert!(
-        err.contains("format version 2, this build reads version 3") && err.contains("older build"),
+        err.contains("format version 2, this build reads version 4") && err.contains("older build"),
         "{err}"
     );
     std::fs::remove_dir_all(&dir).unwrap();

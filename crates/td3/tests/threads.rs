@@ -1,5 +1,5 @@
 //! The paper's network sizes (256-256, batch 100, Hopper's dimensions) through an evolution,
-//! on 1, 2 and 3 threads: the twin critics side by side and the large sparse products split by
+//! on 1, 2 and 3 threads, for TD3 and SAC: the twin critics side by side and the large sparse products split by
 //! rows must leave every parameter, target and optimiser moment bitwise as on one thread.
 
 use rand::{RngExt, SeedableRng, rngs::StdRng};
@@ -52,16 +52,16 @@ fn run(algo: Algo, threads: usize, iterations: usize) -> (Vec<Vec<f32>>, Vec<f64
     let mut losses = Vec::new();
     for _ in 0..iterations {
         let report = agent.train(&batch, &mut r).unwrap();
-        losses.push(report.critic_loss);
+        losses.extend([report.critic_loss, report.alpha.unwrap_or(0.0)]);
     }
     (state(&agent), losses)
 }
 
 #[test]
 fn thread_counts_do_not_change_any_bit() {
-    for algo in [Algo::Ds, Algo::Dense] {
-        // Two evolutions (every 40 iterations) for DS.
-        let iterations = if algo == Algo::Ds { 90 } else { 12 };
+    for algo in [Algo::Ds, Algo::Dense, Algo::DsSac] {
+        // Two evolutions (every 40 iterations) for DS-TD3 and DS-SAC.
+        let iterations = if algo.evolves() { 90 } else { 12 };
         let one = run(algo, 1, iterations);
         for threads in [2, 3] {
             let other = run(algo, threads, iterations);

@@ -56,6 +56,50 @@ fn td3_learns_pendulum_within_15k_steps() {
     );
 }
 
+/// SAC's defaults (256-256, batch 256, Adam 3·10⁻⁴, automatic temperature) with 1 000 random
+/// steps: the first evaluation at or above −300 ends the run, which must come within 15 000
+/// steps.
+fn check_sac_learns_pendulum(algo: Algo) {
+    let mut c = Config::paper("Pendulum-v1", algo);
+    c.steps = 15_000;
+    c.start_steps = 1_000;
+    c.eval_every = 1_000;
+    c.eval_episodes = 5;
+    let mut t = Trainer::new(c).unwrap();
+    let solved = std::cell::Cell::new(false);
+    let mut observe = |e: Event<'_>| {
+        if let Event::Evaluation(e) = e {
+            solved.set(e.step > 0 && e.mean >= -300.0);
+        }
+        Ok(())
+    };
+    t.run_until(15_000, &mut observe, &|| solved.get()).unwrap();
+    let evals: Vec<(u64, i64)> = t
+        .evaluations()
+        .iter()
+        .map(|e| (e.step, e.mean.round() as i64))
+        .collect();
+    assert!(
+        solved.get(),
+        "{algo}: no evaluation reached −300: {evals:?}"
+    );
+    assert!(evals[0].1 < -700, "{algo}: untrained {evals:?}");
+    assert!(
+        t.agent().temperature.as_ref().unwrap().alpha() < 1.0,
+        "α was tuned"
+    );
+}
+
+#[test]
+fn sac_learns_pendulum_within_15k_steps() {
+    check_sac_learns_pendulum(Algo::Sac);
+}
+
+#[test]
+fn ds_sac_learns_pendulum_within_15k_steps() {
+    check_sac_learns_pendulum(Algo::DsSac);
+}
+
 /// An evaluation without its wall-clock time: step, return bits, FLOPs, connections.
 type EvalRecord = (u64, Vec<u64>, u64, usize);
 
@@ -83,8 +127,8 @@ fn outcome(t: &Trainer) -> (Vec<u8>, Vec<u8>, Vec<EvalRecord>) {
 
 /// N steps in one go equal N/2 (stopping mid-episode), checkpoint, resume, N/2 more. The last
 /// `freeze` iterations keep a fixed topology (the final prune falls before or after the split).
-fn check_resume(env: &str, total: u64, split: u64, freeze: u64) {
-    let mut config = small(env, Algo::Ds, total);
+fn check_resume(env: &str, algo: Algo, total: u64, split: u64, freeze: u64) {
+    let mut config = small(env, algo, total);
     config.topology_freeze = freeze;
     // Pendulum's buffer wraps before the split, so the checkpoint holds a wrapped ring.
     config.buffer_capacity = if env == "Pendulum-v1" { 500 } else { 10_000 };
@@ -94,7 +138,7 @@ fn check_resume(env: &str, total: u64, split: u64, freeze: u64) {
     let mut first = Trainer::new(config.clone()).unwrap();
     first.run_until(split, &mut no_events, &never).unwrap();
     assert_eq!(first.step(), split);
-    let dir = std::env::temp_dir().join(format!("td3-resume-{env}-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("td3-resume-{env}-{algo}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("latest.ckpt");
     checkpoint::save(&mut first, &path).unwrap();
@@ -103,7 +147,7 @@ fn check_resume(env: &str, total: u64, split: u64, freeze: u64) {
     resumed.run_until(total, &mut no_events, &never).unwrap();
     assert!(
         outcome(&whole) == outcome(&resumed),
-        "{env}: resumed run differs from the uninterrupted one"
+        "{env} {algo}: resumed run differs from the uninterrupted one"
     );
     assert!(
         whole.agent().iterations() > 2 * config.evolution_period,
@@ -147,7 +191,13 @@ fn check_resume(env: &str, total: u64, split: u64, freeze: u64) {
 #[test]
 fn resume_is_bit_exact_on_pendulum() {
     // 1000 iterations, split at 350, final prune at 300 (the first evolution after 250).
-    check_resume("Pendulum-v1", 1_300, 650, 750);
+    check_resume("Pendulum-v1", Algo::Ds, 1_300, 650, 750);
+}
+
+#[test]
+fn ds_sac_resume_is_bit_exact_on_pendulum() {
+    // The temperature and its Adam state travel too; same schedule as DS-TD3's test.
+    check_resume("Pendulum-v1", Algo::DsSac, 1_300, 650, 750);
 }
 
 #[test]
@@ -160,7 +210,7 @@ fn resume_is_bit_exact_on_hopper() {
         return;
     }
     // 600 iterations, split at 137, final prune at 450.
-    check_resume("Hopper-v3", 900, 437, 200);
+    check_resume("Hopper-v3", Algo::Ds, 900, 437, 200);
 }
 
 #[test]
@@ -306,6 +356,29 @@ fn invalid_settings_are_clear_errors() {
     ];
     for (needle, mutate) in cases {
         let mut c = base.clone();
+        mutate(&mut c);
+        let err = c.validate().expect_err(needle).to_string();
+        assert!(err.contains(needle), "{err} should mention {needle}");
+    }
+    // SAC: TD3's noises and the GPU are refused by name.
+    let sac = Config::paper("Hopper-v3", Algo::DsSac);
+    sac.validate().unwrap();
+    let sac_cases: [(&str, Mutation); 3] = [
+        (
+            "expl-noise is a TD3 setting",
+            Box::new(|c| c.expl_noise = 0.1),
+        ),
+        (
+            "policy-noise is a TD3 setting",
+            Box::new(|c| c.policy_noise = 0.2),
+        ),
+        (
+            "DS-SAC runs on the CPU only",
+            Box::new(|c| c.device = td3::Device::Cuda),
+        ),
+    ];
+    for (needle, mutate) in sac_cases {
+        let mut c = sac.clone();
         mutate(&mut c);
         let err = c.validate().expect_err(needle).to_string();
         assert!(err.contains(needle), "{err} should mention {needle}");
