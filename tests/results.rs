@@ -47,7 +47,7 @@ fn synthetic_run(root: &Path, algo: Algo, seed: u64, period: u64, rows: &[(f64, 
         csv.push_str(&format!(
             "{},{mean},0,1.0,{flops},{},{mean}\n",
             100 * i,
-            if algo == Algo::Dense { 1000 } else { 500 }
+            if algo.is_sparse() { 500 } else { 1000 }
         ));
     }
     std::fs::write(dir.join("evaluations.csv"), csv).unwrap();
@@ -160,6 +160,49 @@ fn report_tables_match_hand_computed_numbers() {
         out.to_str().unwrap(),
     ]);
     assert!(!o.status.success());
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn report_holds_the_sac_family_against_dense_sac() {
+    let root = temp_dir("report-sac");
+    let runs = root.join("runs");
+    // Dense TD3, final −700: not the baseline of the SAC family.
+    let td3 = [(-1000.0, 0), (-800.0, 300), (-600.0, 600), (-400.0, 1000)];
+    synthetic_run(&runs, Algo::Dense, 0, 1000, &td3);
+    // SAC: finals −500 and −550; 1200 FLOPs at the end.
+    let sac = [(-1000.0, 0), (-500.0, 400), (-300.0, 800), (-200.0, 1200)];
+    synthetic_run(&runs, Algo::Sac, 0, 1000, &sac);
+    let sac = [(-1000.0, 0), (-700.0, 400), (-300.0, 800), (-200.0, 1200)];
+    synthetic_run(&runs, Algo::Sac, 1, 1000, &sac);
+    // DS-SAC: final −550 (both seeds), 600 FLOPs: its seed mean passes TD3's −700 at step 100
+    // but SAC's −525 only at step 200.
+    let ds_sac = [(-1000.0, 0), (-600.0, 200), (-500.0, 400), (-100.0, 600)];
+    synthetic_run(&runs, Algo::DsSac, 0, 1000, &ds_sac);
+    synthetic_run(&runs, Algo::DsSac, 1, 1000, &ds_sac);
+    let out = root.join("out");
+    report_ok(&runs, &out);
+
+    let t1 = csv_rows(&out.join("table1.csv"));
+    let row = |label: &str| {
+        t1.iter()
+            .find(|r| r[1] == label)
+            .unwrap_or_else(|| panic!("{label} in {t1:?}"))[2..]
+            .to_vec()
+    };
+    assert_eq!(row("dense"), ["1", "-700", "0"]);
+    assert_eq!(row("sac"), ["2", "-525", "25"]);
+    assert_eq!(row("ds-sac"), ["2", "-550", "0"]);
+    let t2 = csv_rows(&out.join("table2.csv"));
+    let ds_sac = t2.iter().find(|r| r[1] == "ds-sac").unwrap();
+    assert_eq!(
+        ds_sac[2..],
+        ["500", "300", "600", "0.5"],
+        "against SAC's 1200"
+    );
+    let reach = csv_rows(&out.join("reach.csv"));
+    let r = reach.iter().find(|r| r[1] == "ds-sac").unwrap();
+    assert_eq!(r[2..], ["-525", "200", "0.67"], "SAC's final, not TD3's");
     std::fs::remove_dir_all(&root).unwrap();
 }
 

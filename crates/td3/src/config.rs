@@ -252,8 +252,12 @@ pub struct Config {
 impl Config {
     /// The paper's settings for `env` and `algo`: for the TD3 family those of DS-TD3 (Sokar et
     /// al.) and TD3 (Fujimoto et al.); for the SAC family those of SAC (Haarnoja et al. 2018)
-    /// as the common references run it ([`Self::sac_defaults`]), with DS-TD3's sparsity and
-    /// evolution.
+    /// as the common references run it, with DS-TD3's sparsity and evolution. SAC differs from
+    /// TD3 in: Adam 3·10⁻⁴ without weight decay, batch 256 (Haarnoja et al.'s table of
+    /// hyper-parameters; Stable-Baselines3 and CleanRL alike); actor, temperature and targets
+    /// updated every iteration (d = 1, as Haarnoja et al. and Stable-Baselines3); 10 000
+    /// uniformly random steps first (rl-baselines3-zoo's MuJoCo settings); and none of TD3's
+    /// action noises (SAC explores by sampling its policy).
     pub fn paper(env: &str, algo: Algo) -> Self {
         let config = Self {
             env: env.to_string(),
@@ -296,11 +300,7 @@ impl Config {
         }
     }
 
-    /// SAC's settings where they differ from TD3's: Adam 3·10⁻⁴ without weight decay, batch 256
-    /// (Haarnoja et al. 2018, table of hyper-parameters; Stable-Baselines3 and CleanRL alike);
-    /// actor, temperature and targets updated every iteration (d = 1, as Haarnoja et al. and
-    /// Stable-Baselines3); 10 000 uniformly random steps first (rl-baselines3-zoo's MuJoCo
-    /// settings); and none of TD3's action noises (SAC explores by sampling its policy).
+    /// SAC's settings where they differ from TD3's (listed at [`Self::paper`]).
     fn sac_defaults(self) -> Self {
         Self {
             start_steps: 10_000,

@@ -351,3 +351,21 @@ fn a_gpu_run_resumes_exactly_and_can_move_to_the_cpu() {
     assert_eq!(on_cpu.agent().flops(), whole.agent().flops());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_sac_agent_is_refused_by_the_gpu_backend_by_name() {
+    // The configuration refuses SAC on a GPU device first; an agent built on the host and
+    // attached by hand gets the same answer, and keeps training on the host.
+    let config = Config::paper("Pendulum-v1", Algo::DsSac);
+    let mut r = StdRng::seed_from_u64(2);
+    let mut agent = Agent::new(&config, 3, 1, 2.0, &mut r).unwrap();
+    let err = agent
+        .attach_gpu(sparse_cuda::Device::emulator())
+        .expect_err("SAC on the GPU backend")
+        .to_string();
+    assert!(err.contains("SAC runs on the CPU only"), "{err}");
+    assert!(agent.gpu_name().is_none());
+    let (batch, _) = random_batch(&mut r, 3, 1, 8);
+    let noise = Activations::zeros(2, 8);
+    agent.train_with_noise(&batch, &noise, &mut r).unwrap();
+}
