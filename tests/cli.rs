@@ -239,7 +239,33 @@ fn envs_lists_tasks_with_dimensions() {
 fn bad_training_input_is_a_clear_error() {
     let dir = temp_dir("bad");
     let out = dir.to_str().unwrap();
-    let cases: [(&[&str], &str); 11] = [
+    let cases: [(&[&str], &str); 14] = [
+        (
+            &[
+                "--env",
+                "Pendulum-v1",
+                "--algo",
+                "dense",
+                "--sparsity",
+                "0.9",
+            ],
+            "sparsity applies to the sparse variants; TD3 has dense layers only",
+        ),
+        (
+            &["--env", "Pendulum-v1", "--sparsity", "1"],
+            "sparsity must lie in [0, 1)",
+        ),
+        (
+            &[
+                "--env",
+                "Pendulum-v1",
+                "--sparsity",
+                "0.9",
+                "--lambda2",
+                "3",
+            ],
+            "'--sparsity <S>' cannot be used with '--lambda2 <LAMBDA2>'",
+        ),
         (
             &[
                 "--env",

@@ -144,6 +144,11 @@ macro_rules! hyper_args {
             /// connection; network on a GPU, whose kernels support only that]
             #[arg(long, value_enum)]
             pub bias_correction: Option<BiasCorrectionArg>,
+            /// Overall sparsity of each network's sparse layers, in [0, 1) (e.g. 0.9): replaces
+            /// --lambda1/--lambda2 by the one Erdős–Rényi λ per network that gives it (narrow
+            /// first layers stay denser) [default: the paper's λs, about 0.5]
+            #[arg(long, value_name = "S", conflicts_with_all = ["lambda1", "lambda2"])]
+            pub sparsity: Option<f64>,
             /// How the replay buffer stores observations and actions: f32 (exact), or f16 / bf16
             /// to halve the buffer for boards short of memory. f16 and bf16 round what the
             /// networks see, so such runs are NOT bit-compatible with f32 runs [default: f32]
@@ -155,7 +160,7 @@ macro_rules! hyper_args {
             /// Whether any hyper-parameter was given.
             pub fn any(&self) -> bool {
                 $(self.$name.is_some() ||)* self.no_termination || self.bias_correction.is_some()
-                    || self.buffer_dtype.is_some()
+                    || self.buffer_dtype.is_some() || self.sparsity.is_some()
             }
 
             /// Sets the given hyper-parameters in `c`.
@@ -169,6 +174,9 @@ macro_rules! hyper_args {
                 }
                 if let Some(d) = self.buffer_dtype {
                     c.buffer_dtype = d.into();
+                }
+                if self.sparsity.is_some() {
+                    c.sparsity = self.sparsity;
                 }
             }
         }

@@ -25,6 +25,18 @@ pub fn print_start(trainer: &Trainer, dir: &RunDir) {
             .gpu_name()
             .unwrap_or_else(|| "the CPU".into())
     );
+    let sparsity = match c.sparsity {
+        None => format!("λ1 {} λ2 {}", c.lambda1, c.lambda2),
+        Some(s) => {
+            let (obs, act) = trainer.dims();
+            let lambda = |n_in| c.lambdas(n_in).map_or(f64::NAN, |l| l.0);
+            format!(
+                "sparsity {s} (λ actor {:.4}, critics {:.4})",
+                lambda(obs),
+                lambda(obs + act)
+            )
+        }
+    };
     let exploration = match &trainer.agent().temperature {
         // TD3: target smoothing noise and its clip, exploration noise.
         None => format!(
@@ -38,9 +50,7 @@ pub fn print_start(trainer: &Trainer, dir: &RunDir) {
         ),
     };
     println!(
-        "  λ1 {} λ2 {} hidden {} | e {} η {} freeze {} bias correction {} | γ {} τ {} d {} | {exploration} | lr {} wd {} batch {} | start {} eval every {}×{}",
-        c.lambda1,
-        c.lambda2,
+        "  {sparsity} hidden {} | e {} η {} freeze {} bias correction {} | γ {} τ {} d {} | {exploration} | lr {} wd {} batch {} | start {} eval every {}×{}",
         c.hidden,
         c.evolution_period,
         c.evolution_fraction,

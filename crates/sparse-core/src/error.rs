@@ -82,6 +82,9 @@ pub enum Error {
     /// λ of the Erdős–Rényi initialisation must be positive and finite.
     #[error("Erdős–Rényi λ must be a positive finite number, got {0}")]
     InvalidLambda(f64),
+    /// A target sparsity must lie in [0, 1).
+    #[error("sparsity must lie in [0, 1) (the fraction of absent connections), got {0}")]
+    InvalidSparsity(f64),
     /// A layer or buffer dimension is zero.
     #[error("{0} must be at least 1")]
     ZeroDimension(&'static str),

@@ -35,6 +35,58 @@ pub fn er_connections(n_in: usize, n_out: usize, lambda: f64) -> Result<usize> {
     })
 }
 
+/// The Erdős–Rényi λ that gives layers of shapes `(n_in, n_out)`, each holding
+/// [`er_connections`]`(n_in, n_out, λ)`, together as close as possible to
+/// `round((1 − sparsity) · Σ n_in · n_out)` connections: one λ for all, so each layer's density
+/// follows the Erdős–Rényi rule `λ (n_in + n_out) / (n_in · n_out)` (narrow layers denser, and
+/// full where the rule asks for more). The total misses the target by at most one connection per
+/// layer (rounding).
+///
+/// # Errors
+/// `sparsity` outside [0, 1), no shapes, or a zero dimension.
+pub fn er_lambda_for_sparsity(shapes: &[(usize, usize)], sparsity: f64) -> Result<f64> {
+    if !(0.0..1.0).contains(&sparsity) {
+        return Err(Error::InvalidSparsity(sparsity));
+    }
+    if shapes.is_empty() {
+        return Err(Error::ZeroDimension("layers"));
+    }
+    let full: usize = shapes.iter().map(|&(i, o)| i * o).sum();
+    let target = ((1.0 - sparsity) * full as f64).round() as usize;
+    let total = |lambda: f64| -> Result<usize> {
+        shapes
+            .iter()
+            .map(|&(i, o)| er_connections(i, o, lambda))
+            .sum()
+    };
+    // The count never falls as λ grows; at the largest λ below, every layer is full.
+    let mut hi = shapes
+        .iter()
+        .map(|&(i, o)| (i * o) as f64 / (i + o) as f64)
+        .fold(0.0f64, f64::max)
+        + 1.0;
+    let mut lo = 0.0f64;
+    // Bisection to the boundary of the first λ whose count reaches the target.
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if mid <= lo || mid >= hi {
+            break;
+        }
+        if total(mid)? >= target {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    // `hi` reaches the target; `lo` (if positive) falls short: the closer one.
+    let above = total(hi)?.abs_diff(target);
+    if lo > 0.0 && total(lo)?.abs_diff(target) < above {
+        Ok(lo)
+    } else {
+        Ok(hi)
+    }
+}
+
 /// `1/√n_in`: the bound of PyTorch's default weight and bias distribution.
 fn default_bound(n_in: usize) -> f32 {
     (1.0 / (n_in as f64).sqrt()) as f32

@@ -39,7 +39,7 @@ pub use adam::{Adam, AdamConfig, BiasCorrection, LayerMoments, Moments, StepScal
 pub use csr::{ColIndex, Csr, Segments, SparseWeights, Transposed};
 pub use error::{Error, Result};
 pub use flops::{FlopCounter, Flops, KernelKind};
-pub use init::er_connections;
+pub use init::{er_connections, er_lambda_for_sparsity};
 pub use kernels::Isa;
 pub use layer::{DenseLinear, Layer, LayerGrads, SparseLinear};
 pub use memory::MemoryReport;

@@ -132,3 +132,57 @@ fn same_seed_same_network() {
     assert_eq!(topo(&a), topo(&b));
     assert_ne!(topo(&a), topo(&c));
 }
+
+/// The sparsity solver against a count by hand: for the networks of the MuJoCo tasks (first
+/// layer `obs × 256` or `(obs + act) × 256`, then `256 × 256`) and sparsities from 0 to 0.99, the
+/// layers built at the solved λ hold the target count within one connection per layer, each
+/// at the Erdős–Rényi count for that λ.
+#[test]
+fn sparsity_solver_hits_the_target_within_one_connection_per_layer() {
+    use sparse_core::er_lambda_for_sparsity;
+    for n_in in [3, 11, 14, 17, 23, 111, 119, 376, 393] {
+        let shapes = [(n_in, 256), (256, 256)];
+        let full = (n_in * 256 + 256 * 256) as f64;
+        for s in [0.0, 0.3, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99] {
+            let lambda = er_lambda_for_sparsity(&shapes, s).unwrap();
+            let counts: Vec<usize> = shapes
+                .iter()
+                .map(|&(i, o)| er_connections(i, o, lambda).unwrap())
+                .collect();
+            let total: usize = counts.iter().sum();
+            let target = ((1.0 - s) * full).round() as usize;
+            assert!(
+                total.abs_diff(target) <= shapes.len(),
+                "n_in {n_in}, S {s}: λ {lambda} gives {total}, target {target}"
+            );
+            // The Erdős–Rényi rule: each layer at round(λ (n_in + n_out)) unless full.
+            for (&(i, o), &c) in shapes.iter().zip(&counts) {
+                let rule = (lambda * (i + o) as f64).round() as usize;
+                assert_eq!(c, rule.min(i * o), "n_in {n_in}, S {s}");
+            }
+            // Built layers hold exactly those counts.
+            let mut r = rng(n_in as u64);
+            let built: usize = shapes
+                .iter()
+                .map(|&(i, o)| {
+                    SparseLinear::erdos_renyi(i, o, lambda, &mut r)
+                        .unwrap()
+                        .weights()
+                        .nnz()
+                })
+                .sum();
+            assert_eq!(built, total);
+        }
+    }
+    // Sparsity 0 makes every layer full; bad input is an error.
+    let shapes = [(11, 256), (256, 256)];
+    let lambda = er_lambda_for_sparsity(&shapes, 0.0).unwrap();
+    assert_eq!(er_connections(256, 256, lambda).unwrap(), 256 * 256);
+    for bad in [1.0, -0.1, f64::NAN] {
+        let err = er_lambda_for_sparsity(&shapes, bad)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sparsity must lie in [0, 1)"), "{err}");
+    }
+    assert!(er_lambda_for_sparsity(&[], 0.5).is_err());
+}

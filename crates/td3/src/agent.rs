@@ -111,18 +111,17 @@ impl Agent {
                 "action bound must be positive, got {max_action}"
             )));
         }
-        let kinds = if config.algo.is_sparse() {
-            [
-                LayerKind::Sparse {
-                    lambda: config.lambda1,
-                },
-                LayerKind::Sparse {
-                    lambda: config.lambda2,
-                },
+        // Sparse hidden layers at λ1, λ2 (or the λ of the configured sparsity), dense output.
+        let kinds = |n_in: usize| -> Result<[LayerKind; 3]> {
+            if !config.algo.is_sparse() {
+                return Ok([LayerKind::Dense; 3]);
+            }
+            let (lambda1, lambda2) = config.lambdas(n_in)?;
+            Ok([
+                LayerKind::Sparse { lambda: lambda1 },
+                LayerKind::Sparse { lambda: lambda2 },
                 LayerKind::Dense,
-            ]
-        } else {
-            [LayerKind::Dense; 3]
+            ])
         };
         let h = config.hidden;
         let family = config.algo.family();
@@ -131,10 +130,16 @@ impl Agent {
             Family::Td3 => (Output::Tanh { bound: max_action }, act_dim),
             Family::Sac => (Output::Linear, 2 * act_dim),
         };
-        let actor = Mlp::init(&[obs_dim, h, h, actor_width], &kinds, actor_out, rng)?;
+        let actor = Mlp::init(
+            &[obs_dim, h, h, actor_width],
+            &kinds(obs_dim)?,
+            actor_out,
+            rng,
+        )?;
         let critic_sizes = [obs_dim + act_dim, h, h, 1];
-        let q1 = Mlp::init(&critic_sizes, &kinds, Output::Linear, rng)?;
-        let q2 = Mlp::init(&critic_sizes, &kinds, Output::Linear, rng)?;
+        let critic_kinds = kinds(obs_dim + act_dim)?;
+        let q1 = Mlp::init(&critic_sizes, &critic_kinds, Output::Linear, rng)?;
+        let q2 = Mlp::init(&critic_sizes, &critic_kinds, Output::Linear, rng)?;
         let ds = config.algo.evolves();
         let adam = AdamConfig {
             lr: config.lr,

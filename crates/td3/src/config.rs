@@ -199,6 +199,12 @@ pub struct Config {
     pub lambda1: f64,
     /// Erdős–Rényi λ of each network's second layer.
     pub lambda2: f64,
+    /// The overall sparsity of each network's sparse layers, in [0, 1): when given, it replaces
+    /// `lambda1` and `lambda2` by the one λ per network that the Erdős–Rényi rule needs for it
+    /// ([`sparse_core::er_lambda_for_sparsity`]; see [`Self::lambdas`]). Absent from files
+    /// written before it existed: the λs rule.
+    #[serde(default)]
+    pub sparsity: Option<f64>,
     /// Topology evolution period `e`, in training iterations.
     pub evolution_period: u64,
     /// Fraction `η` of each sparse layer's connections replaced per evolution.
@@ -271,6 +277,7 @@ impl Config {
             hidden: 256,
             lambda1: paper_lambda1(env),
             lambda2: 64.0,
+            sparsity: None,
             evolution_period: 1_000,
             evolution_fraction: 0.05,
             // Settings of topology evolution; neutral for the variants that do not evolve.
@@ -315,6 +322,20 @@ impl Config {
         }
     }
 
+    /// The Erdős–Rényi λ of the first and second layer of a network whose input has `n_in`
+    /// features: `lambda1` and `lambda2`, or with [`Self::sparsity`] the λ (the same for both)
+    /// that gives the two hidden layers that sparsity together.
+    pub fn lambdas(&self, n_in: usize) -> Result<(f64, f64)> {
+        match self.sparsity {
+            None => Ok((self.lambda1, self.lambda2)),
+            Some(s) => {
+                let shapes = [(n_in, self.hidden), (self.hidden, self.hidden)];
+                let lambda = sparse_core::er_lambda_for_sparsity(&shapes, s)?;
+                Ok((lambda, lambda))
+            }
+        }
+    }
+
     /// The iteration after which the next evolution is the final prune-only one
     /// ([`Self::topology_freeze`]), if the topology freezes.
     pub fn final_prune_after(&self) -> Option<u64> {
@@ -342,6 +363,19 @@ impl Config {
     pub fn validate(&self) -> Result<()> {
         let bad = |msg: String| Err(Error::Config(msg));
         let finite_pos = |v: f64| v.is_finite() && v > 0.0;
+        if let Some(s) = self.sparsity {
+            if !self.algo.is_sparse() {
+                return bad(format!(
+                    "sparsity applies to the sparse variants; {} has dense layers only",
+                    self.algo.label()
+                ));
+            }
+            if !(0.0..1.0).contains(&s) {
+                return bad(format!(
+                    "sparsity must lie in [0, 1) (the fraction of absent connections), got {s}"
+                ));
+            }
+        }
         if self.algo.is_sparse() {
             if !finite_pos(self.lambda1) {
                 return bad(format!(

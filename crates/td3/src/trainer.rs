@@ -257,6 +257,11 @@ impl Trainer {
         self.agent.sync_host()
     }
 
+    /// The environment's observation and action dimensions.
+    pub fn dims(&self) -> (usize, usize) {
+        (self.env.obs_dim(), self.env.action_dim())
+    }
+
     /// The replay buffer.
     pub fn replay(&self) -> &ReplayBuffer {
         &self.replay

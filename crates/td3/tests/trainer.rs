@@ -330,6 +330,35 @@ fn ds_keeps_every_layer_at_its_connection_count() {
     );
 }
 
+/// `sparsity`: every network's two sparse layers hold `(1 − S)` of their positions together,
+/// within one connection per layer, at one Erdős–Rényi λ per network; TD3 and SAC alike.
+#[test]
+fn sparsity_sets_every_networks_sparse_layers() {
+    for algo in [Algo::Ds, Algo::StaticSac] {
+        for s in [0.5, 0.9, 0.95] {
+            let mut c = Config::paper("Hopper-v3", algo);
+            c.sparsity = Some(s);
+            let agent = Agent::new(&c, 11, 3, 1.0, &mut StdRng::seed_from_u64(1)).unwrap();
+            for net in agent.online() {
+                let hidden = &net.layers()[..2];
+                assert!(hidden.iter().all(Layer::is_sparse));
+                let full: usize = hidden.iter().map(|l| l.n_in() * l.n_out()).sum();
+                let live: usize = hidden.iter().map(Layer::live_connections).sum();
+                let target = ((1.0 - s) * full as f64).round() as usize;
+                assert!(
+                    live.abs_diff(target) <= 2,
+                    "{algo} S {s}: {live} vs {target}"
+                );
+                let (l1, l2) = c.lambdas(net.n_in()).unwrap();
+                assert_eq!(l1, l2, "one λ per network");
+                let er = |l: &Layer| sparse_core::er_connections(l.n_in(), l.n_out(), l1).unwrap();
+                assert!(hidden.iter().all(|l| l.live_connections() == er(l)));
+                assert!(!net.layers()[2].is_sparse(), "the output layer stays dense");
+            }
+        }
+    }
+}
+
 #[test]
 fn invalid_settings_are_clear_errors() {
     let base = Config::paper("Hopper-v3", Algo::Ds);
