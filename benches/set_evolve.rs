@@ -1,5 +1,6 @@
 //! Topology work on a 256×256 layer at density 0.5: one SET evolution (η = 0.05, with Adam and
-//! gradient realignment); one target soft-update-and-prune (τ = 0.005) whose union holds 5%
+//! gradient realignment); the same with gradient-guided growth (4 candidates scored per
+//! connection grown, from the factors of a batch of 100); one target soft-update-and-prune (τ = 0.005) whose union holds 5%
 //! more connections than the budget, as right after an evolution, with a fresh cache; the same
 //! through one reused `TargetSync` while the online layer keeps changing as in training (small
 //! steps on every weight before each update, a 5% evolution every 500 updates; only the update
@@ -10,8 +11,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
-use set_evolve::{RandomGrowth, TargetSync, evolve_network, soft_update_and_prune};
-use sparse_core::{Adam, AdamConfig, Grads, Layer, Mlp, Output, SparseLinear};
+use set_evolve::{GradientGrowth, RandomGrowth, TargetSync, evolve_network, soft_update_and_prune};
+use sparse_core::{
+    Activations, Adam, AdamConfig, Grads, Layer, Mlp, Output, SparseLinear, Workspace,
+};
 
 fn network(rng: &mut StdRng) -> Mlp {
     let layer = SparseLinear::random(256, 256, 32_768, rng).expect("valid shape");
@@ -32,15 +35,53 @@ fn topology(c: &mut Criterion) {
                 0.05,
                 &mut RandomGrowth,
                 &mut rng,
+                None,
             )
             .expect("state fits")
         })
     });
 
+    // The factors of one training step on a batch of 100.
+    let mut ws = Workspace::new();
+    let data: Vec<f32> = (0..256 * 100)
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
+    let x = Activations::from_samples(256, 100, &data).expect("shape");
+    net.forward(&x, &mut ws).expect("shape");
+    net.backward(&mut ws, &x, Some(&mut grads), None)
+        .expect("shape");
+    let mut gradient = GradientGrowth { candidates: 4 };
+    c.bench_function(
+        "evolve 256x256 d0.5 eta0.05 gradient growth x4 (+Adam, grads)",
+        |b| {
+            b.iter(|| {
+                evolve_network(
+                    &mut net,
+                    Some(&mut adam),
+                    Some(&mut grads),
+                    0.05,
+                    &mut gradient,
+                    &mut rng,
+                    Some(&ws),
+                )
+                .expect("state fits")
+            })
+        },
+    );
+
     // Online = target evolved once, with non-zero weights on the regrown connections.
     let target = network(&mut rng);
     let mut online = target.clone();
-    evolve_network(&mut online, None, None, 0.05, &mut RandomGrowth, &mut rng).expect("evolves");
+    evolve_network(
+        &mut online,
+        None,
+        None,
+        0.05,
+        &mut RandomGrowth,
+        &mut rng,
+        None,
+    )
+    .expect("evolves");
     let (w, _) = online.layers_mut()[0].params_mut();
     w.iter_mut()
         .filter(|v| **v == 0.0)
@@ -73,6 +114,7 @@ fn topology(c: &mut Criterion) {
                             0.05,
                             &mut RandomGrowth,
                             &mut rng,
+                            None,
                         )
                         .expect("evolves");
                     }

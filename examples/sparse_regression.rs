@@ -57,6 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Some(&mut grads),
                 &mut memory,
                 &mut rng,
+                Some(&ws),
             )?
         {
             if step % 1000 == 0 {

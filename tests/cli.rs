@@ -239,7 +239,22 @@ fn envs_lists_tasks_with_dimensions() {
 fn bad_training_input_is_a_clear_error() {
     let dir = temp_dir("bad");
     let out = dir.to_str().unwrap();
-    let cases: [(&[&str], &str); 14] = [
+    let cases: [(&[&str], &str); 16] = [
+        (
+            &[
+                "--env",
+                "Pendulum-v1",
+                "--algo",
+                "static",
+                "--growth",
+                "gradient",
+            ],
+            "growth applies to the variants that evolve (ds, ds-sac), not static",
+        ),
+        (
+            &["--env", "Pendulum-v1", "--growth-candidates", "3"],
+            "--growth <GROWTH>",
+        ),
         (
             &[
                 "--env",

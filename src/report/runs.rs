@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use td3::{Algo, Config};
+use td3::{Algo, Config, Growth};
 
 /// One evaluation row.
 #[derive(Debug, Clone, Copy)]
@@ -174,7 +174,7 @@ pub fn complete<'a>(g: &[&'a RunData]) -> Vec<&'a RunData> {
 }
 
 /// The settings that tell groups of runs apart, and whether each applies to an algorithm.
-const KEYS: [&str; 7] = ["h", "buffer", "λ", "e", "η", "freeze", "bias"];
+const KEYS: [&str; 8] = ["h", "buffer", "λ", "e", "η", "growth", "freeze", "bias"];
 
 fn applies(key: &str, algo: Algo) -> bool {
     match key {
@@ -188,7 +188,14 @@ fn setting(key: &str, c: &Config) -> String {
     match key {
         "h" => format!("h={}", c.hidden),
         "buffer" => format!("buffer {}", c.buffer_dtype),
-        "λ" => format!("λ1={} λ2={}", c.lambda1, c.lambda2),
+        "λ" => match c.sparsity {
+            Some(sparsity) => format!("S={sparsity}"),
+            None => format!("λ1={} λ2={}", c.lambda1, c.lambda2),
+        },
+        "growth" => match c.growth {
+            Growth::Random => "growth random".into(),
+            Growth::Gradient { candidates } => format!("growth gradient×{candidates}"),
+        },
         "e" => format!("e={}", c.evolution_period),
         "η" => format!("η={}", c.evolution_fraction),
         "freeze" => format!("freeze={}", c.topology_freeze),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use sparse_core::BiasCorrection;
-use td3::{Algo, BufferDtype, Config, Device};
+use td3::{Algo, BufferDtype, Config, Device, Growth};
 
 /// The algorithm, as the command line names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -65,6 +65,19 @@ impl From<BiasCorrectionArg> for BiasCorrection {
         }
     }
 }
+
+/// `--growth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GrowthArg {
+    /// Uniformly random free positions (SET)
+    Random,
+    /// The sampled candidates with the largest gradient
+    Gradient,
+}
+
+/// Candidates scored per connection grown by `--growth gradient` unless
+/// `--growth-candidates` says otherwise.
+pub const DEFAULT_CANDIDATES: u32 = 4;
 
 /// `--buffer-dtype`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -149,6 +162,16 @@ macro_rules! hyper_args {
             /// first layers stay denser) [default: the paper's λs, about 0.5]
             #[arg(long, value_name = "S", conflicts_with_all = ["lambda1", "lambda2"])]
             pub sparsity: Option<f64>,
+            /// Where evolution regrows connections: random (SET, the paper's) or gradient (the
+            /// candidates with the largest |∂L/∂w| in the network's last training step, from a
+            /// sample of --growth-candidates per connection grown, scored by the weight-gradient
+            /// kernel at those positions only; CPU only) [default: random]
+            #[arg(long, value_enum)]
+            pub growth: Option<GrowthArg>,
+            /// Candidates scored per connection grown with --growth gradient [default: 4]
+            #[arg(long, value_name = "N", requires = "growth",
+                  value_parser = clap::value_parser!(u32).range(1..))]
+            pub growth_candidates: Option<u32>,
             /// How the replay buffer stores observations and actions: f32 (exact), or f16 / bf16
             /// to halve the buffer for boards short of memory. f16 and bf16 round what the
             /// networks see, so such runs are NOT bit-compatible with f32 runs [default: f32]
@@ -161,6 +184,7 @@ macro_rules! hyper_args {
             pub fn any(&self) -> bool {
                 $(self.$name.is_some() ||)* self.no_termination || self.bias_correction.is_some()
                     || self.buffer_dtype.is_some() || self.sparsity.is_some()
+                    || self.growth.is_some()
             }
 
             /// Sets the given hyper-parameters in `c`.
@@ -177,6 +201,15 @@ macro_rules! hyper_args {
                 }
                 if self.sparsity.is_some() {
                     c.sparsity = self.sparsity;
+                }
+                match self.growth {
+                    Some(GrowthArg::Random) => c.growth = Growth::Random,
+                    Some(GrowthArg::Gradient) => {
+                        c.growth = Growth::Gradient {
+                            candidates: self.growth_candidates.unwrap_or(DEFAULT_CANDIDATES),
+                        }
+                    }
+                    None => {}
                 }
             }
         }

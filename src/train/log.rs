@@ -36,6 +36,7 @@ pub fn records(event: &Event<'_>) -> Vec<serde_json::Value> {
                     "moved": stats.removed(), "zeros": stats.removed_zeros(),
                     "regrown": stats.layers.iter().map(|l| l.added).sum::<usize>(),
                     "mean_abs_removed": stats.mean_abs_removed(),
+                    "seconds": stats.seconds,
                     "fraction_removed_were_new": stats.fraction_removed_were_new(),
                 }));
             }
@@ -45,8 +46,13 @@ pub fn records(event: &Event<'_>) -> Vec<serde_json::Value> {
     }
 }
 
-/// The summary of a finished run; `started` is when and at which step this session began.
-pub fn summary(trainer: &Trainer, started: (Instant, u64)) -> serde_json::Value {
+/// The summary of a finished run; `started` is when and at which step this session began, and
+/// `evolution` the network evolutions of this session and the seconds they took.
+pub fn summary(
+    trainer: &Trainer,
+    started: (Instant, u64),
+    evolution: (u64, f64),
+) -> serde_json::Value {
     let evals = trainer.evaluations();
     let last: Vec<f64> = evals.iter().rev().take(10).map(|e| e.mean).collect();
     let final_score = (!last.is_empty()).then(|| last.iter().sum::<f64>() / last.len() as f64);
@@ -61,6 +67,12 @@ pub fn summary(trainer: &Trainer, started: (Instant, u64)) -> serde_json::Value 
         "best_evaluation": evals.iter().map(|e| e.mean).fold(f64::NEG_INFINITY, f64::max),
         "wall_seconds": trainer.wall_seconds(),
         "steps_per_second_session": (trainer.step() - started.1) as f64 / session.max(1e-9),
+        "evolution_session": {
+            "network_evolutions": evolution.0,
+            "seconds": evolution.1,
+            "seconds_per_evolution": (evolution.0 > 0).then(|| evolution.1 / evolution.0 as f64),
+            "share_of_session": evolution.1 / session.max(1e-9),
+        },
         "flops": agent.flops(),
         "live_connections": agent.live_connections(),
         "memory_bytes": {

@@ -33,25 +33,27 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     }
     let stop = StopFlag::on_signals(|_| ())?;
     let started = (Instant::now(), trainer.step());
-    train(&mut trainer, &dir, args, &stop)?;
+    let evolution = train(&mut trainer, &dir, args, &stop)?;
     if !trainer.is_finished() {
         console::print_interrupted(&trainer, &dir);
         return Err(stop.interrupted().into());
     }
-    let summary = log::summary(&trainer, started);
+    let summary = log::summary(&trainer, started, evolution);
     dir.write_summary(&summary)?;
     console::print_done(&trainer, &dir, &summary);
     Ok(())
 }
 
 /// Trains until the run is finished or `stop` is raised, in segments of `--checkpoint-every`
-/// steps, each ended by a checkpoint; logs and progress follow the trainer's events.
+/// steps, each ended by a checkpoint; logs and progress follow the trainer's events. Returns the
+/// network evolutions of this session and the seconds they took.
 fn train(
     trainer: &mut Trainer,
     dir: &RunDir,
     args: &TrainArgs,
     stop: &StopFlag,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<(u64, f64)> {
+    let mut evolution = (0u64, 0.0f64);
     let mut logs = Logs::open(
         dir,
         trainer.step(),
@@ -80,7 +82,14 @@ fn train(
                         );
                     }
                 }
-                Event::Iteration { step, .. } | Event::Episode { step, .. } => progress.step(step),
+                Event::Iteration { step, report } => {
+                    for (_, stats) in &report.evolutions {
+                        evolution.0 += 1;
+                        evolution.1 += stats.seconds;
+                    }
+                    progress.step(step)
+                }
+                Event::Episode { step, .. } => progress.step(step),
             }
             Ok(())
         };
@@ -92,5 +101,5 @@ fn train(
         }
     }
     progress.finish();
-    Ok(())
+    Ok(evolution)
 }

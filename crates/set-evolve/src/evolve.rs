@@ -16,9 +16,12 @@
 //! except in a final prune-only step ([`prune_layer`], [`prune_network`]), which regrows nothing.
 
 use rand::Rng;
-use sparse_core::{Adam, ColIndex, Csr, Grads, Layer, Mlp, Remap, SparseLinear, SparseWeights};
+use sparse_core::{
+    Activations, Adam, ColIndex, Csr, Grads, Layer, Mlp, Remap, SparseLinear, SparseWeights,
+    Workspace,
+};
 
-use crate::growth::{GrowthContext, GrowthPolicy};
+use crate::growth::{GradientProbe, GrowthContext, GrowthPolicy};
 use crate::{Error, Result, magnitude_order};
 
 /// What one evolution step did to one layer.
@@ -114,6 +117,7 @@ fn evolve_csr<I: ColIndex, G: GrowthPolicy, R: Rng + ?Sized>(
     w: &Csr<I>,
     fraction: f64,
     regrow: Regrow<'_, G, R>,
+    gradient: Option<GradientProbe<'_>>,
 ) -> Result<(Csr<I>, LayerChange)> {
     check_fraction(fraction)?;
     let nnz = w.nnz();
@@ -130,10 +134,11 @@ fn evolve_csr<I: ColIndex, G: GrowthPolicy, R: Rng + ?Sized>(
         n_rows: w.n_rows(),
         n_cols: w.n_cols(),
         live: &live,
+        gradient,
     };
     let added = match regrow {
         Some((growth, rng)) => {
-            let added = growth.grow(&ctx, k, rng);
+            let added = growth.grow(&ctx, k, rng)?;
             check_growth(&ctx, &added, k)?;
             added
         }
@@ -171,34 +176,41 @@ fn evolve_csr<I: ColIndex, G: GrowthPolicy, R: Rng + ?Sized>(
 
 /// One evolution step of one sparse layer (see the module documentation). The caller realigns
 /// any per-connection state with the returned [`LayerChange::remap`]; [`evolve_network`] does
-/// that for Adam and gradients.
+/// that for Adam and gradients. `gradient`, the factors `(x, dz)` of the layer's weight gradient
+/// in its last training step, is what a gradient-guided growth policy scores candidates with.
 pub fn evolve_layer<G: GrowthPolicy, R: Rng + ?Sized>(
     layer: &mut SparseLinear,
     fraction: f64,
     growth: &mut G,
     rng: &mut R,
+    gradient: Option<(&Activations, &Activations)>,
 ) -> Result<LayerChange> {
-    change_layer(layer, fraction, Some((growth, rng)))
+    change_layer(layer, fraction, Some((growth, rng)), gradient)
 }
 
 /// The final, prune-only step of one sparse layer: the connections [`evolve_layer`] would remove
 /// go, and nothing is regrown, so the layer keeps fewer connections from now on.
 pub fn prune_layer(layer: &mut SparseLinear, fraction: f64) -> Result<LayerChange> {
-    change_layer::<crate::RandomGrowth, dyn Rng>(layer, fraction, None)
+    change_layer::<crate::RandomGrowth, dyn Rng>(layer, fraction, None, None)
 }
 
 fn change_layer<G: GrowthPolicy, R: Rng + ?Sized>(
     layer: &mut SparseLinear,
     fraction: f64,
     regrow: Regrow<'_, G, R>,
+    gradient: Option<(&Activations, &Activations)>,
 ) -> Result<LayerChange> {
+    let probe = match (&regrow, gradient) {
+        (Some(_), Some((x, dz))) => Some(GradientProbe::new(layer, x, dz)?),
+        _ => None,
+    };
     let (weights, change) = match layer.weights() {
         SparseWeights::U16(w) => {
-            let (w, c) = evolve_csr(w, fraction, regrow)?;
+            let (w, c) = evolve_csr(w, fraction, regrow, probe)?;
             (SparseWeights::U16(w), c)
         }
         SparseWeights::U32(w) => {
-            let (w, c) = evolve_csr(w, fraction, regrow)?;
+            let (w, c) = evolve_csr(w, fraction, regrow, probe)?;
             (SparseWeights::U32(w), c)
         }
     };
@@ -208,7 +220,9 @@ fn change_layer<G: GrowthPolicy, R: Rng + ?Sized>(
 
 /// Evolves every sparse layer of `net` and realigns its optimiser state and gradient buffers.
 /// Returns `(layer index, change)` for each sparse layer. Nothing changes if the state does not
-/// fit the network.
+/// fit the network. `factors`, the workspace of the network's last training step (forward and
+/// backward on one batch), gives a gradient-guided growth policy its scores
+/// ([`Workspace::gradient_factors`]).
 pub fn evolve_network<G: GrowthPolicy, R: Rng + ?Sized>(
     net: &mut Mlp,
     adam: Option<&mut Adam>,
@@ -216,8 +230,9 @@ pub fn evolve_network<G: GrowthPolicy, R: Rng + ?Sized>(
     fraction: f64,
     growth: &mut G,
     rng: &mut R,
+    factors: Option<&Workspace>,
 ) -> Result<Vec<(usize, LayerChange)>> {
-    change_network(net, adam, grads, fraction, Some((growth, rng)))
+    change_network(net, adam, grads, fraction, Some((growth, rng)), factors)
 }
 
 /// [`prune_layer`] on every sparse layer of `net`, with its optimiser state and gradient buffers
@@ -228,7 +243,7 @@ pub fn prune_network(
     grads: Option<&mut Grads>,
     fraction: f64,
 ) -> Result<Vec<(usize, LayerChange)>> {
-    change_network::<crate::RandomGrowth, dyn Rng>(net, adam, grads, fraction, None)
+    change_network::<crate::RandomGrowth, dyn Rng>(net, adam, grads, fraction, None, None)
 }
 
 pub(crate) fn change_network<G: GrowthPolicy, R: Rng + ?Sized>(
@@ -237,6 +252,7 @@ pub(crate) fn change_network<G: GrowthPolicy, R: Rng + ?Sized>(
     mut grads: Option<&mut Grads>,
     fraction: f64,
     mut regrow: Regrow<'_, G, R>,
+    factors: Option<&Workspace>,
 ) -> Result<Vec<(usize, LayerChange)>> {
     check_fraction(fraction)?;
     // Validate all state up front so a mismatch cannot leave a half-evolved network.
@@ -257,13 +273,28 @@ pub(crate) fn change_network<G: GrowthPolicy, R: Rng + ?Sized>(
             ));
         }
     }
+    if let Some((growth, _)) = &regrow
+        && growth.needs_gradient()
+    {
+        let sparse = net
+            .layers()
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.is_sparse());
+        for (i, _) in sparse {
+            if factors.and_then(|ws| ws.gradient_factors(i)).is_none() {
+                return Err(Error::NoGradient);
+            }
+        }
+    }
     let mut changes = Vec::new();
     for (i, layer) in net.layers_mut().iter_mut().enumerate() {
         let Layer::Sparse(sparse) = layer else {
             continue;
         };
         let regrow_here = regrow.as_mut().map(|(g, r)| (&mut **g, &mut **r));
-        let change = change_layer(sparse, fraction, regrow_here)?;
+        let gradient = factors.and_then(|ws| ws.gradient_factors(i));
+        let change = change_layer(sparse, fraction, regrow_here, gradient)?;
         if let Some(a) = adam.as_deref_mut() {
             a.remap_layer(i, &change.remap)?;
         }

@@ -3,8 +3,10 @@
 //!
 //! - [`evolve`]: one evolution step of a sparse layer — prune the fraction `η` of its positive
 //!   and of its negative weights nearest zero, regrow as many connections through a
-//!   [`GrowthPolicy`] ([`RandomGrowth`] today) — and of a whole network, with its Adam state and
-//!   gradient buffers realigned; and the final prune-only step before the topology freezes.
+//!   [`GrowthPolicy`] (SET's [`RandomGrowth`], or [`GradientGrowth`], which scores a sample of
+//!   candidates with the weight-gradient kernel at their positions) — and of a whole network,
+//!   with its Adam state and gradient buffers realigned; and the final prune-only step before the
+//!   topology freezes.
 //! - [`schedule`]: the evolution controller (period `e`, fraction `η`, freeze) counting
 //!   training iterations, and per-evolution statistics for the logs.
 //! - [`target`]: the soft update `θ' ← τθ + (1−τ)θ'` of target networks over the union of both
@@ -25,7 +27,9 @@ pub mod target;
 pub use evolve::{
     LayerChange, evolve_layer, evolve_network, prune_layer, prune_network, removal_count,
 };
-pub use growth::{GrowthContext, GrowthPolicy, RandomGrowth};
+pub use growth::{
+    GradientGrowth, GradientProbe, Growth, GrowthContext, GrowthPolicy, RandomGrowth,
+};
 pub use schedule::{
     EvolutionController, EvolutionMemory, EvolutionStats, LayerStats, TopologyStep,
 };
@@ -46,6 +50,12 @@ pub enum Error {
     /// A growth policy returned positions that are not distinct free positions of the layer.
     #[error("growth policy returned an invalid position set: {0}")]
     InvalidGrowth(&'static str),
+    /// Gradient-guided growth was asked for without the layer's gradient factors.
+    #[error(
+        "gradient-guided growth needs the gradient factors of the network's last training step \
+         (none were given)"
+    )]
+    NoGradient,
     /// Evolution was requested from a controller that has it switched off.
     #[error("topology evolution is switched off (static sparsity)")]
     EvolutionDisabled,

@@ -7,7 +7,7 @@
 //! past that point (the actor evolves only on its update iterations).
 
 use rand::Rng;
-use sparse_core::{Adam, Grads, Mlp};
+use sparse_core::{Adam, Grads, Mlp, Workspace};
 
 use crate::evolve::{change_network, check_fraction};
 use crate::growth::{GrowthPolicy, RandomGrowth};
@@ -40,6 +40,9 @@ pub struct EvolutionStats {
     pub iteration: u64,
     /// One entry per sparse layer.
     pub layers: Vec<LayerStats>,
+    /// Wall-clock seconds it took: pruning, growth (with gradient-guided growth, the scoring of
+    /// candidates) and the realignment of the optimiser state.
+    pub seconds: f64,
 }
 
 impl EvolutionStats {
@@ -122,13 +125,15 @@ impl EvolutionController<RandomGrowth> {
     pub fn new(period: u64, fraction: f64) -> Result<Self> {
         Self::with_growth(period, fraction, RandomGrowth)
     }
+}
 
+impl<G: Default> EvolutionController<G> {
     /// A controller that never evolves: static sparsity.
     pub fn disabled() -> Self {
         Self {
             period: None,
             fraction: 0.0,
-            growth: RandomGrowth,
+            growth: G::default(),
             iteration: 0,
             final_after: None,
         }
@@ -198,7 +203,9 @@ impl<G: GrowthPolicy> EvolutionController<G> {
 
     /// Applies `step` to every sparse layer of `net`, realigning `adam` and `grads`, and reports
     /// what changed; `None` (and nothing changes) when this network's topology is frozen
-    /// already. An error if evolution is off.
+    /// already. An error if evolution is off. `factors`, the workspace of the network's last
+    /// training step, is what gradient-guided growth scores candidates with.
+    #[allow(clippy::too_many_arguments)]
     pub fn evolve<R: Rng + ?Sized>(
         &mut self,
         step: TopologyStep,
@@ -207,6 +214,7 @@ impl<G: GrowthPolicy> EvolutionController<G> {
         grads: Option<&mut Grads>,
         memory: &mut EvolutionMemory,
         rng: &mut R,
+        factors: Option<&Workspace>,
     ) -> Result<Option<EvolutionStats>> {
         if self.period.is_none() {
             return Err(Error::EvolutionDisabled);
@@ -218,7 +226,9 @@ impl<G: GrowthPolicy> EvolutionController<G> {
             TopologyStep::Rewire => Some((&mut self.growth, rng)),
             TopologyStep::FinalPrune => None,
         };
-        let changes = change_network(net, adam, grads, self.fraction, regrow)?;
+        let started = std::time::Instant::now();
+        let changes = change_network(net, adam, grads, self.fraction, regrow, factors)?;
+        let seconds = started.elapsed().as_secs_f64();
         memory.frozen = step == TopologyStep::FinalPrune;
         let mut layers = Vec::with_capacity(changes.len());
         let mut last_added = Vec::with_capacity(changes.len());
@@ -245,6 +255,7 @@ impl<G: GrowthPolicy> EvolutionController<G> {
         Ok(Some(EvolutionStats {
             iteration: self.iteration,
             layers,
+            seconds,
         }))
     }
 }

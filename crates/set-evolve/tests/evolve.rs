@@ -89,6 +89,7 @@ fn removes_the_weights_nearest_zero_of_each_sign_and_keeps_survivors() {
         fraction,
         &mut RandomGrowth,
         &mut r,
+        None,
     )
     .unwrap();
     let (_, change) = &changes[0];
@@ -145,7 +146,7 @@ fn chi_square_of_regrowth(n_in: usize, n_out: usize, nnz: usize, trials: usize) 
     let mut free = Vec::new();
     for _ in 0..trials {
         let mut layer = base.clone();
-        let change = evolve_layer(&mut layer, 0.25, &mut RandomGrowth, &mut r).unwrap();
+        let change = evolve_layer(&mut layer, 0.25, &mut RandomGrowth, &mut r, None).unwrap();
         k = change.added.len();
         change.added.iter().for_each(|&p| counts[p] += 1);
         if free.is_empty() {
@@ -302,7 +303,7 @@ fn same_seed_same_topology_sequence() {
         let mut topologies = Vec::new();
         for _ in 0..30 {
             if let Some(step) = ctl.tick() {
-                ctl.evolve(step, &mut net, None, None, &mut memory, &mut r)
+                ctl.evolve(step, &mut net, None, None, &mut memory, &mut r, None)
                     .unwrap();
                 for l in net.layers() {
                     if let Layer::Sparse(s) = l {
@@ -325,7 +326,7 @@ fn controller_schedule_and_statistics() {
     let due: Vec<bool> = (0..12).map(|_| ctl.tick().is_some()).collect();
     assert_eq!(due.iter().filter(|&&d| d).count(), 3);
     assert!(due[3] && due[7] && due[11]);
-    let mut off = EvolutionController::disabled();
+    let mut off = EvolutionController::<RandomGrowth>::disabled();
     assert!((0..5000).all(|_| off.tick().is_none()));
 
     // New connections start at 0 and every zero weight goes, so with unchanged weights the next
@@ -337,7 +338,7 @@ fn controller_schedule_and_statistics() {
     let mut memory = EvolutionMemory::default();
     let mut r = rng(9);
     let first = ctl
-        .evolve(Rewire, &mut net, None, None, &mut memory, &mut r)
+        .evolve(Rewire, &mut net, None, None, &mut memory, &mut r, None)
         .unwrap()
         .unwrap();
     assert_eq!(first.removed(), 4);
@@ -348,7 +349,7 @@ fn controller_schedule_and_statistics() {
     );
     assert_eq!(first.fraction_removed_were_new(), None);
     let second = ctl
-        .evolve(Rewire, &mut net, None, None, &mut memory, &mut r)
+        .evolve(Rewire, &mut net, None, None, &mut memory, &mut r, None)
         .unwrap()
         .unwrap();
     assert_eq!(second.removed(), 8);
@@ -359,7 +360,7 @@ fn controller_schedule_and_statistics() {
         Some((5.0 + 6.0 + 7.0 + 8.0) / 8.0)
     );
     assert!(matches!(
-        off.evolve(Rewire, &mut net, None, None, &mut memory, &mut r),
+        off.evolve(Rewire, &mut net, None, None, &mut memory, &mut r, None),
         Err(Error::EvolutionDisabled)
     ));
 }
@@ -367,8 +368,13 @@ fn controller_schedule_and_statistics() {
 /// A policy that breaks the contract, to check it is caught.
 struct Bad(Vec<usize>);
 impl GrowthPolicy for Bad {
-    fn grow<R: Rng + ?Sized>(&mut self, _: &GrowthContext<'_>, _: usize, _: &mut R) -> Vec<usize> {
-        self.0.clone()
+    fn grow<R: Rng + ?Sized>(
+        &mut self,
+        _: &GrowthContext<'_>,
+        _: usize,
+        _: &mut R,
+    ) -> set_evolve::Result<Vec<usize>> {
+        Ok(self.0.clone())
     }
 }
 
@@ -391,7 +397,7 @@ fn invalid_settings_and_policies_are_errors() {
     // Removes 1 (position 0); these policies answer wrongly.
     for bad in [vec![], vec![5, 6], vec![1], vec![30], vec![0]] {
         let mut layer = base.clone();
-        let got = evolve_layer(&mut layer, 0.1, &mut Bad(bad.clone()), &mut r);
+        let got = evolve_layer(&mut layer, 0.1, &mut Bad(bad.clone()), &mut r, None);
         if bad == [0] {
             // Position 0 was just pruned, so it is free: a valid answer.
             assert!(got.is_ok());
@@ -422,7 +428,8 @@ fn invalid_settings_and_policies_are_errors() {
             None,
             0.1,
             &mut RandomGrowth,
-            &mut r
+            &mut r,
+            None,
         )
         .is_err()
     );
@@ -457,7 +464,7 @@ proptest! {
             let mut n2 = net.clone();
             adam.step(&mut n2, &grads).unwrap();
             let m_before = adam.layers()[0].weights.m.clone();
-            let changes = evolve_network(&mut net, Some(&mut adam), Some(&mut grads), fraction, &mut RandomGrowth, &mut r).unwrap();
+            let changes = evolve_network(&mut net, Some(&mut adam), Some(&mut grads), fraction, &mut RandomGrowth, &mut r, None).unwrap();
             let Layer::Sparse(s) = &net.layers()[0] else { unreachable!() };
             prop_assert_eq!(s.weights().nnz(), nnz);
             assert_valid_csr(s);
@@ -494,7 +501,7 @@ fn wide_layers_evolve_with_u32_indices() {
     assert!(matches!(layer.weights(), SparseWeights::U32(_)));
     let k = removal_count(layer.weights().values(), 0.05).unwrap();
     assert!((24..=26).contains(&k), "about 5% of 500 by sign, got {k}");
-    let change = evolve_layer(&mut layer, 0.05, &mut RandomGrowth, &mut r).unwrap();
+    let change = evolve_layer(&mut layer, 0.05, &mut RandomGrowth, &mut r, None).unwrap();
     assert_eq!(change.added.len(), k);
     assert_eq!(change.removed.len(), k);
     assert_eq!(layer.weights().nnz(), 500);
@@ -515,7 +522,7 @@ fn pruning_by_sign_matches_a_hand_computed_choice() {
     // taken −0.01, −0.05 and the two 0.1s (positions 9, 2, 1, 6) instead.
     let mut layer = layer_from(4, 4, &positions, values.clone());
     assert_eq!(removal_count(&values, 0.3).unwrap(), 5);
-    let change = evolve_layer(&mut layer, 0.3, &mut RandomGrowth, &mut rng(1)).unwrap();
+    let change = evolve_layer(&mut layer, 0.3, &mut RandomGrowth, &mut rng(1), None).unwrap();
     assert_eq!(change.removed, vec![1, 6, 9, 10, 11]);
     assert_eq!(change.added.len(), 5);
     // η = 0.5: 3 positives (the two 0.1s, then 0.2 at 5), 2 negatives (−0.01, −0.05), zeros.
@@ -554,6 +561,7 @@ fn the_topology_freezes_after_one_final_prune() {
                 Some(&mut grads),
                 &mut memory,
                 &mut r,
+                None,
             )
             .unwrap();
         seen.push((ctl.iteration(), step, stats.as_ref().map(|s| s.removed())));
@@ -618,7 +626,7 @@ fn targets_follow_the_online_count_after_a_final_prune() {
             .collect();
         let mut online = layer_from(n_in, n_out, &p, moved);
         if case % 2 == 0 {
-            evolve_layer(&mut online, 0.3, &mut RandomGrowth, &mut r).unwrap();
+            evolve_layer(&mut online, 0.3, &mut RandomGrowth, &mut r, None).unwrap();
         }
         prune_layer(&mut online, 0.3).unwrap();
         let want = dense_soft_update(&target, &online, 0.005);

@@ -211,7 +211,7 @@ fn change_online(online: &mut Mlp, rng: &mut StdRng) {
                 unreachable!()
             };
             let fraction = [0.05, 0.2, 0.5][rng.random_range(0..3)];
-            let change = evolve_layer(s, fraction, &mut RandomGrowth, rng).unwrap();
+            let change = evolve_layer(s, fraction, &mut RandomGrowth, rng, None).unwrap();
             if rng.random_bool(0.3) {
                 let added: Vec<usize> = change.added;
                 let n_in = s.weights().n_cols();
@@ -339,7 +339,7 @@ fn steady_training_stream_matches_reference() {
             let Layer::Sparse(s) = &mut online.layers_mut()[0] else {
                 unreachable!()
             };
-            evolve_layer(s, 0.05, &mut RandomGrowth, &mut rng).unwrap();
+            evolve_layer(s, 0.05, &mut RandomGrowth, &mut rng, None).unwrap();
         }
         let (w, _) = online.layers_mut()[0].params_mut();
         w.iter_mut()
@@ -455,7 +455,7 @@ fn massive_ties_match_reference() {
             let Layer::Sparse(s) = &mut online.layers_mut()[0] else {
                 unreachable!()
             };
-            evolve_layer(s, 0.1, &mut RandomGrowth, &mut rng).unwrap();
+            evolve_layer(s, 0.1, &mut RandomGrowth, &mut rng, None).unwrap();
         }
     }
 }

@@ -125,6 +125,33 @@ impl SparseLinear {
         }
     }
 
+    /// The weight gradient `Σ_b dy[r, b] · x[c, b]` at arbitrary positions of this layer's shape
+    /// (row-major `r · n_in + c`, strictly increasing, live or not), for the output gradient `dy`
+    /// and input `x` of one pass: the weight-gradient kernel run on a layer with exactly those
+    /// connections, its FLOPs (and those of the bias gradient it computes alongside) counted in
+    /// this layer's counter. Gradient-guided growth scores candidate positions with it, never
+    /// forming the layer's dense gradient.
+    pub fn gradient_at(
+        &self,
+        positions: &[usize],
+        dy: &Activations,
+        x: &Activations,
+    ) -> Result<Vec<f32>> {
+        let (n_out, n_in) = (self.weights.n_rows(), self.weights.n_cols());
+        check_len("layer output-gradient features", n_out, dy.features())?;
+        check_len("layer input features", n_in, x.features())?;
+        check_len("batch", dy.batch(), x.batch())?;
+        let probe =
+            SparseWeights::from_positions(n_out, n_in, positions, vec![0.0; positions.len()])?;
+        let mut gw = vec![0.0; positions.len()];
+        let mut gb = vec![0.0; n_out];
+        with_csr!(&probe, w => {
+            let seg = Segments::of(w.row_ptr(), w.col_idx(), w.n_cols());
+            kernels::sparse_param_grads(w, &seg, dy, x, &mut gw, &mut gb, &self.flops)
+        });
+        Ok(gw)
+    }
+
     /// The bias.
     pub fn bias(&self) -> &[f32] {
         &self.bias

@@ -91,6 +91,19 @@ impl Workspace {
         self.outputs.last().expect("no forward pass has run")
     }
 
+    /// The factors of layer `i`'s weight gradient in the last forward and backward passes: its
+    /// input `x` and the gradient `dz` at its pre-activation output (`∂L/∂W = dz · xᵀ`), if
+    /// both passes ran on the same batch.
+    pub fn gradient_factors(&self, i: usize) -> Option<(&Activations, &Activations)> {
+        let x = if i == 0 {
+            &self.input
+        } else {
+            self.outputs.get(i - 1)?
+        };
+        let dz = self.deltas.get(i)?;
+        (x.batch() == dz.batch() && dz.batch() > 0).then_some((x, dz))
+    }
+
     /// Bytes held by the buffers.
     pub fn bytes(&self) -> usize {
         let sum = |v: &[Activations]| v.iter().map(Activations::bytes).sum::<usize>();

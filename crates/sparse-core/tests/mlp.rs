@@ -172,3 +172,56 @@ fn misuse_is_an_error() {
     assert!(Mlp::new(vec![], Output::Linear).is_err());
     let _ = r.random::<u8>();
 }
+
+/// The gradient factors a workspace keeps after backward give, through
+/// `SparseLinear::gradient_at`, the weight gradient at any position: the backward pass's own
+/// gradient at live positions (bit for bit: the same kernel), and the dense f64 product
+/// `Σ_b dz[r, b] · x[c, b]` everywhere, free positions included; its FLOPs are counted in the
+/// layer's counter.
+#[test]
+fn gradient_at_any_position_equals_the_dense_gradient() {
+    let mut r = rng(21);
+    let kinds = [
+        LayerKind::Sparse { lambda: 3.0 },
+        LayerKind::Sparse { lambda: 6.0 },
+    ];
+    let mlp = Mlp::init(&[9, 40, 5], &kinds, Output::Linear, &mut r).unwrap();
+    let x = random_acts(&mut r, 9, 37);
+    let c = random_acts(&mut r, 5, 37);
+    let mut ws = Workspace::new();
+    mlp.forward(&x, &mut ws).unwrap();
+    let mut grads = Grads::zeros_like(&mlp);
+    mlp.backward(&mut ws, &c, Some(&mut grads), None).unwrap();
+    for (i, layer) in mlp.layers().iter().enumerate() {
+        let Layer::Sparse(sparse) = layer else {
+            unreachable!()
+        };
+        let (xi, dz) = ws.gradient_factors(i).expect("forward and backward ran");
+        let live = sparse.weights().positions();
+        let before = layer.flops().total();
+        let at_live = sparse.gradient_at(&live, dz, xi).unwrap();
+        assert_eq!(
+            at_live,
+            grads.layers()[i].weights,
+            "layer {i}: live positions"
+        );
+        assert!(layer.flops().total() > before, "counted");
+        let (n_out, n_in) = (layer.n_out(), layer.n_in());
+        let every: Vec<usize> = (0..n_out * n_in).collect();
+        let all = sparse.gradient_at(&every, dz, xi).unwrap();
+        for (p, g) in every.iter().zip(&all) {
+            let (row, col) = (p / n_in, p % n_in);
+            let want: f64 = (0..37)
+                .map(|b| dz.get(row, b) as f64 * xi.get(col, b) as f64)
+                .sum();
+            assert!(
+                (*g as f64 - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                "layer {i} ({row}, {col}): {g} vs {want}"
+            );
+        }
+    }
+    // A forward pass on another batch size leaves no consistent factors.
+    mlp.forward(&random_acts(&mut r, 9, 1), &mut ws).unwrap();
+    assert!(ws.gradient_factors(0).is_none());
+    assert!(ws.gradient_factors(7).is_none());
+}

@@ -31,7 +31,7 @@
 use rand::Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
-use set_evolve::{EvolutionController, EvolutionStats, TopologyStep};
+use set_evolve::{EvolutionController, EvolutionStats, Growth, TopologyStep};
 use sparse_core::profile::{self, Part};
 use sparse_core::{
     Activations, AdamConfig, BiasCorrection, Flops, LayerKind, MemoryReport, Mlp, Output,
@@ -79,7 +79,7 @@ pub struct Agent {
     /// SAC's entropy temperature (the SAC family only).
     pub temperature: Option<Temperature>,
     /// When and how the topology evolves (disabled for dense and static runs).
-    pub evolution: EvolutionController,
+    pub evolution: EvolutionController<Growth>,
     /// Where the networks train: the host, or a GPU whose networks the host copies above show
     /// as of the last [`Agent::sync_host`].
     #[serde(skip, default = "host_backend")]
@@ -153,8 +153,11 @@ impl Agent {
             ..AdamConfig::default()
         };
         let evolution = if ds {
-            let mut e =
-                EvolutionController::new(config.evolution_period, config.evolution_fraction)?;
+            let mut e = EvolutionController::with_growth(
+                config.evolution_period,
+                config.evolution_fraction,
+                config.growth,
+            )?;
             e.set_final_prune_after(config.final_prune_after());
             e
         } else {
@@ -457,7 +460,13 @@ impl Agent {
 
     /// The backend, the host networks it works on, and the evolution controller, borrowed
     /// apart.
-    fn parts(&mut self) -> (&mut dyn Nets, HostNets<'_>, &mut EvolutionController) {
+    fn parts(
+        &mut self,
+    ) -> (
+        &mut dyn Nets,
+        HostNets<'_>,
+        &mut EvolutionController<Growth>,
+    ) {
         let host = HostNets {
             actor: &mut self.actor,
             actor_target: self.actor_target.as_mut(),
@@ -508,7 +517,7 @@ impl Agent {
 fn evolve_critics<R: Rng + ?Sized>(
     nets: &mut dyn Nets,
     host: &mut HostNets,
-    evolution: &mut EvolutionController,
+    evolution: &mut EvolutionController<Growth>,
     step: Option<TopologyStep>,
     rng: &mut R,
     out: &mut Vec<(&'static str, EvolutionStats)>,
@@ -527,7 +536,7 @@ fn evolve_critics<R: Rng + ?Sized>(
 fn evolve_actor<R: Rng + ?Sized>(
     nets: &mut dyn Nets,
     host: &mut HostNets,
-    evolution: &mut EvolutionController,
+    evolution: &mut EvolutionController<Growth>,
     step: Option<TopologyStep>,
     rng: &mut R,
     out: &mut Vec<(&'static str, EvolutionStats)>,
@@ -545,7 +554,7 @@ fn evolve_actor<R: Rng + ?Sized>(
 fn evolve<R: Rng + ?Sized>(
     nets: &mut dyn Nets,
     host: &mut HostNets,
-    evolution: &mut EvolutionController,
+    evolution: &mut EvolutionController<Growth>,
     step: TopologyStep,
     which: Which,
     rng: &mut R,
@@ -562,6 +571,7 @@ fn evolve<R: Rng + ?Sized>(
             l.grads.as_mut(),
             &mut l.memory,
             rng,
+            Some(&l.ws),
         )?;
         Ok(stats.expect("a network that is not frozen evolves"))
     })?;

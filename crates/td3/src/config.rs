@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use set_evolve::Growth;
 use sparse_core::BiasCorrection;
 
 use crate::replay::BufferDtype;
@@ -209,6 +210,11 @@ pub struct Config {
     pub evolution_period: u64,
     /// Fraction `η` of each sparse layer's connections replaced per evolution.
     pub evolution_fraction: f64,
+    /// Where evolution regrows connections: at random (SET, the paper's) or where the gradient
+    /// of a sample of candidates is largest ([`set_evolve::GradientGrowth`]). Absent from files
+    /// written before it existed: random.
+    #[serde(default)]
+    pub growth: Growth,
     /// Training iterations at the end of a DS run with a fixed topology: the first evolution
     /// after iteration `steps − start_steps − topology_freeze` prunes without regrowing, and
     /// none follow (the authors' code: 50 000). 0: evolve until the end (also what files
@@ -280,6 +286,7 @@ impl Config {
             sparsity: None,
             evolution_period: 1_000,
             evolution_fraction: 0.05,
+            growth: Growth::Random,
             // Settings of topology evolution; neutral for the variants that do not evolve.
             topology_freeze: if algo.evolves() { 50_000 } else { 0 },
             bias_correction: if algo.evolves() {
@@ -387,6 +394,23 @@ impl Config {
                 return bad(format!(
                     "lambda2 must be a positive number, got {}",
                     self.lambda2
+                ));
+            }
+        }
+        if let Growth::Gradient { candidates } = self.growth {
+            if !self.algo.evolves() {
+                return bad(format!(
+                    "growth applies to the variants that evolve (ds, ds-sac), not {}",
+                    self.algo
+                ));
+            }
+            if candidates == 0 {
+                return bad("growth candidates must be at least 1 per connection grown".into());
+            }
+            if self.device != Device::Cpu {
+                return bad(format!(
+                    "gradient-guided growth runs on the CPU only: drop --device {}",
+                    self.device
                 ));
             }
         }

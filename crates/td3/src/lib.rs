@@ -26,6 +26,8 @@ pub mod trainer;
 pub use agent::{Agent, IterationReport, Learner};
 pub use config::{Algo, Config, Device, Family, paper_lambda1};
 pub use replay::{Batch, BufferDtype, ReplayBuffer};
+/// Where evolution regrows connections ([`Config::growth`]).
+pub use set_evolve::Growth;
 pub use trainer::{Evaluation, Event, Trainer, evaluate_policy, run_episodes};
 
 /// Errors of training runs.

@@ -3,7 +3,7 @@
 
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use sparse_core::{Layer, Mlp};
-use td3::{Agent, Algo, Batch, Config, Event, ReplayBuffer, Trainer, checkpoint};
+use td3::{Agent, Algo, Batch, Config, Event, Growth, ReplayBuffer, Trainer, checkpoint};
 
 #[path = "../../../tests/support/skip.rs"]
 mod skip;
@@ -128,8 +128,19 @@ fn outcome(t: &Trainer) -> (Vec<u8>, Vec<u8>, Vec<EvalRecord>) {
 /// N steps in one go equal N/2 (stopping mid-episode), checkpoint, resume, N/2 more. The last
 /// `freeze` iterations keep a fixed topology (the final prune falls before or after the split).
 fn check_resume(env: &str, algo: Algo, total: u64, split: u64, freeze: u64) {
+    check_resume_with(env, algo, (total, split, freeze), |_| ());
+}
+
+/// [`check_resume`] with `(total, split, freeze)` and the configuration changed by `setup`.
+fn check_resume_with(
+    env: &str,
+    algo: Algo,
+    (total, split, freeze): (u64, u64, u64),
+    setup: impl Fn(&mut Config),
+) {
     let mut config = small(env, algo, total);
     config.topology_freeze = freeze;
+    setup(&mut config);
     // Pendulum's buffer wraps before the split, so the checkpoint holds a wrapped ring.
     config.buffer_capacity = if env == "Pendulum-v1" { 500 } else { 10_000 };
     let mut whole = Trainer::new(config.clone()).unwrap();
@@ -192,6 +203,13 @@ fn check_resume(env: &str, algo: Algo, total: u64, split: u64, freeze: u64) {
 fn resume_is_bit_exact_on_pendulum() {
     // 1000 iterations, split at 350, final prune at 300 (the first evolution after 250).
     check_resume("Pendulum-v1", Algo::Ds, 1_300, 650, 750);
+}
+
+#[test]
+fn gradient_growth_resume_is_bit_exact_on_pendulum() {
+    check_resume_with("Pendulum-v1", Algo::Ds, (1_300, 650, 750), |c| {
+        c.growth = Growth::Gradient { candidates: 4 }
+    });
 }
 
 #[test]
@@ -285,9 +303,18 @@ fn a_freeze_covering_the_run_makes_the_first_evolution_a_final_prune() {
 
 #[test]
 fn ds_keeps_every_layer_at_its_connection_count() {
+    for growth in [Growth::Random, Growth::Gradient { candidates: 4 }] {
+        check_connection_counts(growth);
+    }
+}
+
+/// 200 iterations with an evolution every 10, through the agent: counts never move, topologies
+/// do (online and target).
+fn check_connection_counts(growth: Growth) {
     let mut config = small("Pendulum-v1", Algo::Ds, 1_000);
     config.evolution_period = 10;
     config.evolution_fraction = 0.2;
+    config.growth = growth;
     let mut r = StdRng::seed_from_u64(1);
     let mut agent = Agent::new(&config, 3, 1, 2.0, &mut r).unwrap();
     let initial = counts(&agent);
@@ -317,11 +344,11 @@ fn ds_keeps_every_layer_at_its_connection_count() {
         evolutions += report.evolutions.len();
         assert_eq!(counts(&agent), initial, "iteration {}", report.iteration);
     }
-    assert_eq!(evolutions, 60, "20 evolutions of 3 networks");
+    assert_eq!(evolutions, 60, "{growth:?}: 20 evolutions of 3 networks");
     assert_ne!(
         positions(&agent.actor.net),
         actor0,
-        "the actor's topology evolved"
+        "{growth:?}: the actor's topology evolved"
     );
     assert_ne!(
         positions(&agent.critic_targets[0]),
