@@ -174,11 +174,13 @@ pub fn complete<'a>(g: &[&'a RunData]) -> Vec<&'a RunData> {
 }
 
 /// The settings that tell groups of runs apart, and whether each applies to an algorithm.
-const KEYS: [&str; 8] = ["h", "buffer", "λ", "e", "η", "growth", "freeze", "bias"];
+const KEYS: [&str; 9] = [
+    "h", "buffer", "λ", "e", "η", "growth", "freeze", "bias", "n-step",
+];
 
 fn applies(key: &str, algo: Algo) -> bool {
     match key {
-        "h" | "buffer" => true,
+        "h" | "buffer" | "n-step" => true,
         "λ" => algo.is_sparse(),
         _ => algo.evolves(),
     }
@@ -199,6 +201,10 @@ fn setting(key: &str, c: &Config) -> String {
         "e" => format!("e={}", c.evolution_period),
         "η" => format!("η={}", c.evolution_fraction),
         "freeze" => format!("freeze={}", c.topology_freeze),
+        "n-step" => match c.n_step_after {
+            0 => format!("n={}", c.n_step),
+            after => format!("n={} after {after}", c.n_step),
+        },
         _ => match c.bias_correction {
             sparse_core::BiasCorrection::Connection => "bias correction per connection".into(),
             sparse_core::BiasCorrection::Network => "bias correction per network".into(),

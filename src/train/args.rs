@@ -232,6 +232,12 @@ hyper_args! {
     #[arg(long, value_parser = parse_count, value_name = "ITERATIONS")] topology_freeze: u64 => topology_freeze;
     /// Discount γ [default: 0.99]
     #[arg(long)] gamma: f64 => gamma;
+    /// Multi-step TD targets: sum up to N rewards before bootstrapping, cut at episode ends (TD3
+    /// family) [default: 1]
+    #[arg(long, value_name = "N")] n_step: usize => n_step;
+    /// One-step targets for the first ITERATIONS training iterations, then --n-step ones (RLx2's
+    /// schedule: 300000) [default: 0]
+    #[arg(long, value_parser = parse_count, value_name = "ITERATIONS")] n_step_after: u64 => n_step_after;
     /// Soft target update τ [default: 0.005]
     #[arg(long)] tau: f64 => tau;
     /// Target policy smoothing noise, × action bound (TD3 only) [default: 0.2]

@@ -37,6 +37,15 @@ pub fn print_start(trainer: &Trainer, dir: &RunDir) {
             )
         }
     };
+    let growth = match c.growth {
+        td3::Growth::Random => String::new(),
+        td3::Growth::Gradient { candidates } => format!(" growth gradient×{candidates}"),
+    };
+    let n_step = match (c.n_step, c.n_step_after) {
+        (1, _) => String::new(),
+        (n, 0) => format!(" n-step {n}"),
+        (n, after) => format!(" n-step {n} after {after} iterations"),
+    };
     let exploration = match &trainer.agent().temperature {
         // TD3: target smoothing noise and its clip, exploration noise.
         None => format!(
@@ -50,7 +59,7 @@ pub fn print_start(trainer: &Trainer, dir: &RunDir) {
         ),
     };
     println!(
-        "  {sparsity} hidden {} | e {} η {} freeze {} bias correction {} | γ {} τ {} d {} | {exploration} | lr {} wd {} batch {} | start {} eval every {}×{}",
+        "  {sparsity} hidden {} | e {} η {}{growth} freeze {} bias correction {} | γ {}{n_step} τ {} d {} | {exploration} | lr {} wd {} batch {} | start {} eval every {}×{}",
         c.hidden,
         c.evolution_period,
         c.evolution_fraction,

@@ -174,6 +174,11 @@ pub fn paper_lambda1(env: &str) -> f64 {
     }
 }
 
+/// `1`, the default of settings that count from one.
+fn one() -> usize {
+    1
+}
+
 /// The complete configuration of a run: enough to rerun it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
@@ -229,6 +234,15 @@ pub struct Config {
     pub bias_correction: BiasCorrection,
     /// Discount γ.
     pub gamma: f64,
+    /// Multi-step TD targets: each target sums up to this many rewards before it bootstraps
+    /// (cut at episode ends; [`crate::ReplayBuffer::sample_n_step`]). 1 is TD3's one-step
+    /// target. Absent from files written before it existed: 1.
+    #[serde(default = "one")]
+    pub n_step: usize,
+    /// Training iterations with one-step targets before `n_step` ones start (RLx2's schedule:
+    /// 300 000; Tan et al. 2023). Absent from files written before it existed: 0.
+    #[serde(default)]
+    pub n_step_after: u64,
     /// Soft-update coefficient τ.
     pub tau: f64,
     /// Target policy smoothing noise σ, as a fraction of the action bound.
@@ -295,6 +309,8 @@ impl Config {
                 BiasCorrection::Network
             },
             gamma: 0.99,
+            n_step: 1,
+            n_step_after: 0,
             tau: 0.005,
             policy_noise: 0.2,
             noise_clip: 0.5,
@@ -340,6 +356,16 @@ impl Config {
                 let lambda = sparse_core::er_lambda_for_sparsity(&shapes, s)?;
                 Ok((lambda, lambda))
             }
+        }
+    }
+
+    /// The number of rewards the TD targets of training iteration `iteration` (from 1) sum:
+    /// 1 for the first [`Self::n_step_after`] iterations, then [`Self::n_step`].
+    pub fn n_step_at(&self, iteration: u64) -> usize {
+        if iteration > self.n_step_after {
+            self.n_step
+        } else {
+            1
         }
     }
 
@@ -396,6 +422,16 @@ impl Config {
                     self.lambda2
                 ));
             }
+        }
+        if self.n_step == 0 {
+            return bad("n-step must be at least 1 (1: one-step targets)".into());
+        }
+        if self.n_step > 1 && self.algo.family() == Family::Sac {
+            return bad(format!(
+                "n-step targets are implemented for the TD3 family only ({} would need the \
+                 entropy bonuses of the intermediate states): drop --n-step",
+                self.algo.label()
+            ));
         }
         if let Growth::Gradient { candidates } = self.growth {
             if !self.algo.evolves() {

@@ -221,7 +221,8 @@ pub struct Batch {
     pub rewards: Activations,
     /// Next states `s'` (`obs_dim × batch`).
     pub next_obs: Activations,
-    /// `1 − terminated` (`1 × batch`).
+    /// `1 − terminated` (`1 × batch`); in an `m`-step sample, `(1 − terminated) · γ^{m−1}`, the
+    /// bootstrap's weight beyond one `γ` ([`ReplayBuffer::sample_n_step`]).
     pub not_done: Activations,
 }
 
@@ -435,10 +436,36 @@ impl ReplayBuffer {
         rng: &mut R,
         batch: &mut Batch,
     ) -> Result<()> {
+        self.sample_n_step(size, 1, 1.0, rng, batch)
+    }
+
+    /// Fills `batch` with `size` `n`-step transitions whose first transitions are drawn
+    /// uniformly with replacement (the same draws as [`Self::sample`]). From a drawn transition
+    /// `t`, the return sums `γ^j r_{t+j}` over the `m ≤ n` transitions of the same episode that
+    /// follow on from it: it stops early after a terminal transition, at an episode end that is
+    /// not terminal (a time-limit truncation: the next stored transition does not continue this
+    /// one), and at the newest transition. `next_obs` is `s'` of the last of them, and
+    /// `not_done` carries the bootstrap's weight beyond one `γ`: `(1 − terminated) · γ^{m−1}`,
+    /// so that the update's `r + not_done · γ · Q(s', ·)` is the `m`-step target. With `n = 1`
+    /// this is exactly [`Self::sample`] (RLx2 samples windows alike; Tan et al. 2023).
+    ///
+    /// # Errors
+    /// If the buffer is empty, or `n` is 0.
+    pub fn sample_n_step<R: Rng + ?Sized>(
+        &self,
+        size: usize,
+        n: usize,
+        gamma: f64,
+        rng: &mut R,
+        batch: &mut Batch,
+    ) -> Result<()> {
         if self.len == 0 {
             return Err(Error::Config(
                 "cannot sample from an empty replay buffer".into(),
             ));
+        }
+        if n == 0 {
+            return Err(Error::Config("n-step targets need n ≥ 1".into()));
         }
         batch.obs.ensure_shape(self.obs_dim, size);
         batch.actions.ensure_shape(self.act_dim, size);
@@ -453,37 +480,70 @@ impl ReplayBuffer {
                 for f in 0..od {
                     batch.obs.set(f, b, s.obs[i * od + f].to_f32());
                 }
-                if i == newest {
-                    for f in 0..od {
-                        batch.next_obs.set(f, b, s.last_next[f].to_f32());
-                    }
-                } else {
-                    // Slot i holds transition `pushed − 1 − age`.
-                    let age = (newest + cap - i) % cap;
-                    let k = self.pushed - 1 - age as u64;
-                    match self.aside_ids.binary_search(&k) {
-                        Ok(j) => {
-                            for f in 0..od {
-                                batch.next_obs.set(f, b, s.aside[j * od + f].to_f32());
-                            }
-                        }
-                        Err(_) => {
-                            let n = (i + 1) % cap;
-                            for f in 0..od {
-                                batch.next_obs.set(f, b, s.obs[n * od + f].to_f32());
-                            }
-                        }
-                    }
-                }
                 for f in 0..ad {
                     batch.actions.set(f, b, s.actions[i * ad + f].to_f32());
                 }
-                batch.rewards.set(0, b, self.rewards[i]);
-                batch.not_done.set(0, b, self.not_done_at(i));
+                // Walk the transitions that follow on from slot i, at most n of them.
+                let (mut last, mut reward, mut discount) = (i, 0.0f64, 1.0f64);
+                let next = loop {
+                    reward += discount * self.rewards[last] as f64;
+                    let next = self.next_obs_source(last, newest);
+                    let steps = (last + cap - i) % cap + 1;
+                    let ends = self.not_done_at(last) == 0.0
+                        || steps == n
+                        || last == newest
+                        || matches!(next, NextObs::Aside(_));
+                    if ends {
+                        break next;
+                    }
+                    discount *= gamma;
+                    last = (last + 1) % cap;
+                };
+                for f in 0..od {
+                    let v = match next {
+                        NextObs::Last => s.last_next[f],
+                        NextObs::Aside(j) => s.aside[j * od + f],
+                        NextObs::Slot(n) => s.obs[n * od + f],
+                    };
+                    batch.next_obs.set(f, b, v.to_f32());
+                }
+                batch.rewards.set(0, b, reward as f32);
+                let not_done = self.not_done_at(last);
+                let weight = if n == 1 {
+                    not_done
+                } else {
+                    not_done * discount as f32
+                };
+                batch.not_done.set(0, b, weight);
             }
         });
         Ok(())
     }
+
+    /// Where `s'` of the transition in `slot` is stored (`newest`: the newest transition's slot).
+    fn next_obs_source(&self, slot: usize, newest: usize) -> NextObs {
+        if slot == newest {
+            return NextObs::Last;
+        }
+        let cap = self.capacity;
+        // Slot `slot` holds transition `pushed − 1 − age`.
+        let age = (newest + cap - slot) % cap;
+        let k = self.pushed - 1 - age as u64;
+        match self.aside_ids.binary_search(&k) {
+            Ok(j) => NextObs::Aside(j),
+            Err(_) => NextObs::Slot((slot + 1) % cap),
+        }
+    }
+}
+
+/// Where a transition's `s'` is stored.
+enum NextObs {
+    /// The newest transition's own vector.
+    Last,
+    /// Entry `j` of the kept-aside list: the next stored transition does not continue this one.
+    Aside(usize),
+    /// `s` of this slot, which the next transition starts from.
+    Slot(usize),
 }
 
 /// Writes `values` into slot `i` of `v` (slots of `values.len()` elements), appending while the

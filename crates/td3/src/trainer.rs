@@ -5,7 +5,8 @@
 //! `t ≤ start_steps`, then `clip(π(s) + N(0, σ·max), low, high)` (TD3) or a sample of the
 //! stochastic policy (SAC); the transition is stored with
 //! `terminated` as its done flag (a time-limit truncation bootstraps); after the random phase
-//! every step runs one training iteration. Episodes restart with a seed drawn from the run's
+//! every step runs one training iteration on a minibatch of one-step transitions, or of
+//! `n`-step ones once `n_step_after` iterations have run. Episodes restart with a seed drawn from the run's
 //! generator. Evaluation runs before training and every `eval_every` steps: `eval_episodes`
 //! episodes of the deterministic policy on a separate environment whose first episode is
 //! seeded with `seed + 100` (the same starting states every time).
@@ -373,8 +374,9 @@ impl Trainer {
         self.progress.obs = out.obs;
 
         if t > c.start_steps {
+            let n = c.n_step_at(self.agent.iterations() + 1);
             self.replay
-                .sample(c.batch_size, &mut self.rng, &mut self.batch)?;
+                .sample_n_step(c.batch_size, n, c.gamma, &mut self.rng, &mut self.batch)?;
             let report = self.agent.train(&self.batch, &mut self.rng)?;
             observe(Event::Iteration {
                 step: t,

@@ -434,3 +434,125 @@ fn configurations_without_a_buffer_type_store_f32() {
     let old: Config = serde_json::from_value(json).unwrap();
     assert_eq!(old.buffer_dtype, BufferDtype::F32);
 }
+
+/// One pushed transition of the n-step test, as the test remembers it.
+struct Pushed {
+    reward: f64,
+    next: [f64; 2],
+    terminal: bool,
+    /// Whether the next push continues from this transition's `s'`.
+    continued: bool,
+}
+
+/// n-step sampling against a hand computation over the pushed transitions: episodes of 1 to 7
+/// steps ending terminal or truncated, a ring that wraps, n = 1 to 4. Each observation carries
+/// its transition number, so every sample is checked against the transitions that follow on
+/// from the one drawn: `R = Σ γ^j r_{t+j}` over the `m ≤ n` of them before a terminal, a
+/// truncation or the newest transition, `s'` of the last, and the weight `(1 − d) γ^{m−1}`.
+#[test]
+fn n_step_samples_match_a_hand_computed_reference() {
+    let mut r = StdRng::seed_from_u64(17);
+    let gamma = 0.9f64;
+    let capacity = 50;
+    let mut buffer = ReplayBuffer::new(capacity, 2, 1).unwrap();
+    let mut pushed: Vec<Pushed> = Vec::new();
+    let mut k = 0usize;
+    let mut saw = [0usize; 3]; // samples ending at a terminal, a truncation, after n steps
+    while k < 130 {
+        let length = r.random_range(1..8);
+        let terminal_end = r.random_range(0..2) == 0;
+        let mut obs = [k as f64, 0.0];
+        for step in 0..length {
+            let last = step + 1 == length;
+            // Inside an episode s' is the next transition's s; the final one is its own.
+            let next = if last {
+                [k as f64 + 0.5, -1.0]
+            } else {
+                [(k + 1) as f64, (step + 1) as f64]
+            };
+            let reward = r.random_range(-1.0..1.0);
+            let terminal = last && terminal_end;
+            buffer.push(&obs, &[0.5], reward, &next, terminal).unwrap();
+            pushed.push(Pushed {
+                reward: reward as f32 as f64,
+                next,
+                terminal,
+                continued: !last,
+            });
+            obs = next;
+            k += 1;
+        }
+    }
+    let newest = pushed.len() - 1;
+    for n in 1..=4 {
+        let mut batch = Batch::default();
+        buffer
+            .sample_n_step(500, n, gamma, &mut r, &mut batch)
+            .unwrap();
+        for b in 0..500 {
+            let t = batch.obs.get(0, b) as usize;
+            assert!(t + capacity > newest, "transition {t} was overwritten");
+            let (mut reward, mut discount, mut j) = (0.0f64, 1.0f64, t);
+            loop {
+                reward += discount * pushed[j].reward;
+                let m = j - t + 1;
+                if pushed[j].terminal || m == n || j == newest || !pushed[j].continued {
+                    break;
+                }
+                discount *= gamma;
+                j += 1;
+            }
+            let last = &pushed[j];
+            let what = format!("n {n}, transition {t}, last {j}");
+            assert!(
+                (batch.rewards.get(0, b) as f64 - reward).abs() <= 1e-6 * (1.0 + reward.abs()),
+                "{what}: return {} vs {reward}",
+                batch.rewards.get(0, b)
+            );
+            for f in 0..2 {
+                assert_eq!(batch.next_obs.get(f, b) as f64, last.next[f], "{what}: s'");
+            }
+            let weight = if last.terminal { 0.0 } else { discount };
+            assert!(
+                (batch.not_done.get(0, b) as f64 - weight).abs() <= 1e-6,
+                "{what}: weight {} vs {weight}",
+                batch.not_done.get(0, b)
+            );
+            if n == 4 {
+                let kind = if last.terminal {
+                    0
+                } else if !last.continued {
+                    1
+                } else {
+                    2
+                };
+                saw[kind] += 1;
+            }
+        }
+    }
+    assert!(
+        saw.iter().all(|&c| c > 0),
+        "every kind of window end: {saw:?}"
+    );
+    // n = 1 is plain sampling, bit for bit, from the same draws.
+    let (mut one, mut plain) = (Batch::default(), Batch::default());
+    buffer
+        .sample_n_step(64, 1, gamma, &mut StdRng::seed_from_u64(5), &mut one)
+        .unwrap();
+    buffer
+        .sample(64, &mut StdRng::seed_from_u64(5), &mut plain)
+        .unwrap();
+    for (x, y) in [
+        (&one.rewards, &plain.rewards),
+        (&one.not_done, &plain.not_done),
+        (&one.next_obs, &plain.next_obs),
+        (&one.obs, &plain.obs),
+    ] {
+        assert_eq!(x.row(0), y.row(0));
+    }
+    let err = buffer
+        .sample_n_step(4, 0, gamma, &mut r, &mut one)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("n ≥ 1"), "{err}");
+}

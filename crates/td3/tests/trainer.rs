@@ -213,6 +213,28 @@ fn gradient_growth_resume_is_bit_exact_on_pendulum() {
 }
 
 #[test]
+fn n_step_resume_is_bit_exact_on_pendulum() {
+    // Three-step targets from iteration 301 (before the split at iteration 350), RLx2's
+    // schedule in miniature; the run differs from one-step targets.
+    let n_step = |c: &mut Config| {
+        c.n_step = 3;
+        c.n_step_after = 300;
+    };
+    check_resume_with("Pendulum-v1", Algo::Ds, (1_300, 650, 750), n_step);
+    let run = |setup: &dyn Fn(&mut Config)| {
+        let mut c = small("Pendulum-v1", Algo::Ds, 700);
+        setup(&mut c);
+        let mut t = Trainer::new(c).unwrap();
+        t.run_until(700, &mut no_events, &never).unwrap();
+        outcome(&t)
+    };
+    assert!(
+        run(&n_step) != run(&|_| ()),
+        "n-step targets change the run"
+    );
+}
+
+#[test]
 fn ds_sac_resume_is_bit_exact_on_pendulum() {
     // The temperature and its Adam state travel too; same schedule as DS-TD3's test.
     check_resume("Pendulum-v1", Algo::DsSac, 1_300, 650, 750);
