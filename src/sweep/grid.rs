@@ -41,6 +41,8 @@ fn to_json(v: &toml::Value) -> serde_json::Value {
         toml::Value::Integer(i) => serde_json::Value::from(*i),
         toml::Value::Float(f) => serde_json::Value::from(*f),
         toml::Value::Boolean(b) => serde_json::Value::from(*b),
+        toml::Value::Table(t) => t.iter().map(|(k, v)| (k.clone(), to_json(v))).collect(),
+        toml::Value::Array(a) => a.iter().map(to_json).collect(),
         other => serde_json::Value::from(other.to_string()),
     }
 }
@@ -49,6 +51,16 @@ fn to_json(v: &toml::Value) -> serde_json::Value {
 fn short(v: &toml::Value) -> String {
     match v {
         toml::Value::String(s) => s.clone(),
+        // `{ gradient = { candidates = 4 } }` → `gradient-candidates4`: no spaces or braces in
+        // a directory name.
+        toml::Value::Table(t) => t
+            .iter()
+            .map(|(k, v)| match v {
+                toml::Value::Table(_) => format!("{k}-{}", short(v)),
+                _ => format!("{k}{}", short(v)),
+            })
+            .collect::<Vec<_>>()
+            .join("-"),
         other => other.to_string(),
     }
 }
@@ -250,6 +262,29 @@ mod tests {
         let runs = expand(&path).map(|(_, runs)| runs);
         std::fs::remove_file(&path).unwrap();
         runs
+    }
+
+    #[test]
+    fn table_values_make_plain_run_names() {
+        let runs = grid(
+            "out = \"runs/x\"\nenvs = [\"Pendulum-v1\"]\nalgos = [\"ds\"]\nseeds = [0]\n\
+             [set]\nsteps = 50000\nsparsity = 0.9\n[sweep]\n\
+             growth = [\"random\", { gradient = { candidates = 4 } }]\n",
+        )
+        .unwrap();
+        let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "Pendulum-v1-ds-growthrandom-s0",
+                "Pendulum-v1-ds-growthgradient-candidates4-s0",
+            ]
+        );
+        assert_eq!(
+            runs[1].config.growth,
+            td3::Growth::Gradient { candidates: 4 }
+        );
+        assert_eq!(runs[0].config.sparsity, Some(0.9));
     }
 
     #[test]
