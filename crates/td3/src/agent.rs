@@ -90,6 +90,14 @@ pub struct Agent {
     noise: Activations,
 }
 
+/// An agent borrowed apart ([`Agent::parts`]).
+type Parts<'a> = (
+    &'a mut dyn Nets,
+    HostNets<'a>,
+    &'a mut EvolutionController<Growth>,
+    Option<&'a mut Temperature>,
+);
+
 /// The backend of a new or loaded agent: training on the host networks.
 fn host_backend() -> Box<dyn Nets> {
     Box::new(CpuNets::default())
@@ -223,7 +231,7 @@ impl Agent {
     /// Copies the GPU's networks, optimiser states and targets into the host fields (a no-op
     /// without a GPU). Checkpoints call this first.
     pub fn sync_host(&mut self) -> Result<()> {
-        let (nets, mut host, _) = self.parts();
+        let (nets, mut host, ..) = self.parts();
         nets.sync_host(&mut host)
     }
 
@@ -240,6 +248,18 @@ impl Agent {
     /// Runs the twin critics side by side on two threads (`true`) or one after the other.
     pub fn set_parallel_critics(&mut self, parallel: bool) {
         self.hyper.parallel_critics = parallel;
+    }
+
+    /// Checks that the agent holds the networks of `family` (a TD3 agent an actor target, a SAC
+    /// agent a temperature): what a restored checkpoint must satisfy for its configuration.
+    pub(crate) fn check_family(&self, family: Family) -> Result<()> {
+        match (family, &self.actor_target, &self.temperature) {
+            (Family::Td3, Some(_), None) | (Family::Sac, None, Some(_)) => Ok(()),
+            _ => Err(Error::Checkpoint(format!(
+                "the agent's networks are not those of the {family:?} family its configuration \
+                 names"
+            ))),
+        }
     }
 
     /// The algorithm family of the update.
@@ -283,7 +303,7 @@ impl Agent {
                 self.obs_dim
             )));
         }
-        let (nets, mut host, _) = self.parts();
+        let (nets, mut host, ..) = self.parts();
         nets.act(&mut host, obs)
     }
 
@@ -360,7 +380,7 @@ impl Agent {
         rng: &mut R,
     ) -> Result<IterationReport> {
         let h = self.hyper;
-        let (nets, mut host, evolution) = self.parts();
+        let (nets, mut host, evolution, _) = self.parts();
         let topology_step = evolution.tick();
         let iteration = evolution.iteration();
         let mut evolutions = Vec::new();
@@ -408,17 +428,29 @@ impl Agent {
         rng: &mut R,
     ) -> Result<IterationReport> {
         let h = self.hyper;
-        let mut temperature = self.temperature.take().expect("a SAC agent");
+        let (nets, mut host, evolution, temperature) = self.parts();
+        let temperature = temperature.expect("a SAC agent has a temperature");
         let alpha = temperature.alpha();
-        let (nets, mut host, evolution) = self.parts();
         let topology_step = evolution.tick();
         let iteration = evolution.iteration();
         let mut evolutions = Vec::new();
 
-        let result = (|| -> Result<(f64, Option<f64>)> {
-            nets.soft_td_target(&mut host, &h, batch, noise, alpha)?;
-            let critic_loss = nets.critic_step(&mut host, &h, batch)?;
-            evolve_critics(
+        nets.soft_td_target(&mut host, &h, batch, noise, alpha)?;
+        let critic_loss = nets.critic_step(&mut host, &h, batch)?;
+        evolve_critics(
+            nets,
+            &mut host,
+            evolution,
+            topology_step,
+            rng,
+            &mut evolutions,
+        )?;
+
+        let mut actor_loss = None;
+        if iteration.is_multiple_of(h.policy_delay) {
+            let (loss, mean_log_pi) = nets.sac_actor_step(&mut host, &h, batch, noise, alpha)?;
+            actor_loss = Some(loss);
+            evolve_actor(
                 nets,
                 &mut host,
                 evolution,
@@ -426,29 +458,11 @@ impl Agent {
                 rng,
                 &mut evolutions,
             )?;
-
-            let mut actor_loss = None;
-            if iteration.is_multiple_of(h.policy_delay) {
-                let (loss, mean_log_pi) =
-                    nets.sac_actor_step(&mut host, &h, batch, noise, alpha)?;
-                actor_loss = Some(loss);
-                evolve_actor(
-                    nets,
-                    &mut host,
-                    evolution,
-                    topology_step,
-                    rng,
-                    &mut evolutions,
-                )?;
-                temperature.step(mean_log_pi);
-                let _profile = profile::scope(Part::Targets);
-                nets.update_targets(&mut host, &h)?;
-            }
-            Ok((critic_loss, actor_loss))
-        })();
+            temperature.step(mean_log_pi);
+            let _profile = profile::scope(Part::Targets);
+            nets.update_targets(&mut host, &h)?;
+        }
         let alpha = temperature.alpha() as f64;
-        self.temperature = Some(temperature);
-        let (critic_loss, actor_loss) = result?;
         Ok(IterationReport {
             iteration,
             critic_loss,
@@ -458,22 +472,21 @@ impl Agent {
         })
     }
 
-    /// The backend, the host networks it works on, and the evolution controller, borrowed
-    /// apart.
-    fn parts(
-        &mut self,
-    ) -> (
-        &mut dyn Nets,
-        HostNets<'_>,
-        &mut EvolutionController<Growth>,
-    ) {
+    /// The backend, the host networks it works on, the evolution controller and SAC's
+    /// temperature, borrowed apart.
+    fn parts(&mut self) -> Parts<'_> {
         let host = HostNets {
             actor: &mut self.actor,
             actor_target: self.actor_target.as_mut(),
             critics: &mut self.critics,
             critic_targets: &mut self.critic_targets,
         };
-        (self.nets.as_mut(), host, &mut self.evolution)
+        (
+            self.nets.as_mut(),
+            host,
+            &mut self.evolution,
+            self.temperature.as_mut(),
+        )
     }
 
     /// Live connections of the online networks (actor and both critics), biases excluded.

@@ -211,6 +211,7 @@ impl Trainer {
         env.restore(&state.env)?;
         let eval_env = make_env(&config)?;
         let mut agent = state.agent;
+        agent.check_family(config.algo.family())?;
         agent.set_parallel_critics(threads > 1);
         attach_device(&mut agent, config.device)?;
         Ok(Self {
