@@ -10,10 +10,10 @@
 
 mod reference;
 
-use rand::{RngExt, SeedableRng, rngs::StdRng};
+use rand::{SeedableRng, rngs::StdRng};
 use reference::*;
 use sparse_core::Activations;
-use td3::{Agent, Algo, Batch, Config};
+use td3::{Agent, Algo, Config};
 
 /// Several iterations with policy delay 2, from targets that differ from the online networks,
 /// each checked against the reference computed from the state just before it: TD target from
@@ -37,10 +37,6 @@ fn check_iterations(algo: Algo) {
         .iter_mut()
         .for_each(|t| perturb(t, &mut r));
 
-    let acts = |r: &mut StdRng, f: usize, lo: f32, hi: f32| {
-        let data: Vec<f32> = (0..f * n).map(|_| r.random_range(lo..hi)).collect();
-        Activations::from_samples(f, n, &data).unwrap()
-    };
     let col = |a: &Activations, b: usize| {
         (0..a.features())
             .map(|f| a.get(f, b) as f64)
@@ -49,18 +45,9 @@ fn check_iterations(algo: Algo) {
     let bound = Some(max_action as f64);
     for iteration in 1..=4 {
         let ctx = |what: &str| format!("{algo} iteration {iteration}: {what}");
-        let mut batch = Batch {
-            obs: acts(&mut r, obs_dim, -1.0, 1.0),
-            actions: acts(&mut r, act_dim, -2.0, 2.0),
-            rewards: acts(&mut r, 1, -1.0, 1.0),
-            next_obs: acts(&mut r, obs_dim, -1.0, 1.0),
-            not_done: acts(&mut r, 1, 0.0, 1.0),
-        };
-        for b in 0..n {
-            batch.not_done.set(0, b, if b % 3 == 0 { 0.0 } else { 1.0 });
-        }
+        let batch = random_batch(&mut r, obs_dim, act_dim, n);
         // Unclipped smoothing noise ε, about two thirds of it beyond the clip c = 1.
-        let noise = acts(&mut r, act_dim, -3.0, 3.0);
+        let noise = uniform(&mut r, act_dim, n, -3.0, 3.0);
         let beyond = (0..n)
             .filter(|&b| (noise.get(0, b) as f64).abs() > clip)
             .count();

@@ -14,7 +14,7 @@ mod reference;
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use reference::*;
 use sparse_core::Activations;
-use td3::{Agent, Algo, Batch, Config};
+use td3::{Agent, Algo, Config};
 
 /// `log(1 − tanh² u) = −2 log cosh u`, with `log cosh u = |u| + log(1 + e^{−2|u|}) − log 2`.
 fn log_one_minus_tanh2(u: f64) -> f64 {
@@ -74,10 +74,6 @@ fn check_iterations(algo: Algo) {
     let last = agent.actor.net.layers().len() - 1;
     agent.actor.net.layers_mut()[last].params_mut().1[act_dim] += (2.0 - heads[32]) as f32;
 
-    let acts = |r: &mut StdRng, f: usize, lo: f32, hi: f32| {
-        let data: Vec<f32> = (0..f * n).map(|_| r.random_range(lo..hi)).collect();
-        Activations::from_samples(f, n, &data).unwrap()
-    };
     let col = |a: &Activations, b: usize, rows: std::ops::Range<usize>| {
         rows.map(|f| a.get(f, b) as f64).collect::<Vec<f64>>()
     };
@@ -86,17 +82,8 @@ fn check_iterations(algo: Algo) {
     let (mut log_alpha, mut temperature_moments) = (0.0f64, (0.0f64, 0.0f64));
     for iteration in 1..=3 {
         let ctx = |what: &str| format!("{algo} iteration {iteration}: {what}");
-        let mut batch = Batch {
-            obs: acts(&mut r, obs_dim, -1.0, 1.0),
-            actions: acts(&mut r, act_dim, -2.0, 2.0),
-            rewards: acts(&mut r, 1, -1.0, 1.0),
-            next_obs: acts(&mut r, obs_dim, -1.0, 1.0),
-            not_done: acts(&mut r, 1, 0.0, 1.0),
-        };
-        for b in 0..n {
-            batch.not_done.set(0, b, if b % 3 == 0 { 0.0 } else { 1.0 });
-        }
-        let noise = acts(&mut r, 2 * act_dim, -2.0, 2.0);
+        let batch = random_batch(&mut r, obs_dim, act_dim, n);
+        let noise = uniform(&mut r, 2 * act_dim, n, -2.0, 2.0);
 
         let temperature0 = agent.temperature.as_ref().expect("a SAC agent");
         let alpha0 = temperature0.alpha() as f64;

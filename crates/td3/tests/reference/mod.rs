@@ -8,7 +8,30 @@
 #![allow(dead_code, clippy::needless_range_loop)]
 
 use rand::{RngExt, rngs::StdRng};
-use sparse_core::{Adam, Grads, Layer, Mlp};
+use sparse_core::{Activations, Adam, Grads, Layer, Mlp};
+use td3::Batch;
+
+/// `features × n` values uniform in `[lo, hi)`.
+pub fn uniform(r: &mut StdRng, features: usize, n: usize, lo: f32, hi: f32) -> Activations {
+    let data: Vec<f32> = (0..features * n).map(|_| r.random_range(lo..hi)).collect();
+    Activations::from_samples(features, n, &data).unwrap()
+}
+
+/// A minibatch of `n` random transitions: observations in ±1, actions in ±2, rewards in ±1,
+/// every third transition terminal.
+pub fn random_batch(r: &mut StdRng, obs_dim: usize, act_dim: usize, n: usize) -> Batch {
+    let mut batch = Batch {
+        obs: uniform(r, obs_dim, n, -1.0, 1.0),
+        actions: uniform(r, act_dim, n, -2.0, 2.0),
+        rewards: uniform(r, 1, n, -1.0, 1.0),
+        next_obs: uniform(r, obs_dim, n, -1.0, 1.0),
+        not_done: uniform(r, 1, n, 0.0, 1.0),
+    };
+    for b in 0..n {
+        batch.not_done.set(0, b, if b % 3 == 0 { 0.0 } else { 1.0 });
+    }
+    batch
+}
 
 /// Weight gradients per layer (`[layer][out][in]`).
 pub type WeightGrads = [Vec<Vec<f64>>];
