@@ -453,13 +453,29 @@ mod tests {
     }
 
     /// The shipped curves agree with the headline values the TD3 paper's curves give at 100k
-    /// and 1M steps (mean over the 10 seeds, min–max), typed in here from the published table.
+    /// and 1M steps (mean over the 10 seeds, min–max), typed in here from the published table;
+    /// and Tianshou's SAC curve with its README's headline (12 138.8 at 10⁶ steps) and its
+    /// source file's row at 200 000 (190 000 of its own steps).
     #[test]
     fn shipped_curves_agree_with_published_headline_values() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/reference");
-        let refs = read_all(&[dir]).unwrap();
+        let all = read_all(&[dir]).unwrap();
+        let (refs, sac): (Vec<Reference>, Vec<Reference>) = all
+            .into_iter()
+            .partition(|r| r.label.starts_with("TD3 paper"));
         let robots: Vec<&str> = refs.iter().map(|r| r.robot.as_str()).collect();
         assert_eq!(robots, ["Ant", "HalfCheetah", "Hopper", "Walker2d"]);
+        let [sac] = &sac[..] else {
+            panic!("one SAC reference: {sac:?}")
+        };
+        assert_eq!((sac.robot.as_str(), sac.seeds()), ("HalfCheetah", 10));
+        assert_eq!(sac.label, "SAC (published) (v3, 10 seeds)");
+        assert_eq!((sac.steps[0], sac.steps.len()), (10_000, 199));
+        let (m, lo, hi) = sac.at(200_000).unwrap();
+        assert!(
+            (m - 7877.4).abs() <= 0.5 && (lo - 6107.8).abs() <= 0.5 && (hi - 9079.0).abs() <= 0.5
+        );
+        assert!((sac.at(1_000_000).unwrap().0 - 12138.8).abs() <= 0.5);
         let want = [
             ("HalfCheetah", 100_000, (5514.0, 4542.0, 6355.0)),
             ("HalfCheetah", 1_000_000, (9567.0, 8110.0, 10526.0)),
