@@ -36,7 +36,6 @@ pub fn records(event: &Event<'_>) -> Vec<serde_json::Value> {
                     "moved": stats.removed(), "zeros": stats.removed_zeros(),
                     "regrown": stats.layers.iter().map(|l| l.added).sum::<usize>(),
                     "mean_abs_removed": stats.mean_abs_removed(),
-                    "seconds": stats.seconds,
                     "fraction_removed_were_new": stats.fraction_removed_were_new(),
                 }));
             }
