@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 use sparse_core::{Activations, AdamConfig, Layer, Mlp, Output};
 
-use crate::Result;
+use crate::{Error, Result};
 
 /// Lower bound of the log standard deviation.
 pub const LOG_STD_MIN: f32 = -20.0;
@@ -141,7 +141,9 @@ pub(crate) fn mean_policy(actor: &Mlp, bound: f32) -> Result<Mlp> {
     let head = layers.pop().expect("an actor has an output layer");
     let (n_in, act_dim) = (head.n_in(), head.n_out() / 2);
     let Layer::Dense(head) = head else {
-        unreachable!("a SAC actor's output layer is dense")
+        return Err(Error::Config(
+            "a SAC actor's output layer must be dense to export its mean head".into(),
+        ));
     };
     let mean = sparse_core::DenseLinear::new(
         n_in,
