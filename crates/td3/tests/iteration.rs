@@ -12,7 +12,6 @@ mod reference;
 
 use rand::{SeedableRng, rngs::StdRng};
 use reference::*;
-use sparse_core::Activations;
 use td3::{Agent, Algo, Config};
 
 /// Several iterations with policy delay 2, from targets that differ from the online networks,
@@ -37,11 +36,6 @@ fn check_iterations(algo: Algo) {
         .iter_mut()
         .for_each(|t| perturb(t, &mut r));
 
-    let col = |a: &Activations, b: usize| {
-        (0..a.features())
-            .map(|f| a.get(f, b) as f64)
-            .collect::<Vec<f64>>()
-    };
     let bound = Some(max_action as f64);
     for iteration in 1..=4 {
         let ctx = |what: &str| format!("{algo} iteration {iteration}: {what}");
@@ -80,7 +74,7 @@ fn check_iterations(algo: Algo) {
         // TD target through the target networks, with clipped smoothing noise.
         let mut y = vec![0.0; n];
         for (b, yb) in y.iter_mut().enumerate() {
-            let pi = forward(&targets0[0], &col(&batch.next_obs, b), bound)[3].clone();
+            let pi = forward(&targets0[0], &column(&batch.next_obs, b), bound)[3].clone();
             let a: Vec<f64> = pi
                 .iter()
                 .enumerate()
@@ -89,45 +83,23 @@ fn check_iterations(algo: Algo) {
                     (p + eps).clamp(-2.0, 2.0)
                 })
                 .collect();
-            let input: Vec<f64> = col(&batch.next_obs, b).into_iter().chain(a).collect();
+            let input: Vec<f64> = column(&batch.next_obs, b).into_iter().chain(a).collect();
             let q1 = forward(&targets0[1], &input, None)[3][0];
             let q2 = forward(&targets0[2], &input, None)[3][0];
             *yb = batch.rewards.get(0, b) as f64
                 + batch.not_done.get(0, b) as f64 * gamma * q1.min(q2);
         }
         // Critic losses, gradients and Adam steps.
-        let mut critic_loss = 0.0;
-        let mut critics1 = Vec::new();
-        for (i, c) in critics0.iter().enumerate() {
-            let (mut gw, mut gb) = zero_grads(c);
-            for b in 0..n {
-                let input: Vec<f64> = col(&batch.obs, b)
-                    .into_iter()
-                    .chain(col(&batch.actions, b))
-                    .collect();
-                let acts = forward(c, &input, None);
-                let err = acts[3][0] - y[b];
-                critic_loss += err * err / n as f64;
-                backward(
-                    c,
-                    &acts,
-                    &[2.0 * err / n as f64],
-                    None,
-                    Some((&mut gw, &mut gb)),
-                );
-            }
-            let critic = &agent.critics[i];
-            assert_grads(&ctx("critic"), &critic.net, critic.gradients(), (&gw, &gb));
-            let t = steps0[1] as i32 + 1;
-            let next = adam(c, &moments0[1 + i], (&gw, &gb), t, lr, wd);
-            assert_params(&ctx("critic"), &critic.net, &next, c, Some((&gw, &gb)), lr);
-            critics1.push(next);
-        }
-        assert!(
-            (report.critic_loss - critic_loss).abs() <= 1e-5 * critic_loss.abs(),
-            "{}: {} vs {critic_loss}",
-            ctx("critic loss"),
-            report.critic_loss
+        let t = steps0[1] as i32 + 1;
+        let critics1 = check_critic_steps(
+            &ctx("critic"),
+            &agent,
+            &report,
+            &critics0,
+            &moments0[1..],
+            &batch,
+            &y,
+            (t, lr, wd),
         );
 
         if iteration % 2 == 1 {
@@ -151,7 +123,7 @@ fn check_iterations(algo: Algo) {
         let (mut gw, mut gb) = zero_grads(&actor0);
         let mut actor_loss = 0.0;
         for b in 0..n {
-            let s = col(&batch.obs, b);
+            let s = column(&batch.obs, b);
             let a_acts = forward(&actor0, &s, bound);
             let input: Vec<f64> = s.iter().copied().chain(a_acts[3].iter().copied()).collect();
             let c_acts = forward(&critics1[0], &input, None);

@@ -119,33 +119,16 @@ fn check_iterations(algo: Algo) {
             *yb = batch.rewards.get(0, b) as f64 + batch.not_done.get(0, b) as f64 * gamma * soft_q;
         }
         // Critic losses, gradients and Adam steps.
-        let mut critic_loss = 0.0;
-        let mut critics1 = Vec::new();
-        for (i, c) in critics0.iter().enumerate() {
-            let (mut gw, mut gb) = zero_grads(c);
-            for b in 0..n {
-                let input: Vec<f64> = col(&batch.obs, b, 0..obs_dim)
-                    .into_iter()
-                    .chain(col(&batch.actions, b, 0..act_dim))
-                    .collect();
-                let acts = forward(c, &input, None);
-                let err = acts[3][0] - y[b];
-                critic_loss += err * err / n as f64;
-                let d = [2.0 * err / n as f64];
-                backward(c, &acts, &d, None, Some((&mut gw, &mut gb)));
-            }
-            let critic = &agent.critics[i];
-            assert_grads(&ctx("critic"), &critic.net, critic.gradients(), (&gw, &gb));
-            let t = steps0[1] as i32 + 1;
-            let next = adam(c, &moments0[1 + i], (&gw, &gb), t, lr, 0.0);
-            assert_params(&ctx("critic"), &critic.net, &next, c, Some((&gw, &gb)), lr);
-            critics1.push(next);
-        }
-        assert!(
-            (report.critic_loss - critic_loss).abs() <= 1e-5 * critic_loss.abs(),
-            "{}: {} vs {critic_loss}",
-            ctx("critic loss"),
-            report.critic_loss
+        let t = steps0[1] as i32 + 1;
+        let critics1 = check_critic_steps(
+            &ctx("critic"),
+            &agent,
+            &report,
+            &critics0,
+            &moments0[1..],
+            &batch,
+            &y,
+            (t, lr, 0.0),
         );
 
         // Actor: per-sample loss (α log π − min Q)/n as a function of the head outputs; its

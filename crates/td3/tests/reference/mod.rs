@@ -9,7 +9,7 @@
 
 use rand::{RngExt, rngs::StdRng};
 use sparse_core::{Activations, Adam, Grads, Layer, Mlp};
-use td3::Batch;
+use td3::{Agent, Batch, IterationReport};
 
 /// `features × n` values uniform in `[lo, hi)`.
 pub fn uniform(r: &mut StdRng, features: usize, n: usize, lo: f32, hi: f32) -> Activations {
@@ -361,4 +361,53 @@ pub fn perturb(net: &mut Mlp, r: &mut StdRng) {
             .chain(b.iter_mut())
             .for_each(|v| *v += r.random_range(-0.05..0.05));
     }
+}
+
+/// Sample `b` of a minibatch array, as f64.
+pub fn column(a: &Activations, b: usize) -> Vec<f64> {
+    (0..a.features()).map(|f| a.get(f, b) as f64).collect()
+}
+
+/// Step 3 against the reference: each critic's loss `mean((Q_i(s, a) − y)²)`, its gradients
+/// and its Adam step (step `t`, from `moments`), checked against `agent`'s critics after the
+/// iteration, and the summed loss against `report`. Returns the updated reference critics.
+#[allow(clippy::too_many_arguments)]
+pub fn check_critic_steps(
+    what: &str,
+    agent: &Agent,
+    report: &IterationReport,
+    critics0: &[Vec<DenseLayer>; 2],
+    moments: &[Vec<DenseMoments>],
+    batch: &Batch,
+    y: &[f64],
+    (t, lr, wd): (i32, f64, f64),
+) -> Vec<Vec<DenseLayer>> {
+    let n = y.len();
+    let mut critic_loss = 0.0;
+    let mut critics1 = Vec::new();
+    for (i, c) in critics0.iter().enumerate() {
+        let (mut gw, mut gb) = zero_grads(c);
+        for b in 0..n {
+            let input: Vec<f64> = column(&batch.obs, b)
+                .into_iter()
+                .chain(column(&batch.actions, b))
+                .collect();
+            let acts = forward(c, &input, None);
+            let err = acts[3][0] - y[b];
+            critic_loss += err * err / n as f64;
+            let d = [2.0 * err / n as f64];
+            backward(c, &acts, &d, None, Some((&mut gw, &mut gb)));
+        }
+        let critic = &agent.critics[i];
+        assert_grads(what, &critic.net, critic.gradients(), (&gw, &gb));
+        let next = adam(c, &moments[i], (&gw, &gb), t, lr, wd);
+        assert_params(what, &critic.net, &next, c, Some((&gw, &gb)), lr);
+        critics1.push(next);
+    }
+    assert!(
+        (report.critic_loss - critic_loss).abs() <= 1e-5 * critic_loss.abs(),
+        "{what} loss: {} vs {critic_loss}",
+        report.critic_loss
+    );
+    critics1
 }
