@@ -544,46 +544,33 @@ fn bench_rejects_unknown_kernels() {
     assert!(!o.status.success());
 }
 
+/// `ds-td3 flops` on Pendulum with the `family` options (none: the default, TD3): measured and
+/// analytic counts agree, the header names the family's batch, and each of its algorithms has a
+/// row.
+fn check_flops_table(family: &[&str], batch: &str, algos: [&str; 3]) {
+    let mut args = vec!["flops", "--env", "Pendulum-v1", "--iterations", "4"];
+    args.extend(["--random-steps", "100"]);
+    args.extend(family);
+    let o = ds_td3(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = stdout(&o);
+    assert!(
+        out.contains("measured and analytic counts agree exactly") && out.contains(batch),
+        "{out}"
+    );
+    for algo in algos {
+        assert!(out.lines().any(|l| l.starts_with(algo)), "{out}");
+    }
+}
+
 #[test]
 fn flops_table_agrees_with_the_analytic_count() {
-    let o = ds_td3(&[
-        "flops",
-        "--env",
-        "Pendulum-v1",
-        "--iterations",
-        "4",
-        "--random-steps",
-        "100",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let out = stdout(&o);
-    assert!(
-        out.contains("measured and analytic counts agree exactly"),
-        "{out}"
+    check_flops_table(&[], "batch 100", ["dense", "static", "ds"]);
+    check_flops_table(
+        &["--family", "sac"],
+        "batch 256",
+        ["sac ", "static-sac", "ds-sac"],
     );
-    for algo in ["dense", "static", "ds"] {
-        assert!(out.lines().any(|l| l.starts_with(algo)), "{out}");
-    }
-    let o = ds_td3(&[
-        "flops",
-        "--family",
-        "sac",
-        "--env",
-        "Pendulum-v1",
-        "--iterations",
-        "4",
-        "--random-steps",
-        "100",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let out = stdout(&o);
-    assert!(
-        out.contains("agree exactly") && out.contains("batch 256"),
-        "{out}"
-    );
-    for algo in ["sac ", "static-sac", "ds-sac"] {
-        assert!(out.lines().any(|l| l.starts_with(algo)), "{out}");
-    }
     let o = ds_td3(&["flops", "--env", "NoSuchEnv-v0"]);
     assert!(!o.status.success());
 }

@@ -62,6 +62,14 @@ fn csv_rows(path: &Path) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The values of the row of a table CSV (task, label, values…) with this label.
+fn values(rows: &[Vec<String>], label: &str) -> Vec<String> {
+    rows.iter()
+        .find(|r| r[1] == label)
+        .unwrap_or_else(|| panic!("{label} in {rows:?}"))[2..]
+        .to_vec()
+}
+
 /// Width and height from a PNG's IHDR chunk.
 fn png_size(path: &Path) -> (u32, u32) {
     let b = std::fs::read(path).unwrap();
@@ -121,15 +129,10 @@ fn report_tables_match_hand_computed_numbers() {
     report_ok(&runs, &out);
 
     let t1 = csv_rows(&out.join("table1.csv"));
-    let row = |label: &str| {
-        t1.iter()
-            .find(|r| r[1] == label)
-            .unwrap_or_else(|| panic!("{label} in {t1:?}"))
-            .clone()
-    };
-    assert_eq!(row("dense")[2..], ["2", "-687.5", "12.5"]);
-    assert_eq!(row("ds e=1000")[2..], ["2", "-575", "25"]);
-    assert_eq!(row("ds e=200")[2..], ["1", "-500", "0"]);
+    let row = |label: &str| values(&t1, label);
+    assert_eq!(row("dense"), ["2", "-687.5", "12.5"]);
+    assert_eq!(row("ds e=1000"), ["2", "-575", "25"]);
+    assert_eq!(row("ds e=200"), ["1", "-500", "0"]);
     let t2 = csv_rows(&out.join("table2.csv"));
     let ds = t2.iter().find(|r| r[1] == "ds e=1000").unwrap();
     assert_eq!(ds[2..], ["500", "300", "500", "0.5"]);
@@ -184,12 +187,7 @@ fn report_holds_the_sac_family_against_dense_sac() {
     report_ok(&runs, &out);
 
     let t1 = csv_rows(&out.join("table1.csv"));
-    let row = |label: &str| {
-        t1.iter()
-            .find(|r| r[1] == label)
-            .unwrap_or_else(|| panic!("{label} in {t1:?}"))[2..]
-            .to_vec()
-    };
+    let row = |label: &str| values(&t1, label);
     assert_eq!(row("dense"), ["1", "-700", "0"]);
     assert_eq!(row("sac"), ["2", "-525", "25"]);
     assert_eq!(row("ds-sac"), ["2", "-550", "0"]);

@@ -323,10 +323,10 @@ impl Agent {
         batch: &Batch,
         rng: &mut R,
     ) -> Result<IterationReport> {
-        let n = batch.obs.batch();
-        let (rows, sigma) = match self.family() {
-            Family::Td3 => (self.act_dim, self.hyper.policy_noise),
-            Family::Sac => (2 * self.act_dim, 1.0),
+        let (n, rows) = (batch.obs.batch(), self.noise_rows());
+        let sigma = match self.family() {
+            Family::Td3 => self.hyper.policy_noise,
+            Family::Sac => 1.0,
         };
         let mut noise = std::mem::take(&mut self.noise);
         noise.reset(rows, n);
@@ -354,10 +354,7 @@ impl Agent {
         noise: &Activations,
         rng: &mut R,
     ) -> Result<IterationReport> {
-        let rows = match self.family() {
-            Family::Td3 => self.act_dim,
-            Family::Sac => 2 * self.act_dim,
-        };
+        let rows = self.noise_rows();
         if noise.features() != rows || noise.batch() != batch.obs.batch() {
             return Err(Error::Config(format!(
                 "noise is {}×{}, the update needs {rows}×{}",
@@ -369,6 +366,15 @@ impl Agent {
         match self.family() {
             Family::Td3 => self.td3_iteration(batch, noise, rng),
             Family::Sac => self.sac_iteration(batch, noise, rng),
+        }
+    }
+
+    /// Rows of an iteration's noise: TD3's smoothing noise has one per action dimension, SAC's
+    /// two (the next actions' and the actor step's).
+    fn noise_rows(&self) -> usize {
+        match self.family() {
+            Family::Td3 => self.act_dim,
+            Family::Sac => 2 * self.act_dim,
         }
     }
 
