@@ -1,8 +1,8 @@
 //! One whole TD3 training iteration ([`td3::Agent::train`]: target computation, both critic
 //! updates, and every second iteration the actor update and the soft update of all three targets
 //! with re-pruning; evolution every 1 000 iterations) on a synthetic minibatch of 100, one
-//! thread, for dense TD3, DS-TD3 at the paper's λ and DS-TD3 at about 90% sparsity, with Hopper
-//! and HalfCheetah network shapes. Throughput is in FLOPs as the kernels count them, so
+//! thread, for dense TD3, DS-TD3 at the paper's λ and DS-TD3 at 90% and 95% sparsity (gradient
+//! growth), with Hopper and HalfCheetah network shapes. Throughput is in FLOPs as the kernels count them, so
 //! `Gelem/s` reads as GFLOPS; compare times within one run for DS/dense ratios. Workloads are
 //! shared with `ds-td3 bench` (`ds_td3::workloads`).
 
@@ -14,7 +14,7 @@ fn td3_iteration(c: &mut Criterion) {
     for shape in SHAPES {
         let mut group = c.benchmark_group(format!("td3-iteration/{}", shape.env));
         for setting in Setting::ALL {
-            let (mut agent, batch, mut rng) = warm_agent(shape, setting, 0);
+            let (mut agent, batch, mut rng) = warm_agent(shape, setting, td3::Device::Cpu, 0);
             // FLOPs of the next 1 000 iterations (one evolution, 500 actor/target updates).
             let before = agent.flops().total();
             for _ in 0..1_000 {

@@ -4,15 +4,16 @@
 //! - Kernels: a 256×256 layer, dense and sparse at [`DENSITIES`], on random inputs.
 //! - TD3 iterations: [`Agent::train`] on a fixed synthetic minibatch of 100 transitions for the
 //!   Hopper (11 observations, 3 actions) and HalfCheetah (17, 6) shapes, as dense TD3, DS-TD3 at
-//!   the paper's λ, and DS-TD3 at about 90% sparsity ([`Setting`]); SAC iterations likewise, on
-//!   SAC's minibatch of 256, as dense SAC and DS-SAC at the paper's λ ([`Setting::SAC`]). Sparse agents are first run
+//!   the paper's λ, and DS-TD3 at 90% and 95% sparsity with gradient-guided growth
+//!   ([`Setting`]); SAC iterations likewise, on SAC's minibatch of 256, as dense SAC and DS-SAC
+//!   at the paper's λ ([`Setting::SAC`]). Sparse agents are first run
 //!   through their first topology evolution (iteration 1 000), so that from then on the targets'
 //!   topologies differ from the online networks' and the soft update merges and prunes, as in a
 //!   real run.
 
 use rand::{RngExt, SeedableRng, rngs::StdRng};
-use sparse_core::{Activations, DenseLinear, Layer, SparseLinear};
-use td3::{Agent, Algo, Batch, Config};
+use sparse_core::{Activations, BiasCorrection, DenseLinear, Layer, SparseLinear};
+use td3::{Agent, Algo, Batch, Config, Device, Growth};
 
 /// Width of the benchmarked layer.
 pub const N: usize = 256;
@@ -86,8 +87,12 @@ pub enum Setting {
     Dense,
     /// DS-TD3 at the paper's λ (λ1 = 7, λ2 = 64: about 50% sparse).
     DsPaper,
-    /// DS-TD3 at about 90% sparsity: λ1 = 1, λ2 = 12.8 (10% of a 256×256 layer).
+    /// DS-TD3 at 90% sparsity (`--sparsity 0.9`: one Erdős–Rényi λ per network) with
+    /// gradient-guided growth of 4 candidates per connection grown (on the CPU; on a GPU, where
+    /// gradient growth is not available, random growth).
     Ds90,
+    /// The same at 95% sparsity.
+    Ds95,
     /// Dense SAC.
     Sac,
     /// DS-SAC at the paper's λ.
@@ -96,7 +101,12 @@ pub enum Setting {
 
 impl Setting {
     /// The TD3 settings, dense first.
-    pub const ALL: [Setting; 3] = [Setting::Dense, Setting::DsPaper, Setting::Ds90];
+    pub const ALL: [Setting; 4] = [
+        Setting::Dense,
+        Setting::DsPaper,
+        Setting::Ds90,
+        Setting::Ds95,
+    ];
 
     /// The SAC settings, dense first.
     pub const SAC: [Setting; 2] = [Setting::Sac, Setting::DsSacPaper];
@@ -107,24 +117,38 @@ impl Setting {
             Setting::Dense => "dense",
             Setting::DsPaper => "ds-paper",
             Setting::Ds90 => "ds-90%",
+            Setting::Ds95 => "ds-95%",
             Setting::Sac => "sac",
             Setting::DsSacPaper => "ds-sac",
         }
     }
 
-    /// The run configuration for `shape` (paper settings otherwise, one thread).
-    pub fn config(self, shape: Shape) -> Config {
+    /// The run configuration for `shape` on `device` (paper settings otherwise, one thread). On a
+    /// GPU, sparse agents correct Adam's bias per network and regrow at random (the GPU backend
+    /// has neither per-connection correction nor gradient growth).
+    pub fn config(self, shape: Shape, device: Device) -> Config {
         let algo = match self {
             Setting::Dense => Algo::Dense,
-            Setting::DsPaper | Setting::Ds90 => Algo::Ds,
+            Setting::DsPaper | Setting::Ds90 | Setting::Ds95 => Algo::Ds,
             Setting::Sac => Algo::Sac,
             Setting::DsSacPaper => Algo::DsSac,
         };
         let mut c = Config::paper(shape.env, algo);
-        if self == Setting::Ds90 {
-            c.lambda1 = 1.0;
-            c.lambda2 = 12.8;
+        let sparsity = match self {
+            Setting::Ds90 => Some(0.9),
+            Setting::Ds95 => Some(0.95),
+            _ => None,
+        };
+        c.sparsity = sparsity;
+        if device == Device::Cpu {
+            if sparsity.is_some() {
+                c.growth = Growth::Gradient { candidates: 4 };
+            }
+        } else {
+            // What the GPU backend implements.
+            c.bias_correction = BiasCorrection::Network;
         }
+        c.device = device;
         c
     }
 }
@@ -147,10 +171,16 @@ pub fn synthetic_batch(rng: &mut StdRng, shape: Shape, size: usize) -> Batch {
 
 /// An agent for `shape` and `setting` with its minibatch (of the configuration's size: TD3's
 /// [`TD3_BATCH`], SAC's 256) and noise generator, warmed up (sparse agents through
-/// [`WARM_ITERATIONS`], dense ones through 10 iterations).
-pub fn warm_agent(shape: Shape, setting: Setting, seed: u64) -> (Agent, Batch, StdRng) {
+/// [`WARM_ITERATIONS`], dense ones through 10 iterations), on the CPU, configured for `device`
+/// ([`Setting::config`]).
+pub fn warm_agent(
+    shape: Shape,
+    setting: Setting,
+    device: Device,
+    seed: u64,
+) -> (Agent, Batch, StdRng) {
     let mut rng = StdRng::seed_from_u64(seed);
-    let config = setting.config(shape);
+    let config = setting.config(shape, device);
     let mut agent =
         Agent::new(&config, shape.obs, shape.act, 1.0, &mut rng).expect("valid configuration");
     agent.set_parallel_critics(false);

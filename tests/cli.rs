@@ -413,19 +413,19 @@ fn bench_breakdown_accounts_for_the_whole_iteration() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = stdout(&o);
     assert!(out.contains("2 threads"), "{out}");
-    // Per part and the total: a time and a share for dense, then for DS.
+    // Per part and the total: a time and a share for each of dense, DS at the paper's λ and
+    // DS at 90% sparsity.
+    const COLUMNS: usize = 3;
     let parse = |row: &str| -> Vec<f64> {
-        let cells: Vec<&str> = row.split_whitespace().rev().take(6).collect();
-        // cells (reversed): DS %, DS unit, DS time, dense %, dense unit, dense time.
-        let micros =
-            |v: &str, unit: &str| v.parse::<f64>().unwrap() * if unit == "ms" { 1e3 } else { 1.0 };
-        let pct = |v: &str| v.trim_end_matches('%').parse::<f64>().unwrap();
-        vec![
-            micros(cells[5], cells[4]),
-            pct(cells[3]),
-            micros(cells[2], cells[1]),
-            pct(cells[0]),
-        ]
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        let cells = &cells[cells.len() - 3 * COLUMNS..];
+        let mut out = Vec::new();
+        for c in cells.chunks(3) {
+            let unit = if c[1] == "ms" { 1e3 } else { 1.0 };
+            out.push(c[0].parse::<f64>().unwrap() * unit);
+            out.push(c[2].trim_end_matches('%').parse::<f64>().unwrap());
+        }
+        out
     };
     let labels = [
         "products",
@@ -435,7 +435,7 @@ fn bench_breakdown_accounts_for_the_whole_iteration() {
         "waiting for the other thread",
         "everything else",
     ];
-    let mut sums = [0.0; 4];
+    let mut sums = [0.0; 2 * COLUMNS];
     for label in labels {
         let row = out
             .lines()
@@ -450,17 +450,22 @@ fn bench_breakdown_accounts_for_the_whole_iteration() {
             .find(|l| l.starts_with("total"))
             .expect("a total row"),
     );
-    for (i, name) in ["dense µs", "dense %", "DS µs", "DS %"].iter().enumerate() {
+    for i in 0..2 * COLUMNS {
         // Parts add up to the total (each printed to 0.1 µs or 1 µs, shares to 0.1%).
         assert!(
             (sums[i] - total[i]).abs() <= 0.01 * total[i] + 1.0,
-            "{name}: {sums:?} vs {total:?}\n{out}"
+            "column {} {}: {sums:?} vs {total:?}\n{out}",
+            i / 2,
+            if i % 2 == 0 { "µs" } else { "%" }
         );
     }
-    // Only DS has evolution. (Which iteration is faster is the benchmark's to show, not a
-    // test's: on a loaded machine any timing comparison can flip.)
+    // Only the DS agents have evolution. (Which iteration is faster is the benchmark's to show,
+    // not a test's: on a loaded machine any timing comparison can flip.)
     let evolution = parse(out.lines().find(|l| l.starts_with("evolution")).unwrap());
-    assert!(evolution[0] == 0.0 && evolution[2] > 0.0, "{out}");
+    assert!(
+        evolution[0] == 0.0 && evolution[2] > 0.0 && evolution[4] > 0.0,
+        "{out}"
+    );
     // The breakdown measures the CPU.
     let o = ds_td3(&["bench", "--only", "breakdown", "--device", "emulator"]);
     assert!(!o.status.success());
@@ -478,6 +483,18 @@ fn bench_runs_the_gpu_path_on_the_kernel_emulator() {
     let out = stdout(&o);
     assert!(out.contains("kernel emulator"), "{out}");
     assert_kernel_table(&out);
+    // Whole iterations too: every setting's agent must be one the GPU backend accepts (as
+    // `scripts/gpu-check.sh` runs it on a GPU).
+    let o = ds_td3(&["bench", "--quick", "--only", "td3", "--device", "emulator"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = stdout(&o);
+    for setting in ["dense", "ds-paper", "ds-90%", "ds-95%"] {
+        let rows = out
+            .lines()
+            .filter(|l| l.split_whitespace().nth(1) == Some(setting))
+            .count();
+        assert_eq!(rows, 2, "{setting}, one row per shape:\n{out}");
+    }
 }
 
 #[test]

@@ -351,9 +351,9 @@ fn bench_times_batch_one_inference_sparse_against_dense() {
     let rows: Vec<Vec<&str>> = text
         .lines()
         .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .filter(|f| f.len() == 6 && ["dense", "ds-paper", "ds-90%"].contains(&f[0]))
+        .filter(|f| f.len() == 6 && ["dense", "ds-paper", "ds-90%", "ds-95%"].contains(&f[0]))
         .collect();
-    assert_eq!(rows.len(), 3, "{text}");
+    assert_eq!(rows.len(), 4, "{text}");
     assert_eq!(rows[0][..3], ["dense", "100.0%", "69120"]);
     assert_eq!(rows[1][..3], ["ds-paper", "51.2%", "35405"]);
     assert_eq!(rows[0][5], "1.000");

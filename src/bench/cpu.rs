@@ -41,8 +41,8 @@ fn time_kernel(sampling: Sampling, layer: &Layer, kernel: &str, batch: usize) ->
     Timing { secs, flops }
 }
 
-/// Prints where the time of one TD3 iteration goes, for dense TD3 and DS-TD3 at the paper's λ
-/// with Hopper's shapes: each agent (warmed up as in the TD3 table) runs `iterations` more
+/// Prints where the time of one TD3 iteration goes, for dense TD3, DS-TD3 at the paper's λ and
+/// DS-TD3 at 90% sparsity with gradient growth, with Hopper's shapes: each agent (warmed up as in the TD3 table) runs `iterations` more
 /// iterations (a multiple of the evolution period, so evolution is amortised exactly) under
 /// [`sparse_core::profile`].
 fn breakdown_table(iterations: u64, threads: usize) -> anyhow::Result<()> {
@@ -54,10 +54,10 @@ fn breakdown_table(iterations: u64, threads: usize) -> anyhow::Result<()> {
         shape.env,
         if threads == 1 { "" } else { "s" }
     );
-    let settings = [Setting::Dense, Setting::DsPaper];
+    let settings = [Setting::Dense, Setting::DsPaper, Setting::Ds90];
     let mut columns = Vec::new();
     for setting in settings {
-        let (mut agent, batch, mut rng) = warm_agent(shape, setting, 0);
+        let (mut agent, batch, mut rng) = warm_agent(shape, setting, td3::Device::Cpu, 0);
         agent.set_parallel_critics(threads > 1);
         profile::start();
         let start = Instant::now();
@@ -92,7 +92,7 @@ fn breakdown_table(iterations: u64, threads: usize) -> anyhow::Result<()> {
 
 /// Prints the time of one action (batch 1) of the exported actor ([`Policy::act_rows`], what
 /// `ds-td3 eval --policy` runs per step) with Hopper's shapes: dense, DS at the paper's λ and DS
-/// at about 90% sparsity, freshly initialised (evolution keeps each layer's connection count, so
+/// at 90% and 95% sparsity, freshly initialised (evolution keeps each layer's connection count, so
 /// a trained actor has these densities too), on one thread.
 fn inference_table(sampling: Sampling) -> anyhow::Result<()> {
     let shape = SHAPES[0];
@@ -108,7 +108,13 @@ fn inference_table(sampling: Sampling) -> anyhow::Result<()> {
     let mut dense_secs = None;
     for setting in Setting::ALL {
         let mut rng = StdRng::seed_from_u64(0);
-        let agent = Agent::new(&setting.config(shape), shape.obs, shape.act, 1.0, &mut rng)?;
+        let agent = Agent::new(
+            &setting.config(shape, td3::Device::Cpu),
+            shape.obs,
+            shape.act,
+            1.0,
+            &mut rng,
+        )?;
         let policy = Policy::new(agent.actor.net.clone(), PolicyInfo::default())?;
         let obs: Vec<f32> = (0..shape.obs).map(|i| (i as f32 * 0.37).sin()).collect();
         let mut ws = Workspace::new();
@@ -188,7 +194,14 @@ pub fn run(args: &BenchArgs, isa: Isa, sampling: Sampling) -> anyhow::Result<()>
             "TD3 iterations: Agent::train on a synthetic minibatch of {TD3_BATCH}, {threads} \
              thread{plural}; sparse agents timed after their first evolution"
         );
-        iteration_table(sampling, &title, &Setting::ALL, &prepare, &|| ())?;
+        iteration_table(
+            sampling,
+            &title,
+            &Setting::ALL,
+            td3::Device::Cpu,
+            &prepare,
+            &|| (),
+        )?;
     }
     if args.wants(Section::Sac) {
         println!();
@@ -196,7 +209,14 @@ pub fn run(args: &BenchArgs, isa: Isa, sampling: Sampling) -> anyhow::Result<()>
             "SAC iterations: Agent::train on a synthetic minibatch of 256, {threads} \
              thread{plural}; DS-SAC at the paper's λ, timed after its first evolution"
         );
-        iteration_table(sampling, &title, &Setting::SAC, &prepare, &|| ())?;
+        iteration_table(
+            sampling,
+            &title,
+            &Setting::SAC,
+            td3::Device::Cpu,
+            &prepare,
+            &|| (),
+        )?;
     }
     if args.wants(Section::Breakdown) {
         println!();

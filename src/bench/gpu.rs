@@ -66,7 +66,7 @@ pub fn run(args: &BenchArgs, dev: &Device, sampling: Sampling) -> anyhow::Result
     }
     if args.wants(Section::Td3) {
         println!();
-        td3_table(sampling, dev)?;
+        td3_table(sampling, dev, args.device.into())?;
     }
     Ok(())
 }
@@ -81,8 +81,9 @@ fn kernel_table(sampling: Sampling, dev: &Device) -> anyhow::Result<()> {
 }
 
 /// Whole TD3 iterations on `dev`: agents warmed up on the CPU (through their first evolution),
-/// then moved to the device.
-fn td3_table(sampling: Sampling, dev: &Device) -> anyhow::Result<()> {
+/// then moved to the device (`device`: which one, for the configurations: the sparse settings at
+/// 90% and 95% regrow at random there).
+fn td3_table(sampling: Sampling, dev: &Device, device: td3::Device) -> anyhow::Result<()> {
     let title = format!(
         "TD3 iterations on {}: Agent::train on a synthetic minibatch of {TD3_BATCH} (upload, \
          update, losses back); agents warmed up on the CPU through their first evolution; a \
@@ -93,6 +94,7 @@ fn td3_table(sampling: Sampling, dev: &Device) -> anyhow::Result<()> {
         sampling,
         &title,
         &Setting::ALL,
+        device,
         &|agent| Ok(agent.attach_gpu(dev.clone())?),
         &|| dev.synchronize().expect("device synchronises"),
     )

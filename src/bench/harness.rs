@@ -115,12 +115,13 @@ pub fn kernel_table(
 }
 
 /// Prints a table of whole iterations of the `settings`' agents (the first the dense baseline):
-/// each agent is warmed up on the CPU through its first evolution, then `prepare` moves it to
-/// where it is timed; `finish` ends every sample.
+/// each agent, to be timed on `device`, is warmed up on the CPU through its first evolution,
+/// then `prepare` moves it to where it is timed; `finish` ends every sample.
 pub fn iteration_table(
     sampling: Sampling,
     title: &str,
     settings: &[Setting],
+    device: td3::Device,
     prepare: &dyn Fn(&mut Agent) -> anyhow::Result<()>,
     finish: &dyn Fn(),
 ) -> anyhow::Result<()> {
@@ -132,7 +133,7 @@ pub fn iteration_table(
     for shape in SHAPES {
         let mut dense_secs = None;
         for &setting in settings {
-            let (mut agent, batch, mut rng) = warm_agent(shape, setting, 0);
+            let (mut agent, batch, mut rng) = warm_agent(shape, setting, device, 0);
             prepare(&mut agent)?;
             let before = agent.flops().total();
             let (mut iterations, mut failed) = (0u64, None);

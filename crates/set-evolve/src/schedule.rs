@@ -201,6 +201,11 @@ impl<G: GrowthPolicy> EvolutionController<G> {
         self.fraction
     }
 
+    /// How removed connections are regrown.
+    pub fn growth(&self) -> &G {
+        &self.growth
+    }
+
     /// Applies `step` to every sparse layer of `net`, realigning `adam` and `grads`, and reports
     /// what changed; `None` (and nothing changes) when this network's topology is frozen
     /// already. An error if evolution is off. `factors`, the workspace of the network's last

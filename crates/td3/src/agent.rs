@@ -205,6 +205,13 @@ impl Agent {
                     .into(),
             ));
         };
+        if set_evolve::GrowthPolicy::needs_gradient(self.evolution.growth()) {
+            return Err(Error::Gpu(
+                "gradient-guided growth runs on the CPU only (it scores candidates with the \
+                 host's activations)"
+                    .into(),
+            ));
+        }
         let nets = GpuNets::upload(
             device,
             (self.obs_dim, self.act_dim),

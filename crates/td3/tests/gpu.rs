@@ -369,3 +369,29 @@ fn a_sac_agent_is_refused_by_the_gpu_backend_by_name() {
     let noise = Activations::zeros(2, 8);
     agent.train_with_noise(&batch, &noise, &mut r).unwrap();
 }
+
+#[test]
+fn gradient_growth_is_refused_by_the_gpu_backend() {
+    // Gradient-guided growth scores candidates with the host's activations, which a GPU
+    // iteration does not fill: the configuration refuses it on a GPU device, and an agent built
+    // on the host is refused when attached by hand (instead of failing at its first evolution).
+    let mut config = Config::paper("Pendulum-v1", Algo::Ds);
+    config.growth = td3::Growth::Gradient { candidates: 4 };
+    let mut r = StdRng::seed_from_u64(3);
+    let mut agent = Agent::new(&config, 3, 1, 2.0, &mut r).unwrap();
+    let err = agent
+        .attach_gpu(sparse_cuda::Device::emulator())
+        .expect_err("gradient growth on the GPU backend")
+        .to_string();
+    assert!(
+        err.contains("gradient-guided growth runs on the CPU only"),
+        "{err}"
+    );
+    assert!(agent.gpu_name().is_none());
+    config.device = td3::Device::Emulator;
+    let err = config.validate().expect_err("refused").to_string();
+    assert!(
+        err.contains("gradient-guided growth runs on the CPU only"),
+        "{err}"
+    );
+}
