@@ -380,6 +380,64 @@ fn slurm_script_names_every_run_once() {
     std::fs::remove_dir_all(&root).unwrap();
 }
 
+#[test]
+fn a_grid_refuses_run_names_taken_by_another_configuration() {
+    // Two grids into one `out` whose differing setting is not swept produce the same run
+    // names: the second must neither skip, resume nor restart the first's runs, nor rewrite the
+    // configs/ files another sweep may be about to start from.
+    let root = temp_dir("sweep-clash");
+    let grid = |lr: &str, steps: u32| {
+        write_grid(
+            &root,
+            &format!(
+                "envs = [\"Pendulum-v1\"]\nalgos = [\"ds\"]\nseeds = [0, 1]\n[set]\nsteps = \
+                 {steps}\nlr = {lr}\n"
+            ),
+        )
+    };
+    let first = grid("0.001", 30000);
+    let o = ds_td3(&["sweep", first.to_str().unwrap(), "--emit", "slurm"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Seed 0 "finished" (its directory holds its configuration and a summary); seed 1 only has
+    // its configs/ file.
+    let runs = root.join("runs");
+    let cfg0 = runs.join("configs/Pendulum-v1-ds-s0.json");
+    let cfg1 = runs.join("configs/Pendulum-v1-ds-s1.json");
+    let before = std::fs::read_to_string(&cfg1).unwrap();
+    std::fs::create_dir_all(runs.join("Pendulum-v1-ds-s0")).unwrap();
+    std::fs::copy(&cfg0, runs.join("Pendulum-v1-ds-s0/config.json")).unwrap();
+    std::fs::write(runs.join("Pendulum-v1-ds-s0/summary.json"), "{}").unwrap();
+    std::fs::remove_file(&cfg0).unwrap();
+
+    let second = grid("0.0003", 30000);
+    for extra in [&[][..], &["--emit", "slurm"][..]] {
+        let mut args = vec!["sweep", second.to_str().unwrap()];
+        args.extend(extra);
+        let o = ds_td3(&args);
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("2 run name(s) of this grid are taken"),
+            "{err}"
+        );
+        assert!(err.contains("Pendulum-v1-ds-s0/config.json (lr: 0.001 there, 0.0003 here)"));
+        assert!(err.contains("configs/Pendulum-v1-ds-s1.json (lr:"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(&cfg1).unwrap(),
+            before,
+            "left alone"
+        );
+        assert!(!cfg0.exists(), "nothing written");
+    }
+    // The same grid with more steps extends its runs: allowed.
+    let longer = grid("0.001", 40000);
+    let o = ds_td3(&["sweep", longer.to_str().unwrap(), "--emit", "slurm"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let c: Config = serde_json::from_str(&std::fs::read_to_string(&cfg1).unwrap()).unwrap();
+    assert_eq!(c.steps, 40000);
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
 /// Evaluations without the wall-clock column.
 fn evaluations(dir: &Path) -> Vec<String> {
     std::fs::read_to_string(dir.join("evaluations.csv"))

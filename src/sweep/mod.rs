@@ -20,6 +20,9 @@
 //! appear in the name only when they take more than one value for that algorithm). Its complete configuration is
 //! written to `<out>/configs/<name>.json`; a worker runs `ds-td3 train --config …` for a new run,
 //! `ds-td3 train --resume …` for one with a checkpoint, and skips one with a `summary.json`.
+//! A grid whose run names are taken under `out` by runs of another configuration (two grids
+//! sharing `out` whose differing settings are not part of the names) is refused before anything
+//! is written.
 //!
 //! [`grid`] reads the grid file into runs; here the runs are emitted as a script, or run by
 //! worker threads (one child process each) under one progress view.
@@ -93,6 +96,54 @@ fn progress_of(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// The settings in which two configurations differ, ignoring `steps` (a grid may extend its
+/// runs) and `threads` (results do not depend on it).
+fn differing_keys(a: &td3::Config, b: &td3::Config) -> anyhow::Result<Vec<String>> {
+    let (a, b) = (serde_json::to_value(a)?, serde_json::to_value(b)?);
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        bail!("a configuration serialises as a JSON object");
+    };
+    Ok(a.iter()
+        .filter(|(k, v)| !["steps", "threads"].contains(&k.as_str()) && b.get(*k) != Some(*v))
+        .map(|(k, v)| format!("{k}: {} there, {} here", b.get(k).unwrap_or(&"∅".into()), v))
+        .collect())
+}
+
+/// Refuses a grid whose run names are taken, under `out`, by runs of another configuration
+/// (a run directory's `config.json`, or `configs/<name>.json` that another sweep into the same
+/// `out` may be about to start): skipping, resuming or restarting them would mix two
+/// experiments under one name.
+fn check_existing(out: &Path, runs: &[Run]) -> anyhow::Result<()> {
+    let mut clashes = Vec::new();
+    for run in runs {
+        let files = [
+            out.join(&run.name).join("config.json"),
+            out.join("configs").join(format!("{}.json", run.name)),
+        ];
+        for file in files.iter().filter(|f| f.is_file()) {
+            let text = std::fs::read_to_string(file).with_context(|| file.display().to_string())?;
+            let theirs: td3::Config = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a run configuration", file.display()))?;
+            let keys = differing_keys(&run.config, &theirs)?;
+            if !keys.is_empty() {
+                clashes.push(format!("{} ({})", file.display(), keys.join("; ")));
+                break;
+            }
+        }
+    }
+    if !clashes.is_empty() {
+        bail!(
+            "{} run name(s) of this grid are taken by runs of another configuration:\n  {}\n\
+             Give the grid its own `out`, or sweep the setting that differs (a key with more \
+             than one value is part of the run names); to start such a run afresh, delete its \
+             directory and its configs/ file.",
+            clashes.len(),
+            clashes.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
 /// The command that continues or starts a run.
 fn command(exe: &Path, out: &Path, run: &Run) -> Command {
     let dir = out.join(&run.name);
@@ -114,6 +165,7 @@ fn command(exe: &Path, out: &Path, run: &Run) -> Command {
 /// Runs `ds-td3 sweep`.
 pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
     let (out, runs) = expand(&args.grid)?;
+    check_existing(&out, &runs)?;
     std::fs::create_dir_all(out.join("logs"))
         .with_context(|| format!("cannot create {}", out.display()))?;
     write_configs(&out, &runs)?;
