@@ -239,7 +239,21 @@ fn envs_lists_tasks_with_dimensions() {
 fn bad_training_input_is_a_clear_error() {
     let dir = temp_dir("bad");
     let out = dir.to_str().unwrap();
-    let cases: [(&[&str], &str); 16] = [
+    let cases: [(&[&str], &str); 18] = [
+        (
+            &["--env", "Pendulum-v1", "--buffer-threshold", "0.1"],
+            "--dynamic-buffer",
+        ),
+        (
+            &[
+                "--env",
+                "Pendulum-v1",
+                "--dynamic-buffer",
+                "--buffer-min-size",
+                "2e6",
+            ],
+            "min_size (2000000) must be below the buffer capacity (1000000)",
+        ),
         (
             &[
                 "--env",
@@ -374,6 +388,51 @@ fn buffer_dtype_is_recorded() {
     let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
     assert!(config.contains(r#""buffer_dtype": "bf16""#), "{config}");
     assert!(stdout(&o).contains("bf16"), "{}", stdout(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--dynamic-buffer` is recorded in the run's configuration, and its checks (every 10 000
+/// steps) in the training log: above `--buffer-min-size`, a threshold of 0 drops a tenth.
+#[test]
+fn dynamic_buffer_is_recorded_and_logged() {
+    let dir = temp_dir("dynamic-buffer");
+    let out = dir.to_str().unwrap();
+    let mut args = SMALL.to_vec();
+    args.extend([
+        "--steps",
+        "10000",
+        "--buffer-size",
+        "1000",
+        "--dynamic-buffer",
+        "--buffer-threshold",
+        "0",
+        "--buffer-min-size",
+        "100",
+        "--out",
+        out,
+    ]);
+    let o = ds_td3(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        config["dynamic_buffer"],
+        serde_json::json!({"every": 10000, "oldest": 2048, "threshold": 0.0, "fraction": 0.1,
+                           "min_size": 100})
+    );
+    let log = std::fs::read_to_string(dir.join("train_log.jsonl")).unwrap();
+    let checks: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "buffer")
+        .collect();
+    assert_eq!(checks.len(), 1, "{log}");
+    assert_eq!(checks[0]["step"], 10000);
+    assert_eq!(
+        (checks[0]["dropped"].as_u64(), checks[0]["size"].as_u64()),
+        (Some(100), Some(900))
+    );
+    assert!(checks[0]["distance"].as_f64().unwrap() > 0.0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

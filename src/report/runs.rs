@@ -189,7 +189,16 @@ fn applies(key: &str, algo: Algo) -> bool {
 fn setting(key: &str, c: &Config) -> String {
     match key {
         "h" => format!("h={}", c.hidden),
-        "buffer" => format!("buffer {}", c.buffer_dtype),
+        "buffer" => {
+            let mut b = format!("buffer {}", c.buffer_dtype);
+            if c.buffer_capacity != 1_000_000 {
+                b.push_str(&format!(" of {}", c.buffer_capacity));
+            }
+            if let Some(d) = c.dynamic_buffer {
+                b.push_str(&format!(" dynamic (>{} above {})", d.threshold, d.min_size));
+            }
+            b
+        }
         "λ" => match c.sparsity {
             Some(sparsity) => format!("S={sparsity}"),
             None => format!("λ1={} λ2={}", c.lambda1, c.lambda2),
@@ -318,6 +327,22 @@ mod tests {
         assert_eq!(
             labels,
             ["dense buffer f32", "ds buffer f16", "ds buffer f32"]
+        );
+        // Capacity and the dynamic buffer too.
+        let mut small = run(Algo::Ds, BufferDtype::F32);
+        small.config.buffer_capacity = 100_000;
+        let mut dynamic = run(Algo::Ds, BufferDtype::F32);
+        dynamic.config.dynamic_buffer = Some(td3::DynamicBuffer::default());
+        let runs = [run(Algo::Ds, BufferDtype::F32), small, dynamic];
+        let groups = Groups::new(&runs);
+        let labels: Vec<&str> = groups.all.keys().map(|k| k.1.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "ds buffer f32",
+                "ds buffer f32 dynamic (>0.2 above 100000)",
+                "ds buffer f32 of 100000"
+            ]
         );
         let same = [
             run(Algo::Ds, BufferDtype::F32),

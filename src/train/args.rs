@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use sparse_core::BiasCorrection;
-use td3::{Algo, BufferDtype, Config, Device, Growth};
+use td3::{Algo, BufferDtype, Config, Device, DynamicBuffer, Growth};
 
 /// The algorithm, as the command line names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -177,6 +177,19 @@ macro_rules! hyper_args {
             /// networks see, so such runs are NOT bit-compatible with f32 runs [default: f32]
             #[arg(long, value_enum, value_name = "TYPE")]
             pub buffer_dtype: Option<BufferDtypeArg>,
+            /// RLx2's policy-aware replay buffer: every 10000 steps, measure how far the policy
+            /// is from the actions of the 2048 oldest transitions (half the mean squared
+            /// difference, scaled by the action bound) and, above --buffer-threshold, drop the
+            /// oldest 10% of the buffer while it holds more than --buffer-min-size
+            #[arg(long)]
+            pub dynamic_buffer: bool,
+            /// Policy distance above which --dynamic-buffer drops transitions [default: 0.2]
+            #[arg(long, value_name = "D", requires = "dynamic_buffer")]
+            pub buffer_threshold: Option<f64>,
+            /// --dynamic-buffer never shrinks the buffer to this many transitions or fewer
+            /// [default: 1e5]
+            #[arg(long, value_parser = parse_count, value_name = "N", requires = "dynamic_buffer")]
+            pub buffer_min_size: Option<u64>,
         }
 
         impl HyperArgs {
@@ -184,7 +197,7 @@ macro_rules! hyper_args {
             pub fn any(&self) -> bool {
                 $(self.$name.is_some() ||)* self.no_termination || self.bias_correction.is_some()
                     || self.buffer_dtype.is_some() || self.sparsity.is_some()
-                    || self.growth.is_some()
+                    || self.growth.is_some() || self.dynamic_buffer
             }
 
             /// Sets the given hyper-parameters in `c`.
@@ -210,6 +223,14 @@ macro_rules! hyper_args {
                         }
                     }
                     None => {}
+                }
+                if self.dynamic_buffer {
+                    let d = DynamicBuffer::default();
+                    c.dynamic_buffer = Some(DynamicBuffer {
+                        threshold: self.buffer_threshold.unwrap_or(d.threshold),
+                        min_size: self.buffer_min_size.map_or(d.min_size, |n| n as usize),
+                        ..d
+                    });
                 }
             }
         }

@@ -41,6 +41,14 @@ pub fn records(event: &Event<'_>) -> Vec<serde_json::Value> {
             }
             out
         }
+        Event::Buffer {
+            step,
+            distance,
+            dropped,
+            size,
+        } => vec![json!({
+            "type": "buffer", "step": step, "distance": distance, "dropped": dropped, "size": size,
+        })],
         Event::Evaluation(_) => Vec::new(),
     }
 }

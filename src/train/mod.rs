@@ -89,7 +89,7 @@ fn train(
                     }
                     progress.step(step)
                 }
-                Event::Episode { step, .. } => progress.step(step),
+                Event::Episode { step, .. } | Event::Buffer { step, .. } => progress.step(step),
             }
             Ok(())
         };

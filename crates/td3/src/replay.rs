@@ -37,6 +37,14 @@
 //! with half-precision buffers are *not* bit-compatible with `f32` runs: the networks see
 //! rounded observations and actions.
 //!
+//! # Dropping the oldest
+//!
+//! [`ReplayBuffer::drop_oldest`] forgets the oldest transitions before the ring overwrites them
+//! (RLx2's policy-aware buffer shrinks this way, [`crate::config::DynamicBuffer`]): they are no
+//! longer sampled, and the buffer holds fewer than its capacity until new pushes fill it again.
+//! Their slots keep their values until overwritten. A buffer that never dropped samples exactly
+//! as before.
+//!
 //! The arrays are allocated once at full capacity (reserved, and filled by appending until the
 //! ring wraps); the operating system backs them with memory only as they fill, also after a
 //! resume. [`ReplayBuffer::bytes`] reports the capacity allocated plus what the list
@@ -198,6 +206,8 @@ pub struct ReplayBuffer {
     obs_dim: usize,
     act_dim: usize,
     capacity: usize,
+    /// Transitions stored: the newest `len` pushed, at most `capacity` (fewer after
+    /// [`Self::drop_oldest`]).
     len: usize,
     /// Transitions pushed since the buffer was created; transition `k` is in slot
     /// `k % capacity`.
@@ -421,9 +431,54 @@ impl ReplayBuffer {
     }
 
     /// Each stored transition's `1 − terminated` flag (0 after a terminal state, 1 otherwise,
-    /// including a time-limit truncation), by slot (a copy, for inspection).
+    /// including a time-limit truncation), by slot (a copy, for inspection; slots `0..len` of a
+    /// buffer that never dropped transitions).
     pub fn not_done(&self) -> Vec<f32> {
-        (0..self.len).map(|i| self.not_done_at(i)).collect()
+        (0..self.len)
+            .map(|i| self.slot(i))
+            .map(|i| self.not_done_at(i))
+            .collect()
+    }
+
+    /// Slots filled since creation: `min(pushed, capacity)`.
+    fn filled(&self) -> usize {
+        self.rewards.len()
+    }
+
+    /// The slot of the `j`-th stored transition: oldest first once transitions were dropped,
+    /// otherwise slot `j` (the order sampling has always used).
+    fn slot(&self, j: usize) -> usize {
+        if self.len == self.filled() {
+            j
+        } else {
+            ((self.pushed - (self.len - j) as u64) % self.capacity as u64) as usize
+        }
+    }
+
+    /// Forgets the `count` oldest stored transitions (all but the newest at most): they are no
+    /// longer sampled, and pushes refill the room.
+    pub fn drop_oldest(&mut self, count: usize) {
+        self.len -= count.min(self.len.saturating_sub(1));
+    }
+
+    /// `s` and `a` of the `count` oldest stored transitions (fewer if fewer are stored), oldest
+    /// first, widened to `f64`.
+    pub fn oldest(&self, count: usize) -> Vec<(Vec<f64>, Vec<f64>)> {
+        let (od, ad) = (self.obs_dim, self.act_dim);
+        let first = ((self.pushed - self.len as u64) % self.capacity as u64) as usize;
+        with_store!(&self.data, s => {
+            (0..count.min(self.len))
+                .map(|j| {
+                    let i = (first + j) % self.capacity;
+                    let obs = s.obs[i * od..(i + 1) * od].iter();
+                    let actions = s.actions[i * ad..(i + 1) * ad].iter();
+                    (
+                        obs.map(|&v| v.to_f32() as f64).collect(),
+                        actions.map(|&v| v.to_f32() as f64).collect(),
+                    )
+                })
+                .collect()
+        })
     }
 
     /// Fills `batch` with `size` transitions drawn uniformly with replacement.
@@ -476,7 +531,7 @@ impl ReplayBuffer {
         let newest = ((self.pushed - 1) % cap as u64) as usize;
         with_store!(&self.data, s => {
             for b in 0..size {
-                let i = rng.random_range(0..self.len);
+                let i = self.slot(rng.random_range(0..self.len));
                 for f in 0..od {
                     batch.obs.set(f, b, s.obs[i * od + f].to_f32());
                 }
@@ -569,6 +624,7 @@ struct PartsRef<'a, T> {
     act_dim: usize,
     capacity: usize,
     pushed: u64,
+    len: usize,
     rewards: &'a [f32],
     terminated: &'a [u64],
     obs: &'a [T],
@@ -585,6 +641,7 @@ struct Parts<T> {
     act_dim: usize,
     capacity: usize,
     pushed: u64,
+    len: usize,
     rewards: Vec<f32>,
     terminated: Vec<u64>,
     obs: Vec<T>,
@@ -625,6 +682,8 @@ impl<T: Elem> Parts<T> {
         }
         let first_stored = self.pushed.saturating_sub(n as u64);
         let consistent = n as u64 == self.pushed.min(cap as u64)
+            && self.len <= n
+            && (self.len == 0) == (n == 0)
             && cap.checked_mul(od + ad + 2).is_some()
             && self.terminated.len() == n.div_ceil(64)
             && (n.is_multiple_of(64) || self.terminated[n / 64] >> (n % 64) == 0)
@@ -666,7 +725,7 @@ impl<T: Elem> Parts<T> {
             obs_dim: od,
             act_dim: ad,
             capacity: cap,
-            len: n,
+            len: self.len,
             pushed: self.pushed,
             rewards: self.rewards,
             terminated: self.terminated,
@@ -683,7 +742,7 @@ impl<T: Elem> Parts<T> {
 
 impl Serialize for ReplayBuffer {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let n = self.len;
+        let n = self.filled();
         macro_rules! parts {
             ($st:expr) => {
                 PartsRef {
@@ -691,6 +750,7 @@ impl Serialize for ReplayBuffer {
                     act_dim: self.act_dim,
                     capacity: self.capacity,
                     pushed: self.pushed,
+                    len: self.len,
                     rewards: &self.rewards[..n],
                     terminated: &self.terminated[..n.div_ceil(64)],
                     obs: &$st.obs[..n * self.obs_dim],

@@ -9,7 +9,9 @@
 //! `n`-step ones once `n_step_after` iterations have run. Episodes restart with a seed drawn from the run's
 //! generator. Evaluation runs before training and every `eval_every` steps: `eval_episodes`
 //! episodes of the deterministic policy on a separate environment whose first episode is
-//! seeded with `seed + 100` (the same starting states every time).
+//! seeded with `seed + 100` (the same starting states every time). With a dynamic buffer
+//! ([`crate::DynamicBuffer`]), every `every`-th step checks the buffer right after the push,
+//! before the iteration.
 
 use std::time::Instant;
 
@@ -66,6 +68,17 @@ pub enum Event<'a> {
     },
     /// An evaluation finished.
     Evaluation(&'a Evaluation),
+    /// The dynamic buffer measured its oldest transitions ([`crate::DynamicBuffer`]).
+    Buffer {
+        /// Environment steps so far.
+        step: u64,
+        /// The policy distance measured.
+        distance: f64,
+        /// Transitions dropped now (0 if none).
+        dropped: usize,
+        /// Transitions stored afterwards.
+        size: usize,
+    },
 }
 
 /// Where the loop stands: everything besides networks, buffer and generator.
@@ -373,7 +386,18 @@ impl Trainer {
         self.progress.episode_return += out.reward;
         self.progress.episode_steps += 1;
         self.progress.obs = out.obs;
-
+        if let Some(d) = c.dynamic_buffer
+            && t.is_multiple_of(d.every)
+        {
+            let (distance, dropped) = self.adjust_buffer(&d)?;
+            observe(Event::Buffer {
+                step: t,
+                distance,
+                dropped,
+                size: self.replay.len(),
+            })?;
+        }
+        let c = &self.config;
         if t > c.start_steps {
             let n = c.n_step_at(self.agent.iterations() + 1);
             self.replay
@@ -401,6 +425,31 @@ impl Trainer {
             observe(Event::Evaluation(&e))?;
         }
         Ok(())
+    }
+
+    /// The dynamic buffer's check ([`crate::DynamicBuffer`]): the policy distance of the oldest
+    /// transitions and how many were dropped because of it.
+    fn adjust_buffer(&mut self, d: &crate::DynamicBuffer) -> Result<(f64, usize)> {
+        let max = self.agent.max_action() as f64;
+        let (mut sum, mut terms) = (0.0, 0usize);
+        for (obs, action) in self.replay.oldest(d.oldest) {
+            let pi = self.agent.act(&obs)?;
+            sum += pi
+                .iter()
+                .zip(&action)
+                .map(|(p, a)| ((p - a) / max).powi(2))
+                .sum::<f64>();
+            terms += action.len();
+        }
+        let distance = sum / terms.max(1) as f64 / 2.0;
+        let size = self.replay.len();
+        let dropped = if distance > d.threshold && size > d.min_size {
+            (d.fraction * size as f64) as usize
+        } else {
+            0
+        };
+        self.replay.drop_oldest(dropped);
+        Ok((distance, dropped))
     }
 
     /// Runs the evaluation protocol now and records it.

@@ -419,7 +419,7 @@ fn half_precision_runs_train_and_resume_exactly_with_their_type() {
         .expect("old checkpoint rejected")
         .to_string();
     assert!(
-        err.contains("format version 2, this build reads version 4") && err.contains("older build"),
+        err.contains("format version 2, this build reads version 5") && err.contains("older build"),
         "{err}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
@@ -555,4 +555,208 @@ fn n_step_samples_match_a_hand_computed_reference() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("n ≥ 1"), "{err}");
+}
+
+/// Dropping the oldest transitions: the buffer samples exactly the newest `len` transitions
+/// (each sampled column is one of them bit for bit, and every one of them turns up), `oldest`
+/// lists them oldest first, one-step and n-step sampling both stay within them, the count
+/// survives a checkpoint round trip, and pushes refill the room up to the capacity.
+#[test]
+fn dropping_the_oldest_samples_only_the_newest() {
+    let (od, ad, capacity) = (3, 2, 50);
+    let mut r = StdRng::seed_from_u64(23);
+    let mut buf = ReplayBuffer::new(capacity, od, ad).unwrap();
+    // Every pushed transition as a sampled column would show it, in push order; the newest
+    // `live` of them are stored.
+    let mut all: Vec<Vec<u32>> = Vec::new();
+    let mut sa: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
+    let mut live = 0usize;
+    let mut s = observation(&mut r, od);
+    let mut batch = Batch::default();
+    let mut dropped_any = false;
+    for t in 0..400 {
+        let a: Vec<f64> = (0..ad).map(|_| r.random_range(-1.0..1.0)).collect();
+        let reward = r.random_range(-5.0..5.0);
+        let s2: Vec<f64> = (0..od).map(|_| r.random_range(-50.0..50.0)).collect();
+        let terminated = r.random_range(0..20) == 0;
+        buf.push(&s, &a, reward, &s2, terminated).unwrap();
+        let bits = |v: &[f64]| {
+            v.iter()
+                .map(|&x| (x as f32).to_bits())
+                .collect::<Vec<u32>>()
+        };
+        let mut col = bits(&s);
+        col.extend(bits(&a));
+        col.push((reward as f32).to_bits());
+        col.extend(bits(&s2));
+        col.push(if terminated { 0.0f32 } else { 1.0 }.to_bits());
+        all.push(col);
+        let widen = |v: &[f64]| v.iter().map(|&x| x as f32 as f64).collect::<Vec<f64>>();
+        sa.push((widen(&s), widen(&a)));
+        live = (live + 1).min(capacity);
+        s = if terminated {
+            observation(&mut r, od)
+        } else {
+            s2
+        };
+        if r.random_range(0..10) == 0 {
+            let k = r.random_range(0..live + 5);
+            buf.drop_oldest(k);
+            live -= k.min(live - 1);
+            dropped_any |= k > 0;
+        }
+        assert_eq!(buf.len(), live, "push {t}");
+        let newest = &all[all.len() - live..];
+        assert_eq!(
+            buf.oldest(4),
+            sa[sa.len() - live..][..4.min(live)],
+            "push {t}"
+        );
+        if t % 7 == 0 {
+            let size = 30 * live;
+            buf.sample(size, &mut r, &mut batch).unwrap();
+            let cols = columns(&batch, size, od, ad);
+            for c in &cols {
+                assert!(
+                    newest.contains(c),
+                    "push {t}: a dropped transition was sampled"
+                );
+            }
+            for c in newest {
+                assert!(
+                    cols.contains(c),
+                    "push {t}: a stored transition was never sampled"
+                );
+            }
+            // n-step windows start at a stored transition too.
+            buf.sample_n_step(200, 3, 0.9, &mut r, &mut batch).unwrap();
+            for b in 0..200 {
+                let obs: Vec<u32> = (0..od).map(|f| batch.obs.get(f, b).to_bits()).collect();
+                assert!(newest.iter().any(|c| c[..od] == obs[..]), "push {t}");
+            }
+        }
+        if t % 50 == 25 {
+            let bytes = postcard::to_stdvec(&buf).unwrap();
+            let restored: ReplayBuffer = postcard::from_bytes(&bytes).unwrap();
+            assert!(restored == buf, "push {t}: round trip");
+            buf = restored;
+        }
+    }
+    assert!(dropped_any);
+    // At most all but the newest.
+    buf.drop_oldest(usize::MAX);
+    assert_eq!(buf.len(), 1);
+    buf.sample(5, &mut r, &mut batch).unwrap();
+    assert_eq!(columns(&batch, 1, od, ad)[0], *all.last().unwrap());
+}
+
+/// A small Pendulum run with RLx2's dynamic buffer, made to check every 100 steps and to drop
+/// whenever it may (threshold 0).
+fn dynamic_run() -> Config {
+    let mut c = small_run(BufferDtype::F32);
+    c.dynamic_buffer = Some(td3::DynamicBuffer {
+        every: 100,
+        oldest: 64,
+        threshold: 0.0,
+        fraction: 0.1,
+        min_size: 150,
+    });
+    c
+}
+
+/// The trainer's dynamic buffer: the distance it reports equals one computed here with a
+/// batched forward pass of the policy network over the oldest transitions; it drops the
+/// oldest tenth exactly when the buffer holds more than `min_size`; sizes follow from the
+/// pushes and drops; the run resumes bit for bit; and bad settings are refused.
+#[test]
+fn the_dynamic_buffer_drops_by_the_policy_distance_of_the_oldest() {
+    let config = dynamic_run();
+    let mut run = Trainer::new(config.clone()).unwrap();
+    let events = std::cell::RefCell::new(Vec::new());
+    let mut record = |e: Event<'_>| {
+        if let Event::Buffer {
+            step,
+            distance,
+            dropped,
+            size,
+        } = e
+        {
+            events.borrow_mut().push((step, distance, dropped, size));
+        }
+        Ok(())
+    };
+    run.run_until(100, &mut record, &never).unwrap();
+    // Before training (start_steps 300) the policy is the initial one; nothing was dropped at
+    // step 100 (100 ≤ min_size), so the buffer is as the check saw it.
+    let policy = run.agent().policy_network().unwrap();
+    let oldest = run.replay().oldest(64);
+    let obs: Vec<f32> = oldest
+        .iter()
+        .flat_map(|(o, _)| o.iter().map(|&v| v as f32))
+        .collect();
+    let x = sparse_core::Activations::from_samples(3, oldest.len(), &obs).unwrap();
+    let mut ws = sparse_core::Workspace::new();
+    let pi = policy.forward(&x, &mut ws).unwrap();
+    let max = run.agent().max_action() as f64;
+    let mut sum = 0.0;
+    for (b, (_, a)) in oldest.iter().enumerate() {
+        sum += ((pi.get(0, b) as f64 - a[0]) / max).powi(2);
+    }
+    let want = sum / oldest.len() as f64 / 2.0;
+    assert_eq!(events.borrow().len(), 1);
+    let (step, distance, dropped, size) = events.borrow()[0];
+    assert_eq!((step, dropped, size), (100, 0, 100));
+    assert!(
+        (distance - want).abs() <= 1e-6 * want,
+        "{distance} vs {want}"
+    );
+
+    run.run_until(700, &mut record, &never).unwrap();
+    let events = events.into_inner();
+    let mut size = 100usize;
+    for &(step, distance, dropped, after) in &events[1..] {
+        let before = (size + 100).min(config.buffer_capacity);
+        assert!(distance > 0.0);
+        let want = if before > 150 { before / 10 } else { 0 };
+        assert_eq!((dropped, after), (want, before - want), "step {step}");
+        size = after;
+    }
+    assert_eq!(events.len(), 7);
+    assert_eq!(run.replay().len(), size);
+
+    // Resume mid-run, between two checks, after drops.
+    let dir = std::env::temp_dir().join(format!("td3-dynamic-buffer-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("latest.ckpt");
+    let mut first = Trainer::new(config.clone()).unwrap();
+    first.run_until(450, &mut no_events, &never).unwrap();
+    checkpoint::save(&mut first, &path).unwrap();
+    drop(first);
+    let mut resumed = checkpoint::load(&path, 1, None, Some(&config)).unwrap();
+    resumed.run_until(700, &mut no_events, &never).unwrap();
+    assert!(
+        outcome(&run) == outcome(&resumed),
+        "the resumed run differs"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // It changes the run (the drops change what is sampled).
+    let mut plain = Trainer::new(small_run(BufferDtype::F32)).unwrap();
+    plain.run_until(700, &mut no_events, &never).unwrap();
+    assert!(outcome(&plain).0 != outcome(&run).0);
+
+    for (change, what) in [
+        (
+            (|d: &mut td3::DynamicBuffer| d.min_size = 450) as fn(&mut _),
+            "below the buffer capacity",
+        ),
+        (|d| d.fraction = 1.0, "fraction must lie in (0, 1)"),
+        (|d| d.threshold = f64::NAN, "threshold must be a number"),
+        (|d| d.every = 0, "at least 1"),
+    ] {
+        let mut c = dynamic_run();
+        change(c.dynamic_buffer.as_mut().unwrap());
+        let err = c.validate().expect_err(what).to_string();
+        assert!(err.contains(what), "{err}");
+    }
 }
