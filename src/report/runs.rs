@@ -208,7 +208,10 @@ fn setting(key: &str, c: &Config) -> String {
             Growth::Gradient { candidates } => format!("growth gradient×{candidates}"),
         },
         "e" => format!("e={}", c.evolution_period),
-        "η" => format!("η={}", c.evolution_fraction),
+        "η" => match c.evolution_schedule {
+            td3::FractionSchedule::Constant => format!("η={}", c.evolution_fraction),
+            td3::FractionSchedule::Cosine => format!("η={} cosine", c.evolution_fraction),
+        },
         "freeze" => format!("freeze={}", c.topology_freeze),
         "n-step" => match c.n_step_after {
             0 => format!("n={}", c.n_step),

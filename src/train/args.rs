@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use sparse_core::BiasCorrection;
-use td3::{Algo, BufferDtype, Config, Device, DynamicBuffer, Growth};
+use td3::{Algo, BufferDtype, Config, Device, DynamicBuffer, FractionSchedule, Growth};
 
 /// The algorithm, as the command line names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -73,6 +73,15 @@ pub enum GrowthArg {
     Random,
     /// The sampled candidates with the largest gradient
     Gradient,
+}
+
+/// `--eta-schedule`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScheduleArg {
+    /// η throughout (the paper's)
+    Constant,
+    /// η decays along a half cosine to 0 at the last training iteration (RigL, RLx2)
+    Cosine,
 }
 
 /// Candidates scored per connection grown by `--growth gradient` unless
@@ -172,6 +181,9 @@ macro_rules! hyper_args {
             #[arg(long, value_name = "N", requires = "growth",
                   value_parser = clap::value_parser!(u32).range(1..))]
             pub growth_candidates: Option<u32>,
+            /// How the evolution fraction η changes over the run [default: constant]
+            #[arg(long, value_enum, value_name = "SCHEDULE")]
+            pub eta_schedule: Option<ScheduleArg>,
             /// How the replay buffer stores observations and actions: f32 (exact), or f16 / bf16
             /// to halve the buffer for boards short of memory. f16 and bf16 round what the
             /// networks see, so such runs are NOT bit-compatible with f32 runs [default: f32]
@@ -197,7 +209,7 @@ macro_rules! hyper_args {
             pub fn any(&self) -> bool {
                 $(self.$name.is_some() ||)* self.no_termination || self.bias_correction.is_some()
                     || self.buffer_dtype.is_some() || self.sparsity.is_some()
-                    || self.growth.is_some() || self.dynamic_buffer
+                    || self.growth.is_some() || self.dynamic_buffer || self.eta_schedule.is_some()
             }
 
             /// Sets the given hyper-parameters in `c`.
@@ -222,6 +234,11 @@ macro_rules! hyper_args {
                             candidates: self.growth_candidates.unwrap_or(DEFAULT_CANDIDATES),
                         }
                     }
+                    None => {}
+                }
+                match self.eta_schedule {
+                    Some(ScheduleArg::Constant) => c.evolution_schedule = FractionSchedule::Constant,
+                    Some(ScheduleArg::Cosine) => c.evolution_schedule = FractionSchedule::Cosine,
                     None => {}
                 }
                 if self.dynamic_buffer {

@@ -102,6 +102,9 @@ pub struct EvolutionController<G = RandomGrowth> {
     growth: G,
     iteration: u64,
     final_after: Option<u64>,
+    /// With `Some(t)`, the fraction decays as `η (1 + cos(π min(i, t) / t)) / 2` over the
+    /// iterations `i` (RigL's and RLx2's schedule).
+    decay_over: Option<u64>,
 }
 
 /// One network's evolution history: what its previous evolution added, per layer (for
@@ -136,6 +139,7 @@ impl<G: Default> EvolutionController<G> {
             growth: G::default(),
             iteration: 0,
             final_after: None,
+            decay_over: None,
         }
     }
 }
@@ -153,6 +157,7 @@ impl<G: GrowthPolicy> EvolutionController<G> {
             growth,
             iteration: 0,
             final_after: None,
+            decay_over: None,
         })
     }
 
@@ -196,9 +201,39 @@ impl<G: GrowthPolicy> EvolutionController<G> {
         self.period
     }
 
-    /// The fraction `η` (0 when evolution is off).
+    /// The fraction `η` (0 when evolution is off): the initial one under a decay.
     pub fn fraction(&self) -> f64 {
         self.fraction
+    }
+
+    /// Decays the fraction along a half cosine from `η` at iteration 0 to 0 at iteration
+    /// `over` (and after), as RigL (Evci et al. 2020) and RLx2 (Tan et al. 2023) do; `None`
+    /// keeps it constant. May be changed at any time, e.g. when a resumed run is extended.
+    ///
+    /// # Errors
+    /// If `over` is `Some(0)`.
+    pub fn set_cosine_decay(&mut self, over: Option<u64>) -> Result<()> {
+        if over == Some(0) {
+            return Err(Error::ZeroPeriod);
+        }
+        self.decay_over = over;
+        Ok(())
+    }
+
+    /// The iterations the fraction decays over, if it decays.
+    pub fn cosine_decay(&self) -> Option<u64> {
+        self.decay_over
+    }
+
+    /// The fraction an evolution at the current iteration uses.
+    pub fn fraction_now(&self) -> f64 {
+        match self.decay_over {
+            None => self.fraction,
+            Some(t) => {
+                let progress = self.iteration.min(t) as f64 / t as f64;
+                self.fraction * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+            }
+        }
     }
 
     /// How removed connections are regrown.
@@ -209,7 +244,8 @@ impl<G: GrowthPolicy> EvolutionController<G> {
     /// Applies `step` to every sparse layer of `net`, realigning `adam` and `grads`, and reports
     /// what changed; `None` (and nothing changes) when this network's topology is frozen
     /// already. An error if evolution is off. `factors`, the workspace of the network's last
-    /// training step, is what gradient-guided growth scores candidates with.
+    /// training step, is what gradient-guided growth scores candidates with. The fraction is
+    /// [`Self::fraction_now`].
     #[allow(clippy::too_many_arguments)]
     pub fn evolve<R: Rng + ?Sized>(
         &mut self,
@@ -227,12 +263,18 @@ impl<G: GrowthPolicy> EvolutionController<G> {
         if memory.frozen {
             return Ok(None);
         }
+        let fraction = self.fraction_now();
         let regrow = match step {
             TopologyStep::Rewire => Some((&mut self.growth, rng)),
             TopologyStep::FinalPrune => None,
         };
         let started = std::time::Instant::now();
-        let changes = change_network(net, adam, grads, self.fraction, regrow, factors)?;
+        // A fully decayed fraction changes nothing (a final prune still freezes).
+        let changes = if fraction > 0.0 {
+            change_network(net, adam, grads, fraction, regrow, factors)?
+        } else {
+            Vec::new()
+        };
         let seconds = started.elapsed().as_secs_f64();
         memory.frozen = step == TopologyStep::FinalPrune;
         let mut layers = Vec::with_capacity(changes.len());

@@ -365,6 +365,63 @@ fn controller_schedule_and_statistics() {
     ));
 }
 
+/// The cosine-decayed fraction: `η (1 + cos(π i / T)) / 2` at iteration `i`, 0 from `T` on;
+/// each evolution removes that share of each sign (no zeros here), and a fully decayed one
+/// changes nothing.
+#[test]
+fn a_cosine_decayed_fraction_follows_its_closed_form() {
+    let mut ctl = EvolutionController::new(25, 0.4).unwrap();
+    assert_eq!(ctl.cosine_decay(), None);
+    assert!(matches!(
+        ctl.set_cosine_decay(Some(0)),
+        Err(Error::ZeroPeriod)
+    ));
+    ctl.set_cosine_decay(Some(100)).unwrap();
+    assert_eq!(ctl.fraction_now(), 0.4);
+    // Positive weights far from zero, so that regrown zeros are the only other removals.
+    let values: Vec<f32> = (0..200).map(|i| 10.0 + i as f32).collect();
+    let positions: Vec<usize> = (0..200).map(|i| i * 3).collect();
+    let mut net = Mlp::new(
+        vec![Layer::from(layer_from(30, 30, &positions, values))],
+        Output::Linear,
+    )
+    .unwrap();
+    let mut memory = EvolutionMemory::default();
+    let mut r = rng(4);
+    let mut added_before = 0;
+    for (i, want) in [
+        (25, 0.341_421_356),
+        (50, 0.2),
+        (75, 0.058_578_644),
+        (100, 0.0),
+    ] {
+        while ctl.iteration() < i {
+            ctl.tick();
+        }
+        let closed = 0.4 * 0.5 * (1.0 + (std::f64::consts::PI * i as f64 / 100.0).cos());
+        assert!((ctl.fraction_now() - closed).abs() < 1e-12);
+        assert!((closed - want).abs() < 1e-8, "{i}: {closed}");
+        let stats = ctl
+            .evolve(Rewire, &mut net, None, None, &mut memory, &mut r, None)
+            .unwrap()
+            .unwrap();
+        // The zeros the previous evolution grew go too (at the fully decayed end nothing does).
+        let positives = 200 - added_before;
+        let moved = if i < 100 {
+            added_before + (closed * positives as f64).round() as usize
+        } else {
+            0
+        };
+        assert_eq!(stats.removed(), moved, "iteration {i}");
+        added_before = stats.layers.first().map_or(0, |l| l.added);
+        assert_eq!(net.live_connections(), 200);
+    }
+    ctl.tick();
+    assert_eq!(ctl.fraction_now(), 0.0, "after T");
+    ctl.set_cosine_decay(None).unwrap();
+    assert_eq!(ctl.fraction_now(), 0.4);
+}
+
 /// A policy that breaks the contract, to check it is caught.
 struct Bad(Vec<usize>);
 impl GrowthPolicy for Bad {

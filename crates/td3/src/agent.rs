@@ -167,6 +167,7 @@ impl Agent {
                 config.growth,
             )?;
             e.set_final_prune_after(config.final_prune_after());
+            e.set_cosine_decay(config.cosine_decay())?;
             e
         } else {
             EvolutionController::disabled()

@@ -174,6 +174,18 @@ pub fn paper_lambda1(env: &str) -> f64 {
     }
 }
 
+/// How the evolution fraction `η` changes over a run ([`Config::evolution_schedule`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FractionSchedule {
+    /// `η` throughout (DS-TD3's).
+    #[default]
+    Constant,
+    /// `η (1 + cos(π i / T)) / 2` at training iteration `i` of `T = steps − start_steps`
+    /// (RigL, Evci et al. 2020; RLx2, Tan et al. 2023).
+    Cosine,
+}
+
 /// RLx2's policy-aware replay buffer (Tan et al. 2023; `--use_dynamic_buffer` of their code):
 /// every [`every`](Self::every) environment steps the trainer measures the *policy distance* of
 /// the [`oldest`](Self::oldest) stored transitions, half the mean over them and over action
@@ -255,6 +267,11 @@ pub struct Config {
     pub evolution_period: u64,
     /// Fraction `η` of each sparse layer's connections replaced per evolution.
     pub evolution_fraction: f64,
+    /// How `η` changes over the run: constant (the paper's), or decaying along a half cosine to
+    /// 0 at the last training iteration (RigL's and RLx2's). Absent from files written before
+    /// it existed: constant.
+    #[serde(default)]
+    pub evolution_schedule: FractionSchedule,
     /// Where evolution regrows connections: at random (SET, the paper's) or where the gradient
     /// of a sample of candidates is largest ([`set_evolve::GradientGrowth`]). Absent from files
     /// written before it existed: random.
@@ -345,6 +362,7 @@ impl Config {
             sparsity: None,
             evolution_period: 1_000,
             evolution_fraction: 0.05,
+            evolution_schedule: FractionSchedule::Constant,
             growth: Growth::Random,
             // Settings of topology evolution; neutral for the variants that do not evolve.
             topology_freeze: if algo.evolves() { 50_000 } else { 0 },
@@ -413,6 +431,12 @@ impl Config {
         } else {
             1
         }
+    }
+
+    /// The training iterations `η` decays over ([`Self::evolution_schedule`]), if it decays.
+    pub fn cosine_decay(&self) -> Option<u64> {
+        let iterations = self.steps.saturating_sub(self.start_steps);
+        (self.evolution_schedule == FractionSchedule::Cosine).then_some(iterations.max(1))
     }
 
     /// The iteration after which the next evolution is the final prune-only one
@@ -503,6 +527,12 @@ impl Config {
                 "n-step targets are implemented for the TD3 family only ({} would need the \
                  entropy bonuses of the intermediate states): drop --n-step",
                 self.algo.label()
+            ));
+        }
+        if self.evolution_schedule != FractionSchedule::Constant && !self.algo.evolves() {
+            return bad(format!(
+                "the evolution schedule applies to the variants that evolve (ds, ds-sac), not {}",
+                self.algo
             ));
         }
         if let Growth::Gradient { candidates } = self.growth {

@@ -24,7 +24,7 @@ pub mod sac;
 pub mod trainer;
 
 pub use agent::{Agent, IterationReport, Learner};
-pub use config::{Algo, Config, Device, DynamicBuffer, Family, paper_lambda1};
+pub use config::{Algo, Config, Device, DynamicBuffer, Family, FractionSchedule, paper_lambda1};
 pub use replay::{Batch, BufferDtype, ReplayBuffer};
 /// Where evolution regrows connections ([`Config::growth`]).
 pub use set_evolve::Growth;

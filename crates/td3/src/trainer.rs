@@ -305,9 +305,9 @@ impl Trainer {
             )));
         }
         if self.agent.evolution.period().is_some() {
-            self.agent
-                .evolution
-                .set_final_prune_after(c.final_prune_after());
+            let evolution = &mut self.agent.evolution;
+            evolution.set_final_prune_after(c.final_prune_after());
+            evolution.set_cosine_decay(c.cosine_decay())?;
         }
         self.config = c;
         Ok(())

@@ -235,6 +235,50 @@ fn n_step_resume_is_bit_exact_on_pendulum() {
 }
 
 #[test]
+fn cosine_decayed_evolution_resumes_bit_exact_and_follows_the_run_length() {
+    let cosine = |c: &mut Config| c.evolution_schedule = td3::FractionSchedule::Cosine;
+    check_resume_with("Pendulum-v1", Algo::Ds, (1_300, 650, 750), cosine);
+    let mut c = small("Pendulum-v1", Algo::Ds, 1_300);
+    cosine(&mut c);
+    let mut t = Trainer::new(c.clone()).unwrap();
+    // Decays over the training iterations, steps − start_steps; extending the run stretches it.
+    assert_eq!(t.agent().evolution.cosine_decay(), Some(1_000));
+    let moved = std::cell::RefCell::new(Vec::new());
+    let mut record = |e: Event<'_>| {
+        if let Event::Iteration { report, .. } = e {
+            for (name, stats) in &report.evolutions {
+                if *name == "critic1" {
+                    moved.borrow_mut().push(stats.removed());
+                }
+            }
+        }
+        Ok(())
+    };
+    t.run_until(1_300, &mut record, &never).unwrap();
+    // Fewer connections move as η decays (the first evolution has no regrown zeros to remove).
+    let moved = moved.into_inner();
+    assert_eq!(moved.len(), 20);
+    assert!(moved[1] > moved[10] && moved[10] > moved[18], "{moved:?}");
+    assert_eq!(
+        moved[19], 0,
+        "fully decayed at the last iteration: {moved:?}"
+    );
+    t.set_total_steps(2_300).unwrap();
+    assert_eq!(t.agent().evolution.cosine_decay(), Some(2_000));
+    // Only the evolving variants take a schedule.
+    let mut d = small("Pendulum-v1", Algo::Static, 1_300);
+    cosine(&mut d);
+    let err = d
+        .validate()
+        .expect_err("static has no evolution")
+        .to_string();
+    assert!(
+        err.contains("evolution schedule applies to the variants that evolve"),
+        "{err}"
+    );
+}
+
+#[test]
 fn ds_sac_resume_is_bit_exact_on_pendulum() {
     // The temperature and its Adam state travel too; same schedule as DS-TD3's test.
     check_resume("Pendulum-v1", Algo::DsSac, 1_300, 650, 750);
