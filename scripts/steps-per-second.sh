@@ -9,6 +9,10 @@
 # the evaluations at 30 000 and 45 000 divided by the wall time between them (evaluations.csv),
 # so start-up, the random phase and the first training steps are left out. Early evaluations
 # are short episodes (a few milliseconds each). Run it on an otherwise idle machine.
+#
+# VARIANTS (default "ds dense") and THREADS (default "1 2") choose what is measured; besides the
+# algorithm names, ds-90 and ds-95 are DS-TD3 at 90% and 95% sparsity with gradient growth
+# (--sparsity S --growth gradient), e.g. VARIANTS="ds-90 dense" THREADS=1.
 set -euo pipefail
 ENV=${1:-Hopper-v3}
 RUNS=${2:-3}
@@ -19,16 +23,20 @@ rate() { # run dir -> steps/s between the evaluations at 30000 and 45000
     awk -F, 'NR > 1 && $1 == 30000 { a = $4 } NR > 1 && $1 == 45000 { b = $4 }
              END { printf "%.0f\n", 15000 / (b - a) }' "$1/evaluations.csv"
 }
-for algo in ds dense; do
-    for threads in 1 2; do
+for variant in ${VARIANTS:-ds dense}; do
+    case "$variant" in
+        ds-90 | ds-95) args=(--algo ds --sparsity "0.${variant#ds-}" --growth gradient) ;;
+        *) args=(--algo "$variant") ;;
+    esac
+    for threads in ${THREADS:-1 2}; do
         rates=()
         for i in $(seq "$RUNS"); do
-            dir="$OUT/$algo-$threads-$i"
-            "$BIN" train --env "$ENV" --algo "$algo" --threads "$threads" --steps 45000 \
+            dir="$OUT/$variant-$threads-$i"
+            "$BIN" train --env "$ENV" "${args[@]}" --threads "$threads" --steps 45000 \
                 --out "$dir" --quiet > /dev/null
             rates+=("$(rate "$dir")")
         done
         median=$(printf '%s\n' "${rates[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
-        echo "$ENV $algo threads=$threads: median $median steps/s (runs: ${rates[*]})"
+        echo "$ENV $variant threads=$threads: median $median steps/s (runs: ${rates[*]})"
     done
 done
