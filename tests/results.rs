@@ -438,6 +438,36 @@ fn a_grid_refuses_run_names_taken_by_another_configuration() {
     std::fs::remove_dir_all(&root).unwrap();
 }
 
+#[test]
+fn every_example_grid_expands_to_valid_runs() {
+    // Each shipped grid, expanded from a scratch directory (its `out` is relative): every run's
+    // configuration validates, and the grids that share an `out` do not take each other's run
+    // names with other settings.
+    let root = temp_dir("example-grids");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut grids: Vec<PathBuf> = std::fs::read_dir(&examples)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    grids.sort();
+    assert!(grids.len() >= 8, "{grids:?}");
+    for grid in &grids {
+        let o = Command::new(env!("CARGO_BIN_EXE_ds-td3"))
+            .args(["sweep", grid.to_str().unwrap(), "--emit", "slurm"])
+            .current_dir(&root)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{}: {}",
+            grid.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
 /// Evaluations without the wall-clock column.
 fn evaluations(dir: &Path) -> Vec<String> {
     std::fs::read_to_string(dir.join("evaluations.csv"))
