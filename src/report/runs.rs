@@ -21,7 +21,7 @@ pub struct Eval {
 }
 
 /// A run directory as read.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RunData {
     /// The directory.
     pub dir: PathBuf,
@@ -277,15 +277,28 @@ impl<'a> Groups<'a> {
     }
 
     /// The label of the dense group comparable to `c` (same task and width; TD3 for the TD3
-    /// family, SAC for the SAC family).
+    /// family, SAC for the SAC family): the one with `c`'s replay buffer and TD targets if
+    /// there is such a group, otherwise the one with the paper's (a plain buffer of 10⁶ `f32`
+    /// transitions, one-step targets), so that runs which change those settings are still held
+    /// against the dense baseline.
     pub fn dense_label(&self, c: &Config) -> String {
         let mut d = c.clone();
         d.algo = c.algo.dense();
+        let same = self.label(&d);
+        if self.all.contains_key(&(c.env.clone(), same.clone())) {
+            return same;
+        }
+        let paper = Config::paper(&c.env, d.algo);
+        d.buffer_capacity = paper.buffer_capacity;
+        d.buffer_dtype = paper.buffer_dtype;
+        d.dynamic_buffer = paper.dynamic_buffer;
+        d.n_step = paper.n_step;
+        d.n_step_after = paper.n_step_after;
         self.label(&d)
     }
 
-    /// The complete runs of the dense group comparable to `c` (its family's dense algorithm:
-    /// TD3 or SAC), if there is one.
+    /// The complete runs of the dense group comparable to `c` ([`Self::dense_label`]), if
+    /// there is one.
     pub fn dense(&self, c: &Config) -> Option<Vec<&'a RunData>> {
         self.all
             .get(&(c.env.clone(), self.dense_label(c)))
@@ -347,6 +360,18 @@ mod tests {
                 "ds buffer f32 of 100000"
             ]
         );
+        // Without a dense run of the same buffer and targets, the dense baseline is the plain
+        // one; with it, that one.
+        let mut n_step = run(Algo::Ds, BufferDtype::F32);
+        n_step.config.n_step = 3;
+        let runs = [run(Algo::Dense, BufferDtype::F32), n_step.clone()];
+        let groups = Groups::new(&runs);
+        assert_eq!(groups.dense_label(&n_step.config), "dense n=1");
+        let mut dense_n_step = run(Algo::Dense, BufferDtype::F32);
+        dense_n_step.config.n_step = 3;
+        let runs = [runs[0].clone(), n_step.clone(), dense_n_step];
+        let groups = Groups::new(&runs);
+        assert_eq!(groups.dense_label(&n_step.config), "dense n=3");
         let same = [
             run(Algo::Ds, BufferDtype::F32),
             run(Algo::Ds, BufferDtype::F32),
