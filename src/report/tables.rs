@@ -46,7 +46,7 @@ const REACH: Table = Table {
     heading: "\n## Steps to reach the dense baseline's final return (DS-TD3: TD3's; DS-SAC: SAC's)\n\n\
               The dense baseline has the run's replay buffer and TD targets where such a dense \
               group exists, else the paper's (plain buffer, one-step targets); so do Table 2's \
-              FLOP ratios.\n",
+              FLOP ratios.",
     columns: "task | algorithm | dense final | reached at step | fraction of the run",
     csv: "env,algorithm,dense_final,reached_at_step,fraction_of_steps",
 };
