@@ -198,8 +198,8 @@ macro_rules! hyper_args {
             /// Policy distance above which --dynamic-buffer drops transitions [default: 0.2]
             #[arg(long, value_name = "D", requires = "dynamic_buffer")]
             pub buffer_threshold: Option<f64>,
-            /// --dynamic-buffer never shrinks the buffer to this many transitions or fewer
-            /// [default: 1e5]
+            /// --dynamic-buffer drops nothing from a buffer holding this many transitions or
+            /// fewer [default: 1e5]
             #[arg(long, value_parser = parse_count, value_name = "N", requires = "dynamic_buffer")]
             pub buffer_min_size: Option<u64>,
         }
