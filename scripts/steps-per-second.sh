@@ -5,7 +5,7 @@
 #   scripts/steps-per-second.sh [ENV] [RUNS] [BINARY]     (defaults: Hopper-v3 3 target/release/ds-td3)
 #
 # Each run trains 45 000 steps with the paper's settings (25 000 random steps, then one TD3
-# iteration per step) and evaluates every 5 000 steps; the rate is the number of steps between
+# iteration per step; DS evolving every 1 000 iterations) and evaluates every 5 000 steps; the rate is the number of steps between
 # the evaluations at 30 000 and 45 000 divided by the wall time between them (evaluations.csv),
 # so start-up, the random phase and the first training steps are left out. Early evaluations
 # are short episodes (a few milliseconds each). Run it on an otherwise idle machine.
@@ -27,6 +27,11 @@ for variant in ${VARIANTS:-ds dense}; do
     case "$variant" in
         ds-90 | ds-95) args=(--algo ds --sparsity "0.${variant#ds-}" --growth gradient) ;;
         *) args=(--algo "$variant") ;;
+    esac
+    # DS evolves throughout, as in the first 250 000 iterations of a paper run (the default
+    # freeze of 50 000 iterations would cover these 20 000 and leave the topology fixed).
+    case "$variant" in
+        ds*) args+=(--topology-freeze 0) ;;
     esac
     for threads in ${THREADS:-1 2}; do
         rates=()
