@@ -10,6 +10,8 @@ use td3::{Algo, Config};
 
 #[path = "support/bin.rs"]
 mod bin;
+#[path = "support/skip.rs"]
+mod skip;
 use bin::ds_td3;
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -452,18 +454,24 @@ fn every_example_grid_expands_to_valid_runs() {
         .collect();
     grids.sort();
     assert!(grids.len() >= 8, "{grids:?}");
+    // Without MuJoCo only the grids of Pendulum-v1 can expand; the others must fail on their
+    // task and nothing else.
+    let mujoco = String::from_utf8_lossy(&ds_td3(&["envs"]).stdout).contains("Hopper-v3");
     for grid in &grids {
         let o = Command::new(env!("CARGO_BIN_EXE_ds-td3"))
             .args(["sweep", grid.to_str().unwrap(), "--emit", "slurm"])
             .current_dir(&root)
             .output()
             .unwrap();
-        assert!(
-            o.status.success(),
-            "{}: {}",
-            grid.display(),
-            String::from_utf8_lossy(&o.stderr)
-        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        if !mujoco && !o.status.success() && err.contains("unknown environment") {
+            skip::skip(
+                &format!("results example grid {}", grid.display()),
+                "built without the mujoco feature",
+            );
+            continue;
+        }
+        assert!(o.status.success(), "{}: {err}", grid.display());
     }
     std::fs::remove_dir_all(&root).unwrap();
 }
