@@ -42,7 +42,8 @@ fn time_kernel(sampling: Sampling, layer: &Layer, kernel: &str, batch: usize) ->
 }
 
 /// Prints where the time of one TD3 iteration goes, for dense TD3, DS-TD3 at the paper's λ and
-/// DS-TD3 at 90% sparsity with gradient growth, with Hopper's shapes: each agent (warmed up as in the TD3 table) runs `iterations` more
+/// DS-TD3 at 90% sparsity with gradient growth, with Hopper's shapes: each agent (warmed up as
+/// in the TD3 table) runs `iterations` more
 /// iterations (a multiple of the evolution period, so evolution is amortised exactly) under
 /// [`sparse_core::profile`].
 fn breakdown_table(iterations: u64, threads: usize) -> anyhow::Result<()> {

@@ -81,8 +81,8 @@ fn kernel_table(sampling: Sampling, dev: &Device) -> anyhow::Result<()> {
 }
 
 /// Whole TD3 iterations on `dev`: agents warmed up on the CPU (through their first evolution),
-/// then moved to the device (`device`: which one, for the configurations: the sparse settings at
-/// 90% and 95% regrow at random there).
+/// then moved to the device, `device` (whose configurations regrow at random at 90% and 95%:
+/// gradient growth runs on the CPU only).
 fn td3_table(sampling: Sampling, dev: &Device, device: td3::Device) -> anyhow::Result<()> {
     let title = format!(
         "TD3 iterations on {}: Agent::train on a synthetic minibatch of {TD3_BATCH} (upload, \
