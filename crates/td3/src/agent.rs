@@ -166,8 +166,7 @@ impl Agent {
                 config.evolution_fraction,
                 config.growth,
             )?;
-            e.set_final_prune_after(config.final_prune_after());
-            e.set_cosine_decay(config.cosine_decay())?;
+            config.schedule_evolution(&mut e)?;
             e
         } else {
             EvolutionController::disabled()

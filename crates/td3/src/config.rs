@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use set_evolve::Growth;
+use set_evolve::{EvolutionController, Growth};
 use sparse_core::BiasCorrection;
 
 use crate::replay::BufferDtype;
@@ -431,6 +431,18 @@ impl Config {
         } else {
             1
         }
+    }
+
+    /// Sets what of `evolution`'s schedule depends on the run's length: the final prune
+    /// ([`Self::final_prune_after`]) and the decay of `η` ([`Self::cosine_decay`]). Called when
+    /// an agent is built and when a run is extended.
+    pub(crate) fn schedule_evolution(
+        &self,
+        evolution: &mut EvolutionController<Growth>,
+    ) -> Result<()> {
+        evolution.set_final_prune_after(self.final_prune_after());
+        evolution.set_cosine_decay(self.cosine_decay())?;
+        Ok(())
     }
 
     /// The training iterations `η` decays over ([`Self::evolution_schedule`]), if it decays.

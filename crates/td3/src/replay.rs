@@ -451,8 +451,13 @@ impl ReplayBuffer {
         if self.len == self.filled() {
             j
         } else {
-            ((self.pushed - (self.len - j) as u64) % self.capacity as u64) as usize
+            self.slot_by_age(j)
         }
+    }
+
+    /// The slot of the `j`-th stored transition counted from the oldest.
+    fn slot_by_age(&self, j: usize) -> usize {
+        ((self.pushed - (self.len - j) as u64) % self.capacity as u64) as usize
     }
 
     /// Forgets the `count` oldest stored transitions (all but the newest at most): they are no
@@ -465,11 +470,10 @@ impl ReplayBuffer {
     /// first, widened to `f64`.
     pub fn oldest(&self, count: usize) -> Vec<(Vec<f64>, Vec<f64>)> {
         let (od, ad) = (self.obs_dim, self.act_dim);
-        let first = ((self.pushed - self.len as u64) % self.capacity as u64) as usize;
         with_store!(&self.data, s => {
             (0..count.min(self.len))
                 .map(|j| {
-                    let i = (first + j) % self.capacity;
+                    let i = self.slot_by_age(j);
                     let obs = s.obs[i * od..(i + 1) * od].iter();
                     let actions = s.actions[i * ad..(i + 1) * ad].iter();
                     (

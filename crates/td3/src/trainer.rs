@@ -305,9 +305,7 @@ impl Trainer {
             )));
         }
         if self.agent.evolution.period().is_some() {
-            let evolution = &mut self.agent.evolution;
-            evolution.set_final_prune_after(c.final_prune_after());
-            evolution.set_cosine_decay(c.cosine_decay())?;
+            c.schedule_evolution(&mut self.agent.evolution)?;
         }
         self.config = c;
         Ok(())
