@@ -7,7 +7,8 @@
 //! 16-byte misalignment halved it.
 //!
 //! Padding lanes (`batch..stride` of each row) are zero when a buffer is created or reshaped;
-//! kernels read and write only the first `batch` lanes of each row.
+//! kernels write only the first `batch` lanes of each row. The SIMD kernels may read padding
+//! lanes (rows are whole vectors), but no result depends on what they hold.
 
 use crate::error::{Error, Result, check_len};
 

@@ -418,3 +418,61 @@ fn load_bound_is_measured_for_simd_kernels_only() {
         }
     }
 }
+
+/// Writes `v` into every padding lane (`batch..stride`) of `a`'s rows.
+fn poison_padding(a: &mut Activations, v: f32) {
+    let (batch, stride) = (a.batch(), a.stride());
+    for row in a.as_mut_slice().chunks_mut(stride) {
+        row[batch..].fill(v);
+    }
+}
+
+#[test]
+fn values_in_padding_lanes_change_nothing() {
+    // The SIMD kernels load a tile's last vector whole, padding lanes included: whatever those
+    // hold, NaN and infinities included, must not reach a result, in particular not the weight
+    // gradient, whose dot products sum across lanes.
+    let mut r = rng(41);
+    for isa in isas("kernels with values in padding lanes") {
+        for batch in [1, 7, 33, 100, 257] {
+            let layer = Layer::from(SparseLinear::random(40, 48, 700, &mut r).unwrap());
+            let x = random_acts(&mut r, 40, batch);
+            let dy = random_acts(&mut r, 48, batch);
+            let h = random_acts(&mut r, 40, batch);
+            let run = |x: &Activations, dy: &Activations, h: &Activations, fill: f32| {
+                with_isa(isa, || {
+                    let mut y = Activations::zeros(48, batch);
+                    let mut dx = Activations::zeros(40, batch);
+                    poison_padding(&mut y, fill);
+                    poison_padding(&mut dx, fill);
+                    layer.forward_then(x, &mut y, Epilogue::Relu).unwrap();
+                    layer
+                        .backward_data_then(dy, &mut dx, Epilogue::ReluGrad(h))
+                        .unwrap();
+                    let mut grads = layer.zero_grads();
+                    layer.param_grads(dy, x, &mut grads).unwrap();
+                    let live = |a: &Activations| -> Vec<u32> {
+                        (0..a.features())
+                            .flat_map(|f| a.row(f).iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+                            .collect()
+                    };
+                    let bits = |v: &[f32]| v.iter().map(|g| g.to_bits()).collect::<Vec<_>>();
+                    (live(&y), live(&dx), bits(&grads.weights), bits(&grads.bias))
+                })
+                .unwrap()
+            };
+            let clean = run(&x, &dy, &h, 0.0);
+            for fill in [f32::NAN, f32::INFINITY, -f32::INFINITY, 1e30] {
+                let (mut px, mut pdy, mut ph) = (x.clone(), dy.clone(), h.clone());
+                for a in [&mut px, &mut pdy, &mut ph] {
+                    poison_padding(a, fill);
+                }
+                assert_eq!(
+                    run(&px, &pdy, &ph, fill),
+                    clean,
+                    "{isa}, batch {batch}, padding {fill}"
+                );
+            }
+        }
+    }
+}

@@ -8,10 +8,11 @@
 //! where `is_aarch64_feature_detected!("neon")` holds (every AArch64 Linux CPU: the feature is
 //! part of the base architecture, but the check keeps the dispatch uniform).
 //!
-//! NEON has no masked loads or stores: the partial last vector of a batch tile goes through a
-//! four-float buffer, copying only its live lanes, so the kernels read and write only the first
-//! `batch` lanes of each row (the padding contract of [`crate::Activations`]), as the AVX-512
-//! and AVX2 kernels do with masks. `max0` is `FMAXNM` against zero, so a NaN result becomes 0
+//! NEON has no masked loads or stores: where the shared body wants them (a tile's partial last
+//! vector of output gradients and of outputs) it goes through a four-float buffer, copying only
+//! its live lanes; input rows are loaded whole, as on x86-64 (see [`super::simd`]), and the
+//! kernels write only the first `batch` lanes of each row (the padding contract of
+//! [`crate::Activations`]). `max0` is `FMAXNM` against zero, so a NaN result becomes 0
 //! as in the portable kernels' `f32::max`.
 //!
 //! Not tuned on hardware yet: the tile of 8 vectors (32 floats) is the widest the shared body
@@ -72,6 +73,21 @@ fn add(a: V, b: V) -> V {
 #[target_feature(enable = "neon")]
 fn fma(a: V, b: V, c: V) -> V {
     vfmaq_f32(c, a, b)
+}
+
+/// `c + a·b` on the first `m` lanes; elsewhere `c + a·0`, which is `c` where `a` is 0 (the
+/// kernels mask `a` alike).
+#[inline]
+#[target_feature(enable = "neon")]
+fn fmam(a: V, b: V, c: V, m: Mask) -> V {
+    let lanes = [0u32, 1, 2, 3];
+    // SAFETY: `lanes` holds 4 readable `u32`.
+    let live = vcltq_u32(unsafe { vld1q_u32(lanes.as_ptr()) }, vdupq_n_u32(m as u32));
+    vfmaq_f32(
+        c,
+        a,
+        vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(b), live)),
+    )
 }
 
 /// The mask of the first `n` lanes (`1 ≤ n ≤ 4`): their count.

@@ -13,9 +13,14 @@
 //!   every output row takes its connections from one block before the next block starts, so the
 //!   block's input rows stay in L1;
 //! - connections are unrolled twice with two independent accumulator sets;
-//! - the last, partial vector of a tile uses masked loads and stores, so the kernels read and
-//!   write only the first `batch` lanes of each row (the padding contract of
-//!   [`crate::Activations`]).
+//! - the last, partial vector of a tile is stored masked, so the kernels write only the first
+//!   `batch` lanes of each row (the padding contract of [`crate::Activations`]); input rows
+//!   (and outputs read back) are loaded as whole vectors, padding lanes included, because a
+//!   masked load costs more: at batch 100 (7 vectors, the last with 4 live lanes) the AVX-512
+//!   kernels ran 10–20% slower than at batch 112 (7 full vectors) before this. Whatever the
+//!   padding holds stays out of the results: `spmm`'s lanes never mix and dead ones are not
+//!   stored, and `sddmm`, whose dot products sum across lanes, multiplies the last vector with
+//!   a masked FMA (`fmam`).
 //!
 //! Two kernels cover the three products:
 //! - `spmm`: `y[j] = post(init_j + Σ_e val_e · x[idx_e])` over a compressed row structure.
@@ -133,7 +138,7 @@ impl Values for Permuted<'_> {
 
 /// Expands the kernels for one instruction set. The invoking module defines `V` (vector), `W`
 /// (lanes), `TILE` (floats per batch tile, at most 8 vectors), `Mask` (the live lanes of a
-/// tile's last vector, as `mask(n)` makes it), and the helpers `zero`, `splat`, `add`, `fma`,
+/// tile's last vector, as `mask(n)` makes it), and the helpers `zero`, `splat`, `add`, `fma`, `fmam`,
 /// `is_zero`, `max0`, `keep_pos`, `mask`, `load`, `loadm`, `store`, `storem`, `hsum`, `hsum2`,
 /// `acc8`, all with the feature list `$feat`.
 macro_rules! simd_kernels {
@@ -222,15 +227,43 @@ macro_rules! simd_kernels {
             }
         }
 
+        /// Loads vector `l` of a tile starting at `p` whole, live lanes or not: rows are padded
+        /// to whole vectors, and a masked load of a tile's last vector costs more than a plain
+        /// one here (batch 100 ran 10–20% slower than batch 112, whose 7 vectors are full). What
+        /// the dead lanes hold must not matter to the caller: `spmm` stores only live lanes, and
+        /// `sddmm` multiplies them through [`fml`].
+        ///
+        /// # Safety
+        /// All `W` lanes of vector `l` must be readable.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn ldw(p: *const f32, l: usize) -> V {
+            // SAFETY: forwarded from the caller's contract.
+            unsafe { load(p.add(l * W)) }
+        }
+
+        /// `c + a·b` for vector `l` of a tile of `nv`; on the last one, when `MASKED`, only on
+        /// the live lanes (`c` elsewhere), so whatever a whole load put in `b`'s dead lanes,
+        /// infinities and NaN included, stays out of the sums.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        fn fml<const MASKED: bool>(a: V, b: V, c: V, l: usize, nv: usize, m: Mask) -> V {
+            if MASKED && l + 1 == nv {
+                fmam(a, b, c, m)
+            } else {
+                fma(a, b, c)
+            }
+        }
+
         /// One output row's segment over one tile of `NV` vectors:
         /// `out = start + Σ val · x[idx]`, where `start` is `init` (first block) or the tile
         /// already in `out` (later blocks); `post` is applied before the store (the driver
         /// passes [`Post::Store`] for all but the last block).
         ///
         /// # Safety
-        /// For every `k` in `idx`, the tile lanes of `x + k·xs` must be readable, the tile
-        /// lanes of `out` readable and writable, and those of a [`Post::Mask`] row readable
-        /// (lanes as [`ld`] addresses them).
+        /// For every `k` in `idx`, the tile's whole vectors at `x + k·xs` must be readable, those
+        /// of `out` readable and its tile lanes (as [`st`] addresses them) writable, and the
+        /// whole vectors of a [`Post::Mask`] row readable.
         #[inline]
         #[target_feature(enable = $feat)]
         #[allow(clippy::too_many_arguments)]
@@ -248,7 +281,7 @@ macro_rules! simd_kernels {
             match init {
                 Some(v) => a = [splat(v); NV],
                 // SAFETY: the caller guarantees the tile lanes of `out` are readable.
-                None => (0..NV).for_each(|l| a[l] = unsafe { ld::<MASKED>(out, l, NV, m) }),
+                None => (0..NV).for_each(|l| a[l] = unsafe { ldw(out, l) }),
             }
             let mut b = [zero(); NV];
             // SAFETY (for the `at` and `get_unchecked` calls below): every `i` is below
@@ -262,8 +295,7 @@ macro_rules! simd_kernels {
                 let (p0, p1) = unsafe { (x.add(col(i) * xs), x.add(col(i + 1) * xs)) };
                 for l in 0..NV {
                     // SAFETY: as above, tile lanes only.
-                    let (x0, x1) =
-                        unsafe { (ld::<MASKED>(p0, l, NV, m), ld::<MASKED>(p1, l, NV, m)) };
+                    let (x0, x1) = unsafe { (ldw(p0, l), ldw(p1, l)) };
                     a[l] = fma(v0, x0, a[l]);
                     b[l] = fma(v1, x1, b[l]);
                 }
@@ -276,7 +308,7 @@ macro_rules! simd_kernels {
                 let p = unsafe { x.add(col(i) * xs) };
                 for l in 0..NV {
                     // SAFETY: as above.
-                    a[l] = fma(v, unsafe { ld::<MASKED>(p, l, NV, m) }, a[l]);
+                    a[l] = fma(v, unsafe { ldw(p, l) }, a[l]);
                 }
             }
             for l in 0..NV {
@@ -285,7 +317,7 @@ macro_rules! simd_kernels {
                     Post::Store => r,
                     Post::Relu => max0(r),
                     // SAFETY: the caller guarantees the mask row's tile lanes are readable.
-                    Post::Mask(h, _) => keep_pos(r, unsafe { ld::<MASKED>(h, l, NV, m) }),
+                    Post::Mask(h, _) => keep_pos(r, unsafe { ldw(h, l) }),
                 };
                 // SAFETY: the caller guarantees the tile lanes of `out` are writable.
                 unsafe { st::<MASKED>(out, l, NV, m, r) };
@@ -302,7 +334,8 @@ macro_rules! simd_kernels {
         /// offsets into `idx` and `val` for every row of `rows`; `bias`, if given, has a value
         /// per row; `x` holds `max(idx) + 1` rows of stride `xs ≥ batch`, `y` holds the rows
         /// `rows` of stride `ys ≥ batch` and does not overlap `x`; a [`Post::Mask`] pointer
-        /// holds the rows `rows` with its stride (≥ batch). No other thread writes the rows
+        /// holds the rows `rows` with its stride (≥ batch); in all three, the lanes up to `batch`
+        /// rounded up to a whole vector are readable (as in [`crate::Activations`]). No other thread writes the rows
         /// `rows` of `y` during the call.
         #[target_feature(enable = $feat)]
         #[allow(clippy::too_many_arguments)]
@@ -365,8 +398,9 @@ macro_rules! simd_kernels {
         /// the bias gradient `Σ_lanes dy[j]` there.
         ///
         /// # Safety
-        /// As [`spmm_tile`] for `dy` (one row) and the rows of `x` named by `idx`; `grad` holds
-        /// `idx.len()` writable floats.
+        /// The tile lanes of `dy` (one row; as [`ld`] addresses them) and the tile's whole
+        /// vectors of the rows of `x` named by `idx` must be readable; `grad` holds `idx.len()`
+        /// writable floats.
         #[inline]
         #[target_feature(enable = $feat)]
         #[allow(clippy::too_many_arguments)]
@@ -425,7 +459,7 @@ macro_rules! simd_kernels {
                 for l in 0..NV {
                     for c in 0..8 {
                         // SAFETY: as above, tile lanes only.
-                        s[c] = fma(d[l], unsafe { ld::<MASKED>(rows[c], l, NV, m) }, s[c]);
+                        s[c] = fml::<MASKED>(d[l], unsafe { ldw(rows[c], l) }, s[c], l, NV, m);
                     }
                 }
                 // SAFETY: `base + 8 <= idx.len()`, which `grad` holds.
@@ -440,10 +474,9 @@ macro_rules! simd_kernels {
                 let (mut s0, mut s1) = (zero(), zero());
                 for l in 0..NV {
                     // SAFETY: as above, tile lanes only.
-                    let (x0, x1) =
-                        unsafe { (ld::<MASKED>(p0, l, NV, m), ld::<MASKED>(p1, l, NV, m)) };
-                    s0 = fma(d[l], x0, s0);
-                    s1 = fma(d[l], x1, s1);
+                    let (x0, x1) = unsafe { (ldw(p0, l), ldw(p1, l)) };
+                    s0 = fml::<MASKED>(d[l], x0, s0, l, NV, m);
+                    s1 = fml::<MASKED>(d[l], x1, s1, l, NV, m);
                 }
                 let (h0, h1) = hsum2(s0, s1);
                 put(i0, h0);
@@ -456,7 +489,7 @@ macro_rules! simd_kernels {
                 let mut s = zero();
                 for l in 0..NV {
                     // SAFETY: as above.
-                    s = fma(d[l], unsafe { ld::<MASKED>(p, l, NV, m) }, s);
+                    s = fml::<MASKED>(d[l], unsafe { ldw(p, l) }, s, l, NV, m);
                 }
                 put(i, hsum(s));
             }
@@ -470,7 +503,8 @@ macro_rules! simd_kernels {
         /// The CPU supports the module's features; `seg` holds `parts + 1` valid, increasing
         /// offsets into `idx` for every row of `rows`, and `grad` as many floats as `idx`;
         /// `dy` holds the rows `rows` with stride `dys ≥ batch` and `x` holds `max(idx) + 1`
-        /// rows of stride `xs ≥ batch`; `bias`, if given, holds a writable float per row. No
+        /// rows of stride `xs ≥ batch`, readable up to `batch` rounded up to a whole vector;
+        /// `bias`, if given, holds a writable float per row. No
         /// other thread touches the slots of `grad` and `bias` the rows `rows` own during the
         /// call.
         #[target_feature(enable = $feat)]
