@@ -659,23 +659,63 @@ impl Segments {
     /// (a topology change of a layer that already had segments allocates nothing).
     pub fn rebuild<I: ColIndex>(&mut self, ptr: &[u32], idx: &[I], n_cols: usize) {
         let rows = ptr.len().saturating_sub(1);
-        let per_row = idx.len() / rows.max(1);
-        let parts = (per_row / Self::MIN_RUN).clamp(1, n_cols.div_ceil(Self::BLOCK).max(1));
-        let width = n_cols.div_ceil(parts).max(1);
-        let seg = &mut self.seg;
-        seg.clear();
-        seg.reserve(rows * (parts + 1));
+        (self.parts, self.width) = Self::blocks(rows, idx.len(), n_cols);
+        let p = self.parts + 1;
+        self.seg.clear();
+        self.seg.resize(rows * p, 0);
         for j in 0..rows {
-            let (lo, hi) = (ptr[j] as usize, ptr[j + 1] as usize);
-            let row = &idx[lo..hi];
-            seg.push(lo as u32);
-            for b in 1..parts {
-                let cut = row.partition_point(|&k| k.col() < b * width);
-                seg.push((lo + cut) as u32);
-            }
-            seg.push(hi as u32);
+            self.cut_row(j, ptr, idx);
         }
-        (self.parts, self.width) = (parts, width);
+    }
+
+    /// Makes these the segments of `(ptr, idx)`, as [`Self::rebuild`] would, when they were the
+    /// segments of a structure that differs only in the entries of the rows `changed`
+    /// (increasing): the other rows keep their cuts, moved to where each row now starts, so a
+    /// splice of a few connections costs a pass of additions instead of a binary search per
+    /// row and block. Rebuilds in full when the number of rows or the blocks differ.
+    pub fn rebuild_rows<I: ColIndex>(
+        &mut self,
+        ptr: &[u32],
+        idx: &[I],
+        n_cols: usize,
+        changed: &[usize],
+    ) {
+        let rows = ptr.len().saturating_sub(1);
+        if rows != self.rows() || Self::blocks(rows, idx.len(), n_cols) != (self.parts, self.width)
+        {
+            return self.rebuild(ptr, idx, n_cols);
+        }
+        let p = self.parts + 1;
+        let mut next = changed.iter().copied().peekable();
+        for j in 0..rows {
+            if next.next_if_eq(&j).is_some() {
+                self.cut_row(j, ptr, idx);
+            } else {
+                let row = &mut self.seg[j * p..(j + 1) * p];
+                let shift = ptr[j].wrapping_sub(row[0]);
+                row.iter_mut().for_each(|o| *o = o.wrapping_add(shift));
+            }
+        }
+    }
+
+    /// `(parts, width)` for `nnz` entries in `rows` rows over `n_cols` columns.
+    fn blocks(rows: usize, nnz: usize, n_cols: usize) -> (usize, usize) {
+        let per_row = nnz / rows.max(1);
+        let parts = (per_row / Self::MIN_RUN).clamp(1, n_cols.div_ceil(Self::BLOCK).max(1));
+        (parts, n_cols.div_ceil(parts).max(1))
+    }
+
+    /// Cuts row `j` of `(ptr, idx)` at the block boundaries.
+    fn cut_row<I: ColIndex>(&mut self, j: usize, ptr: &[u32], idx: &[I]) {
+        let (p, width) = (self.parts + 1, self.width);
+        let (lo, hi) = (ptr[j] as usize, ptr[j + 1] as usize);
+        let row = &idx[lo..hi];
+        let out = &mut self.seg[j * p..(j + 1) * p];
+        out[0] = lo as u32;
+        for (b, o) in out.iter_mut().enumerate().take(self.parts).skip(1) {
+            *o = (lo + row.partition_point(|&k| k.col() < b * width)) as u32;
+        }
+        out[self.parts] = hi as u32;
     }
 
     /// Whether these are segments of a structure with row offsets `ptr`: same rows, each row's

@@ -36,9 +36,11 @@ pub struct SparseLinear {
     /// place whenever the topology changes.
     #[cfg_attr(feature = "serde", serde(skip))]
     segments: OnceLock<Segments>,
-    /// Scratch space of [`Self::splice`].
+    /// Scratch space of [`Self::splice`]: insertion slots, and the rows that change.
     #[cfg_attr(feature = "serde", serde(skip))]
     splice_slots: Vec<usize>,
+    #[cfg_attr(feature = "serde", serde(skip))]
+    splice_rows: Vec<usize>,
 }
 
 impl SparseLinear {
@@ -60,6 +62,7 @@ impl SparseLinear {
             transposed: OnceLock::new(),
             segments: OnceLock::new(),
             splice_slots: Vec::new(),
+            splice_rows: Vec::new(),
         })
     }
 
@@ -107,9 +110,30 @@ impl SparseLinear {
     /// the topology gets a new identifier and structures already built follow it. On error
     /// nothing changes.
     pub fn splice(&mut self, remove: &[usize], insert: &[(usize, f32)]) -> Result<()> {
+        // The rows whose entries change (found before anything moves): the column blocks of
+        // the others only shift.
+        let rows = &mut self.splice_rows;
+        rows.clear();
+        // Target networks splice a few connections at a time: room for that from the start.
+        rows.reserve((remove.len() + insert.len()).max(64));
+        let (ptr, n_cols) = (self.weights.row_ptr(), self.weights.n_cols());
+        rows.extend(
+            remove
+                .iter()
+                .map(|&s| ptr.partition_point(|&p| p as usize <= s).saturating_sub(1)),
+        );
+        rows.extend(insert.iter().map(|&(p, _)| p / n_cols.max(1)));
+        rows.sort_unstable();
+        rows.dedup();
         let slots = &mut self.splice_slots;
         with_csr!(&mut self.weights, w => w.splice_using(remove, insert, slots))?;
-        self.topology_changed();
+        self.topology = next_topology_id();
+        if let Some(t) = self.transposed.get_mut() {
+            with_csr!(&self.weights, w => t.rebuild(w));
+        }
+        if let Some(s) = self.segments.get_mut() {
+            with_csr!(&self.weights, w => s.rebuild_rows(w.row_ptr(), w.col_idx(), w.n_cols(), rows));
+        }
         Ok(())
     }
 

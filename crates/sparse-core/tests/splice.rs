@@ -1,10 +1,27 @@
 //! `Csr::splice` against rebuilding the matrix from positions, over random changes; and the
-//! derived structures (`Segments`, `Transposed`) rebuilt in place against fresh ones.
+//! derived structures (`Segments`, `Transposed`) rebuilt in place, `Segments` also for the
+//! changed rows only, against fresh ones.
 
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use sparse_core::csr::splice_vec;
 use sparse_core::csr::{Segments, Transposed};
 use sparse_core::{Csr, Error};
+
+/// The rows whose entries a splice changes: those of the removed slots and inserted positions.
+fn changed_rows<I: sparse_core::ColIndex>(
+    m: &Csr<I>,
+    remove: &[usize],
+    insert: &[(usize, f32)],
+) -> Vec<usize> {
+    let mut rows: Vec<usize> = remove
+        .iter()
+        .map(|&s| m.row_ptr().partition_point(|&p| p as usize <= s) - 1)
+        .chain(insert.iter().map(|&(p, _)| p / m.n_cols()))
+        .collect();
+    rows.sort_unstable();
+    rows.dedup();
+    rows
+}
 
 /// `(position, value)` of every stored entry.
 fn entries<I: sparse_core::ColIndex>(m: &Csr<I>) -> Vec<(usize, f32)> {
@@ -46,6 +63,8 @@ fn check<I: sparse_core::ColIndex>(n_rows: usize, n_cols: usize, rng: &mut StdRn
         .collect();
     want.sort_by_key(|e| e.0);
     let mut seg = Segments::of(m.row_ptr(), m.col_idx(), n_cols);
+    let mut by_rows = seg.clone();
+    let changed = changed_rows(&m, &remove, &insert);
     let mut t = Transposed::of(&m);
     // The scratch form, with scratch left over from an unrelated earlier use.
     let mut slots = vec![7; rng.random_range(0..4)];
@@ -55,6 +74,8 @@ fn check<I: sparse_core::ColIndex>(n_rows: usize, n_cols: usize, rng: &mut StdRn
     assert_eq!(m, Csr::<I>::from_positions(n_rows, n_cols, &p, v).unwrap());
     seg.rebuild(m.row_ptr(), m.col_idx(), n_cols);
     assert_eq!(seg, Segments::of(m.row_ptr(), m.col_idx(), n_cols));
+    by_rows.rebuild_rows(m.row_ptr(), m.col_idx(), n_cols, &changed);
+    assert_eq!(by_rows, seg, "segments rebuilt for the changed rows only");
     t.rebuild(&m);
     assert_eq!(t, Transposed::of(&m));
 }
@@ -73,7 +94,7 @@ fn splice_equals_rebuild() {
 fn few_changes_in_a_large_matrix() {
     let mut rng = StdRng::seed_from_u64(2);
     for _ in 0..200 {
-        let n = 64;
+        let n = 160;
         let pos: Vec<usize> = (0..n * n).filter(|_| rng.random_bool(0.5)).collect();
         let vals: Vec<f32> = pos.iter().map(|&p| p as f32).collect();
         let mut m = Csr::<u16>::from_positions(n, n, &pos, vals).unwrap();
@@ -94,9 +115,14 @@ fn few_changes_in_a_large_matrix() {
             .chain(insert.iter().map(|e| e.0))
             .collect();
         want.sort_unstable();
+        let mut seg = Segments::of(m.row_ptr(), m.col_idx(), n);
+        assert!(seg.parts() > 1, "rows cut into several blocks");
+        let changed = changed_rows(&m, &remove, &insert);
         m.splice(&remove, &insert).unwrap();
         let vals = want.iter().map(|&p| p as f32).collect();
         assert_eq!(m, Csr::from_positions(n, n, &want, vals).unwrap());
+        seg.rebuild_rows(m.row_ptr(), m.col_idx(), n, &changed);
+        assert_eq!(seg, Segments::of(m.row_ptr(), m.col_idx(), n));
     }
 }
 
