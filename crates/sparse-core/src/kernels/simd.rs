@@ -357,37 +357,83 @@ macro_rules! simd_kernels {
                 let nv = rem.div_ceil(W);
                 let masked = rem % W != 0;
                 let m = mask(rem - (nv - 1) * W);
-                for part in 0..parts {
-                    let last = part + 1 == parts;
-                    for j in rows.clone() {
-                        let s = j * (parts + 1) + part;
-                        let (lo, hi) = (seg[s] as usize, seg[s + 1] as usize);
-                        let p = match post {
-                            _ if !last => Post::Store,
-                            // SAFETY: the caller guarantees the mask holds the rows `rows`.
-                            Post::Mask(h, hs) => Post::Mask(unsafe { h.add(j * hs + t) }, hs),
-                            other => other,
-                        };
-                        // An empty later block changes nothing unless it applies the epilogue.
-                        if part > 0 && lo == hi && matches!(p, Post::Store) {
-                            continue;
-                        }
-                        let init = (part == 0).then(|| bias.map_or(0.0, |b| b[j]));
-                        let (ri, rv) = (&idx[lo..hi], val.part(lo, hi));
-                        // SAFETY: tile `t..t + rem` lies within the first `batch` lanes of each
-                        // row, which the caller guarantees exist in `x`, `y` and the mask.
-                        unsafe {
-                            let (xt, out) = (x.add(t), y.add(j * ys + t));
-                            if nv == TV && !masked {
-                                spmm_tile::<J, S, TV, false>(ri, rv, init, xt, xs, out, m, p)
-                            } else {
-                                by_width!(
-                                    nv,
-                                    masked,
-                                    spmm_tile::<J, S>(ri, rv, init, xt, xs, out, m, p)
-                                )
-                            }
-                        }
+                let tile = SpmmTile {
+                    seg,
+                    parts,
+                    idx,
+                    val,
+                    bias,
+                    x,
+                    xs,
+                    y,
+                    ys,
+                    t,
+                    m,
+                    post,
+                };
+                // SAFETY: forwarded from the caller's contract, for the tile `t..t + rem`.
+                unsafe {
+                    if nv == TV && !masked {
+                        spmm_rows::<J, S, TV, false>(&tile, rows.clone())
+                    } else {
+                        by_width!(nv, masked, spmm_rows::<J, S>(&tile, rows.clone()))
+                    }
+                }
+            }
+        }
+
+        /// What [`spmm_rows`] needs besides the rows: [`spmm`]'s arguments, the tile's first
+        /// lane `t` and the mask `m` of its last vector.
+        struct SpmmTile<'a, J, S> {
+            seg: &'a [u32],
+            parts: usize,
+            idx: &'a [J],
+            val: S,
+            bias: Option<&'a [f32]>,
+            x: *const f32,
+            xs: usize,
+            y: *mut f32,
+            ys: usize,
+            t: usize,
+            m: Mask,
+            post: Post,
+        }
+
+        /// [`spmm`] over one tile of `NV` vectors for the rows `rows`, block by block: the
+        /// tile's width is dispatched once, so each segment's [`spmm_tile`] is a direct call
+        /// the compiler can inline.
+        ///
+        /// # Safety
+        /// As [`spmm`], for the tile of `NV` vectors at lane `k.t` (the last one masked when
+        /// `MASKED`).
+        #[target_feature(enable = $feat)]
+        unsafe fn spmm_rows<J: ColIndex, S: Values, const NV: usize, const MASKED: bool>(
+            k: &SpmmTile<'_, J, S>,
+            rows: std::ops::Range<usize>,
+        ) {
+            let (parts, t) = (k.parts, k.t);
+            for part in 0..parts {
+                let last = part + 1 == parts;
+                for j in rows.clone() {
+                    let s = j * (parts + 1) + part;
+                    let (lo, hi) = (k.seg[s] as usize, k.seg[s + 1] as usize);
+                    let p = match k.post {
+                        _ if !last => Post::Store,
+                        // SAFETY: the caller guarantees the mask holds the rows `rows`.
+                        Post::Mask(h, hs) => Post::Mask(unsafe { h.add(j * hs + t) }, hs),
+                        other => other,
+                    };
+                    // An empty later block changes nothing unless it applies the epilogue.
+                    if part > 0 && lo == hi && matches!(p, Post::Store) {
+                        continue;
+                    }
+                    let init = (part == 0).then(|| k.bias.map_or(0.0, |b| b[j]));
+                    let (ri, rv) = (&k.idx[lo..hi], k.val.part(lo, hi));
+                    // SAFETY: the tile lies within the first `batch` lanes of each row, which
+                    // the caller guarantees exist in `x`, `y` and the mask.
+                    unsafe {
+                        let (xt, out) = (k.x.add(t), k.y.add(j * k.ys + t));
+                        spmm_tile::<J, S, NV, MASKED>(ri, rv, init, xt, k.xs, out, k.m, p)
                     }
                 }
             }
@@ -526,32 +572,75 @@ macro_rules! simd_kernels {
                 let nv = rem.div_ceil(W);
                 let masked = rem % W != 0;
                 let m = mask(rem - (nv - 1) * W);
-                let accumulate = t > 0;
-                for part in 0..parts {
-                    for j in rows.clone() {
-                        let s = j * (parts + 1) + part;
-                        let (lo, hi) = (seg[s] as usize, seg[s + 1] as usize);
-                        // SAFETY: the caller guarantees a bias slot per row.
-                        let b = bias.filter(|_| part == 0).map(|b| unsafe { b.add(j) });
-                        if lo == hi && b.is_none() {
-                            continue;
-                        }
-                        let ri = &idx[lo..hi];
-                        // SAFETY: tile `t..t + rem` lies within the first `batch` lanes of each
-                        // row, which the caller guarantees exist in `dy` and `x`; `lo..hi`
-                        // are slots of `grad`.
-                        unsafe {
-                            let (d, xt, g) = (dy.add(j * dys + t), x.add(t), grad.add(lo));
-                            if nv == TV && !masked {
-                                sddmm_tile::<J, TV, false>(ri, g, d, xt, xs, m, accumulate, b)
-                            } else {
-                                by_width!(
-                                    nv,
-                                    masked,
-                                    sddmm_tile::<J>(ri, g, d, xt, xs, m, accumulate, b)
-                                )
-                            }
-                        }
+                let tile = SddmmTile {
+                    seg,
+                    parts,
+                    idx,
+                    dy,
+                    dys,
+                    x,
+                    xs,
+                    grad,
+                    bias,
+                    t,
+                    m,
+                };
+                // SAFETY: forwarded from the caller's contract, for the tile `t..t + rem`.
+                unsafe {
+                    if nv == TV && !masked {
+                        sddmm_rows::<J, TV, false>(&tile, rows.clone())
+                    } else {
+                        by_width!(nv, masked, sddmm_rows::<J>(&tile, rows.clone()))
+                    }
+                }
+            }
+        }
+
+        /// What [`sddmm_rows`] needs besides the rows: [`sddmm`]'s arguments, the tile's first
+        /// lane `t` and the mask `m` of its last vector.
+        struct SddmmTile<'a, J> {
+            seg: &'a [u32],
+            parts: usize,
+            idx: &'a [J],
+            dy: *const f32,
+            dys: usize,
+            x: *const f32,
+            xs: usize,
+            grad: *mut f32,
+            bias: Option<*mut f32>,
+            t: usize,
+            m: Mask,
+        }
+
+        /// [`sddmm`] over one tile of `NV` vectors for the rows `rows`, block by block, with
+        /// the tile's width dispatched once (as [`spmm_rows`]).
+        ///
+        /// # Safety
+        /// As [`sddmm`], for the tile of `NV` vectors at lane `k.t` (the last one masked when
+        /// `MASKED`).
+        #[target_feature(enable = $feat)]
+        unsafe fn sddmm_rows<J: ColIndex, const NV: usize, const MASKED: bool>(
+            k: &SddmmTile<'_, J>,
+            rows: std::ops::Range<usize>,
+        ) {
+            let (parts, t) = (k.parts, k.t);
+            let accumulate = t > 0;
+            for part in 0..parts {
+                for j in rows.clone() {
+                    let s = j * (parts + 1) + part;
+                    let (lo, hi) = (k.seg[s] as usize, k.seg[s + 1] as usize);
+                    // SAFETY: the caller guarantees a bias slot per row.
+                    let b = k.bias.filter(|_| part == 0).map(|b| unsafe { b.add(j) });
+                    if lo == hi && b.is_none() {
+                        continue;
+                    }
+                    let ri = &k.idx[lo..hi];
+                    // SAFETY: the tile lies within the first `batch` lanes of each row, which
+                    // the caller guarantees exist in `dy` and `x`; `lo..hi` are slots of
+                    // `grad`.
+                    unsafe {
+                        let (d, xt, g) = (k.dy.add(j * k.dys + t), k.x.add(t), k.grad.add(lo));
+                        sddmm_tile::<J, NV, MASKED>(ri, g, d, xt, k.xs, k.m, accumulate, b)
                     }
                 }
             }
