@@ -17,17 +17,17 @@
 //! union holds `|T| + m` entries and exactly `m` are dropped. For any bound `B` with at least
 //! `m` of the union's entries below it, the dropped ones are the `m` smallest of those below
 //! `B`: everything at or above `B` stays. `B = kO + 1`, with `kO` the largest `|θ'|` of an
-//! online-only entry, always qualifies (all `m` online-only entries lie below it); a tighter `B`,
-//! the last update's threshold plus a margin (which widens after a guess proves too low and
-//! narrows after a run of good ones), usually does too, and leaves far fewer target entries to
-//! consider (in `ds-td3 bench`'s DS-TD3 iterations about 11 on average, and 1.5% of the guesses
-//! too low, against up to a few thousand entries below `kO`). When too few entries lie below the guess, the update falls
-//! back to `kO + 1`; either way the result is the same. One pass mixes every target value in
-//! place (reading the aligned online value) and flags the chunks with keys below `B`, the
-//! online-only values are computed on the side, and the selection runs on the small set below
-//! `B`. When every online-only entry is dropped — as right after an evolution, whose new
-//! connections are 0 — the topology stays and only values change; otherwise the few swapped
-//! connections are spliced into the CSR arrays in place
+//! online-only entry, always qualifies (all `m` online-only entries lie below it). A tighter
+//! `B`, the last update's threshold plus a margin (which widens after a guess proves too low
+//! and narrows after a run of good ones), usually does too and leaves far fewer target entries
+//! to consider: in `ds-td3 bench`'s DS-TD3 iterations about 11 on average, with 1.5% of the
+//! guesses too low, against up to a few thousand entries below `kO`. When too few entries lie
+//! below the guess, the update falls back to `kO + 1`; either way the result is the same. One
+//! pass mixes every target value in place (reading the aligned online value) and flags the
+//! chunks with keys below `B`, the online-only values are computed on the side, and the
+//! selection runs on the small set below `B`. When every online-only entry is dropped — as
+//! right after an evolution, whose new connections are 0 — the topology stays and only values
+//! change; otherwise the few swapped connections are spliced into the CSR arrays in place
 //! ([`Csr::splice`]). [`soft_update_and_prune`] is the same with a fresh, throw-away cache.
 
 use std::cmp::Reverse;
@@ -378,15 +378,11 @@ impl LayerSync {
         self.contested.reserve(2 * m + CHUNK);
         self.keys.reserve(3 * m + CHUNK);
         self.heap.reserve(64);
-        for v in [
-            &mut self.removed,
-            &mut self.kept_online,
-            &mut self.insert_at,
-        ] {
-            v.reserve(64);
-        }
         self.ties.reserve(64);
+        self.removed.reserve(64);
+        self.kept_online.reserve(64);
         self.inserted.reserve(64);
+        self.insert_at.reserve(64);
         self.inserted_online.reserve(64);
         self.dropped_common.reserve(64);
         self.dropped_at.reserve(64);

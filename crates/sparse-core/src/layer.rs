@@ -36,9 +36,10 @@ pub struct SparseLinear {
     /// place whenever the topology changes.
     #[cfg_attr(feature = "serde", serde(skip))]
     segments: OnceLock<Segments>,
-    /// Scratch space of [`Self::splice`]: insertion slots, and the rows that change.
+    /// Scratch space of [`Self::splice`]: insertion slots.
     #[cfg_attr(feature = "serde", serde(skip))]
     splice_slots: Vec<usize>,
+    /// Scratch space of [`Self::splice`]: the rows that change.
     #[cfg_attr(feature = "serde", serde(skip))]
     splice_rows: Vec<usize>,
 }
@@ -102,7 +103,7 @@ impl SparseLinear {
             weights.n_cols(),
         )?;
         let old = std::mem::replace(&mut self.weights, weights);
-        self.topology_changed();
+        self.topology_changed(None);
         Ok(old)
     }
 
@@ -111,10 +112,10 @@ impl SparseLinear {
     /// nothing changes.
     pub fn splice(&mut self, remove: &[usize], insert: &[(usize, f32)]) -> Result<()> {
         // The rows whose entries change (found before anything moves): the column blocks of
-        // the others only shift.
-        let rows = &mut self.splice_rows;
+        // the others only shift. Target networks splice a few connections at a time: room for
+        // that from the start.
+        let mut rows = std::mem::take(&mut self.splice_rows);
         rows.clear();
-        // Target networks splice a few connections at a time: room for that from the start.
         rows.reserve((remove.len() + insert.len()).max(64));
         let (ptr, n_cols) = (self.weights.row_ptr(), self.weights.n_cols());
         rows.extend(
@@ -126,26 +127,27 @@ impl SparseLinear {
         rows.sort_unstable();
         rows.dedup();
         let slots = &mut self.splice_slots;
-        with_csr!(&mut self.weights, w => w.splice_using(remove, insert, slots))?;
-        self.topology = next_topology_id();
-        if let Some(t) = self.transposed.get_mut() {
-            with_csr!(&self.weights, w => t.rebuild(w));
+        let spliced = with_csr!(&mut self.weights, w => w.splice_using(remove, insert, slots));
+        if spliced.is_ok() {
+            self.topology_changed(Some(&rows));
         }
-        if let Some(s) = self.segments.get_mut() {
-            with_csr!(&self.weights, w => s.rebuild_rows(w.row_ptr(), w.col_idx(), w.n_cols(), rows));
-        }
-        Ok(())
+        self.splice_rows = rows;
+        spliced
     }
 
     /// Draws a new topology identifier and makes the structures already built follow the
-    /// weights, in their own allocations (those never built stay so).
-    fn topology_changed(&mut self) {
+    /// weights, in their own allocations (those never built stay so); given the rows whose
+    /// entries changed, the column-block segments of the others are only shifted.
+    fn topology_changed(&mut self, changed_rows: Option<&[usize]>) {
         self.topology = next_topology_id();
         if let Some(t) = self.transposed.get_mut() {
             with_csr!(&self.weights, w => t.rebuild(w));
         }
         if let Some(s) = self.segments.get_mut() {
-            with_csr!(&self.weights, w => s.rebuild(w.row_ptr(), w.col_idx(), w.n_cols()));
+            with_csr!(&self.weights, w => match changed_rows {
+                Some(rows) => s.rebuild_rows(w.row_ptr(), w.col_idx(), w.n_cols(), rows),
+                None => s.rebuild(w.row_ptr(), w.col_idx(), w.n_cols()),
+            });
         }
     }
 
