@@ -45,7 +45,7 @@ mod neon;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-use simd::{Direct, Permuted, Post};
+use simd::{Direct, Permuted, Post, SddmmArgs, SpmmArgs};
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -288,41 +288,14 @@ impl Epilogue<'_> {
 pub const MIN_SPLIT_WORK: usize = 1 << 18;
 
 /// The SIMD kernels' `spmm` signature for values `S`: `y = post(init + W x)` over a row range
-/// (segments, blocks, indices, values, bias, `x` and its stride, `y` and its stride, batch,
-/// rows, epilogue).
+/// (the operands in [`SpmmArgs`]).
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-type SpmmFn<J, S> = unsafe fn(
-    &[u32],
-    usize,
-    &[J],
-    S,
-    Option<&[f32]>,
-    *const f32,
-    usize,
-    *mut f32,
-    usize,
-    usize,
-    std::ops::Range<usize>,
-    Post,
-);
+type SpmmFn<J, S> = unsafe fn(&SpmmArgs<'_, J, S>, std::ops::Range<usize>);
 
-/// The SIMD kernels' `sddmm` signature: weight (and bias) gradients over a row range
-/// (segments, blocks, indices, `dy` and its stride, `x` and its stride, gradient, bias
-/// gradient, batch, rows).
+/// The SIMD kernels' `sddmm` signature: weight (and bias) gradients over a row range (the
+/// operands in [`SddmmArgs`]).
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-type GradFn<J> = unsafe fn(
-    &[u32],
-    usize,
-    &[J],
-    *const f32,
-    usize,
-    *const f32,
-    usize,
-    *mut f32,
-    Option<*mut f32>,
-    usize,
-    std::ops::Range<usize>,
-);
+type GradFn<J> = unsafe fn(&SddmmArgs<'_, J>, std::ops::Range<usize>);
 
 /// One instruction set's SIMD kernels for column indices `J` and values borrowed for `'a`, as
 /// function pointers.
@@ -484,33 +457,27 @@ fn forward_with<I: ColIndex>(
         }
         #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         Some(k) => {
-            let (s, parts, idx) = (seg.as_slice(), seg.parts(), w.col_idx());
-            let (xp, yp) = (x.as_slice().as_ptr(), y.as_mut_slice().as_mut_ptr());
-            let ptrs = Shared((xp, yp, epilogue.post()));
+            let args = Shared(SpmmArgs {
+                seg: seg.as_slice(),
+                parts: seg.parts(),
+                idx: w.col_idx(),
+                val: Direct(val),
+                bias: Some(bias),
+                x: x.as_slice().as_ptr(),
+                xs,
+                y: y.as_mut_slice().as_mut_ptr(),
+                ys,
+                batch,
+                post: epilogue.post(),
+            });
             split_rows(w.row_ptr(), batch, &|rows| {
-                let (xp, yp, post) = ptrs.get();
                 // SAFETY: the kernels are those of an implementation the CPU supports; `seg`
                 // fits `w`, so its offsets are valid and increasing within each row of `idx`
                 // (whose indices are below `n_cols`, the rows `x` holds); `val` has a value per
                 // entry; `y` and a ReLU mask hold `n_rows` rows; all strides cover `batch`
-                // lanes; `y` is a unique borrow distinct from `x`, and the threads of a split
-                // write disjoint rows.
-                unsafe {
-                    (k.forward)(
-                        s,
-                        parts,
-                        idx,
-                        Direct(val),
-                        Some(bias),
-                        xp,
-                        xs,
-                        yp,
-                        ys,
-                        batch,
-                        rows,
-                        post,
-                    )
-                }
+                // lanes rounded up to whole vectors (`Activations`); `y` is a unique borrow
+                // distinct from `x`, and the threads of a split write disjoint rows.
+                unsafe { (k.forward)(&args.get(), rows) }
             });
         }
         _ => {
@@ -560,24 +527,32 @@ fn backward_data_with<I: ColIndex>(
         #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         Some(k) => {
             let seg = t.segments();
-            let (s, parts, idx, perm) = (seg.as_slice(), seg.parts(), t.rows(), t.perm());
-            let (dyp, dxp) = (dy.as_slice().as_ptr(), dx.as_mut_slice().as_mut_ptr());
-            let ptrs = Shared((dyp, dxp, epilogue.post()));
+            let args = Shared(SpmmArgs {
+                seg: seg.as_slice(),
+                parts: seg.parts(),
+                idx: t.rows(),
+                val: Permuted {
+                    values: val,
+                    perm: t.perm(),
+                },
+                bias: None,
+                x: dy.as_slice().as_ptr(),
+                xs: dys,
+                y: dx.as_mut_slice().as_mut_ptr(),
+                ys: dxs,
+                batch,
+                post: epilogue.post(),
+            });
             split_rows(t.col_ptr(), batch, &|rows| {
-                let (dyp, dxp, post) = ptrs.get();
-                let val = Permuted { values: val, perm };
                 // SAFETY: the kernels are those of an implementation the CPU supports; `t`
                 // fits `w` and its segments were built from its own offsets, so they are
                 // valid, increasing offsets for `idx` and the permutation (both `nnz` long,
                 // every slot below `nnz`, the length of the values) and every row index is
                 // below `n_rows`, the rows `dy` holds; `dx` and a ReLU mask hold `n_cols` rows;
-                // strides cover `batch` lanes; `dx` is a unique borrow distinct from `dy`, and
-                // the threads of a split write disjoint rows.
-                unsafe {
-                    (k.backward)(
-                        s, parts, idx, val, None, dyp, dys, dxp, dxs, batch, rows, post,
-                    )
-                }
+                // strides cover `batch` lanes rounded up to whole vectors (`Activations`); `dx`
+                // is a unique borrow distinct from `dy`, and the threads of a split write
+                // disjoint rows.
+                unsafe { (k.backward)(&args.get(), rows) }
             });
         }
         _ => {
@@ -644,22 +619,26 @@ fn weight_and_bias_grad<I: ColIndex>(
     match simd::<I>() {
         #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         Some(k) => {
-            let (s, parts, idx) = (seg.as_slice(), seg.parts(), w.col_idx());
-            let (dyp, xp, g) = (
-                dy.as_slice().as_ptr(),
-                x.as_slice().as_ptr(),
-                grad.as_mut_ptr(),
-            );
-            let bp = bias.as_deref_mut().map(|b| b.as_mut_ptr());
-            let ptrs = Shared((dyp, xp, g, bp));
+            let args = Shared(SddmmArgs {
+                seg: seg.as_slice(),
+                parts: seg.parts(),
+                idx: w.col_idx(),
+                dy: dy.as_slice().as_ptr(),
+                dys,
+                x: x.as_slice().as_ptr(),
+                xs,
+                grad: grad.as_mut_ptr(),
+                bias: bias.as_deref_mut().map(|b| b.as_mut_ptr()),
+                batch,
+            });
             split_rows(w.row_ptr(), batch, &|rows| {
-                let (dyp, xp, g, bp) = ptrs.get();
                 // SAFETY: the kernels are those of an implementation the CPU supports; `seg`
                 // fits `w`, so its offsets are valid and increasing within each row of `idx`
                 // (indices below `n_cols`, the rows `x` holds); `dy` holds `n_rows` rows;
                 // `grad` has `nnz` entries and is a unique borrow, of which the threads of a
-                // split write the disjoint slots of their rows; strides cover `batch` lanes.
-                unsafe { (k.weight_grad)(s, parts, idx, dyp, dys, xp, xs, g, bp, batch, rows) }
+                // split write the disjoint slots of their rows; strides cover `batch` lanes
+                // rounded up to whole vectors (`Activations`).
+                unsafe { (k.weight_grad)(&args.get(), rows) }
             });
         }
         _ => {

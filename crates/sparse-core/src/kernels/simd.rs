@@ -136,6 +136,53 @@ impl Values for Permuted<'_> {
     }
 }
 
+/// The operands of `spmm`: `y[j] = post(init_j + Σ_{e of row j} val[e] · x[idx[e]])`, with
+/// `init_j` = `bias[j]` (or 0 without a bias) and row `j`'s entries cut into column blocks by
+/// `seg` (`parts + 1` offsets per row, see [`crate::csr::Segments`]).
+///
+/// Contract for the rows a call covers: `seg` holds `parts + 1` valid, increasing offsets into
+/// `idx` and `val` for each of them; `bias`, if given, has a value per row; `x` holds
+/// `max(idx) + 1` rows of stride `xs ≥ batch`, `y` those rows with stride `ys ≥ batch`, not
+/// overlapping `x`, and a [`Post::Mask`] pointer those rows with its stride (≥ batch); in all
+/// three, the lanes up to `batch` rounded up to a whole vector are readable (as in
+/// [`crate::Activations`]).
+#[derive(Clone, Copy)]
+pub(in crate::kernels) struct SpmmArgs<'a, J, S> {
+    pub seg: &'a [u32],
+    pub parts: usize,
+    pub idx: &'a [J],
+    pub val: S,
+    pub bias: Option<&'a [f32]>,
+    pub x: *const f32,
+    pub xs: usize,
+    pub y: *mut f32,
+    pub ys: usize,
+    pub batch: usize,
+    pub post: Post,
+}
+
+/// The operands of `sddmm`: `grad[e] = Σ_b dy[j,b] · x[k,b]` for each stored entry
+/// `e = (j, k)`, whose rows `seg` cuts into column blocks as for [`SpmmArgs`], and
+/// `bias[j] = Σ_b dy[j,b]` when given.
+///
+/// Contract for the rows a call covers: `seg` holds `parts + 1` valid, increasing offsets into
+/// `idx` for each of them, and `grad` as many floats as `idx`; `dy` holds those rows with
+/// stride `dys ≥ batch`, and `x` holds `max(idx) + 1` rows of stride `xs ≥ batch`, readable up
+/// to `batch` rounded up to a whole vector; `bias`, if given, holds a writable float per row.
+#[derive(Clone, Copy)]
+pub(in crate::kernels) struct SddmmArgs<'a, J> {
+    pub seg: &'a [u32],
+    pub parts: usize,
+    pub idx: &'a [J],
+    pub dy: *const f32,
+    pub dys: usize,
+    pub x: *const f32,
+    pub xs: usize,
+    pub grad: *mut f32,
+    pub bias: Option<*mut f32>,
+    pub batch: usize,
+}
+
 /// Expands the kernels for one instruction set. The invoking module defines `V` (vector), `W`
 /// (lanes), `TILE` (floats per batch tile, at most 8 vectors), `Mask` (the live lanes of a
 /// tile's last vector, as `mask(n)` makes it), and the helpers `zero`, `splat`, `add`, `fma`, `fmam`,
@@ -144,7 +191,7 @@ impl Values for Permuted<'_> {
 macro_rules! simd_kernels {
     ($feat:literal) => {
         use crate::csr::ColIndex;
-        use crate::kernels::simd::{Post, Values};
+        use crate::kernels::simd::{Post, SddmmArgs, SpmmArgs, Values};
 
         /// Vectors per full tile.
         const TV: usize = TILE / W;
@@ -324,100 +371,53 @@ macro_rules! simd_kernels {
             }
         }
 
-        /// `y[j] = post(init_j + Σ_{e of row j} val[e] · x[idx[e]])` for the rows `rows`, where
-        /// `init_j` is `bias[j]` (or 0 without a bias) and row `j`'s entries are cut into
-        /// column blocks by `seg` (`parts + 1` offsets per row, see
-        /// [`crate::csr::Segments`]). Block by block, so one block of input rows stays in L1.
+        /// `y[j] = post(init_j + Σ_{e of row j} val[e] · x[idx[e]])` for the rows `rows` (the
+        /// operands as [`SpmmArgs`] describes them), block by block, so one block of input rows
+        /// stays in L1.
         ///
         /// # Safety
-        /// The CPU supports the module's features; `seg` holds `parts + 1` valid, increasing
-        /// offsets into `idx` and `val` for every row of `rows`; `bias`, if given, has a value
-        /// per row; `x` holds `max(idx) + 1` rows of stride `xs ≥ batch`, `y` holds the rows
-        /// `rows` of stride `ys ≥ batch` and does not overlap `x`; a [`Post::Mask`] pointer
-        /// holds the rows `rows` with its stride (≥ batch); in all three, the lanes up to `batch`
-        /// rounded up to a whole vector are readable (as in [`crate::Activations`]). No other thread writes the rows
-        /// `rows` of `y` during the call.
+        /// The CPU supports the module's features; `a` meets the contract of [`SpmmArgs`] for
+        /// the rows `rows`, and no other thread writes those rows of `y` during the call.
         #[target_feature(enable = $feat)]
-        #[allow(clippy::too_many_arguments)]
         pub(in crate::kernels) unsafe fn spmm<J: ColIndex, S: Values>(
-            seg: &[u32],
-            parts: usize,
-            idx: &[J],
-            val: S,
-            bias: Option<&[f32]>,
-            x: *const f32,
-            xs: usize,
-            y: *mut f32,
-            ys: usize,
-            batch: usize,
+            a: &SpmmArgs<'_, J, S>,
             rows: std::ops::Range<usize>,
-            post: Post,
         ) {
-            for (t, rem) in tiles(batch) {
+            for (t, rem) in tiles(a.batch) {
                 let nv = rem.div_ceil(W);
                 let masked = rem % W != 0;
                 let m = mask(rem - (nv - 1) * W);
-                let tile = SpmmTile {
-                    seg,
-                    parts,
-                    idx,
-                    val,
-                    bias,
-                    x,
-                    xs,
-                    y,
-                    ys,
-                    t,
-                    m,
-                    post,
-                };
                 // SAFETY: forwarded from the caller's contract, for the tile `t..t + rem`.
                 unsafe {
                     if nv == TV && !masked {
-                        spmm_rows::<J, S, TV, false>(&tile, rows.clone())
+                        spmm_rows::<J, S, TV, false>(a, t, m, rows.clone())
                     } else {
-                        by_width!(nv, masked, spmm_rows::<J, S>(&tile, rows.clone()))
+                        by_width!(nv, masked, spmm_rows::<J, S>(a, t, m, rows.clone()))
                     }
                 }
             }
         }
 
-        /// What [`spmm_rows`] needs besides the rows: [`spmm`]'s arguments, the tile's first
-        /// lane `t` and the mask `m` of its last vector.
-        struct SpmmTile<'a, J, S> {
-            seg: &'a [u32],
-            parts: usize,
-            idx: &'a [J],
-            val: S,
-            bias: Option<&'a [f32]>,
-            x: *const f32,
-            xs: usize,
-            y: *mut f32,
-            ys: usize,
-            t: usize,
-            m: Mask,
-            post: Post,
-        }
-
-        /// [`spmm`] over one tile of `NV` vectors for the rows `rows`, block by block: the
-        /// tile's width is dispatched once, so each segment's [`spmm_tile`] is a direct call
-        /// the compiler can inline.
+        /// [`spmm`] over the tile of `NV` vectors from lane `t` (the last vector masked by `m`
+        /// when `MASKED`) for the rows `rows`: the tile's width is dispatched once, so each
+        /// segment's [`spmm_tile`] is a direct call the compiler can inline.
         ///
         /// # Safety
-        /// As [`spmm`], for the tile of `NV` vectors at lane `k.t` (the last one masked when
-        /// `MASKED`).
+        /// As [`spmm`], for a tile within the first `batch` lanes.
         #[target_feature(enable = $feat)]
         unsafe fn spmm_rows<J: ColIndex, S: Values, const NV: usize, const MASKED: bool>(
-            k: &SpmmTile<'_, J, S>,
+            a: &SpmmArgs<'_, J, S>,
+            t: usize,
+            m: Mask,
             rows: std::ops::Range<usize>,
         ) {
-            let (parts, t) = (k.parts, k.t);
+            let parts = a.parts;
             for part in 0..parts {
                 let last = part + 1 == parts;
                 for j in rows.clone() {
                     let s = j * (parts + 1) + part;
-                    let (lo, hi) = (k.seg[s] as usize, k.seg[s + 1] as usize);
-                    let p = match k.post {
+                    let (lo, hi) = (a.seg[s] as usize, a.seg[s + 1] as usize);
+                    let p = match a.post {
                         _ if !last => Post::Store,
                         // SAFETY: the caller guarantees the mask holds the rows `rows`.
                         Post::Mask(h, hs) => Post::Mask(unsafe { h.add(j * hs + t) }, hs),
@@ -427,13 +427,13 @@ macro_rules! simd_kernels {
                     if part > 0 && lo == hi && matches!(p, Post::Store) {
                         continue;
                     }
-                    let init = (part == 0).then(|| k.bias.map_or(0.0, |b| b[j]));
-                    let (ri, rv) = (&k.idx[lo..hi], k.val.part(lo, hi));
+                    let init = (part == 0).then(|| a.bias.map_or(0.0, |b| b[j]));
+                    let (ri, rv) = (&a.idx[lo..hi], a.val.part(lo, hi));
                     // SAFETY: the tile lies within the first `batch` lanes of each row, which
                     // the caller guarantees exist in `x`, `y` and the mask.
                     unsafe {
-                        let (xt, out) = (k.x.add(t), k.y.add(j * k.ys + t));
-                        spmm_tile::<J, S, NV, MASKED>(ri, rv, init, xt, k.xs, out, k.m, p)
+                        let (xt, out) = (a.x.add(t), a.y.add(j * a.ys + t));
+                        spmm_tile::<J, S, NV, MASKED>(ri, rv, init, xt, a.xs, out, m, p)
                     }
                 }
             }
@@ -542,105 +542,64 @@ macro_rules! simd_kernels {
         }
 
         /// `grad[e] = Σ_b dy[j,b] · x[k,b]` for every stored entry `e = (j, k)` of the rows
-        /// `rows`, whose entries `seg` cuts into column blocks as for [`spmm`]; those slots of
-        /// `grad` are overwritten, and so are those of `bias` (`Σ_b dy[j,b]`) when given.
+        /// `rows` (the operands as [`SddmmArgs`] describes them); those slots of `grad` are
+        /// overwritten, and so are those of `bias` (`Σ_b dy[j,b]`) when given.
         ///
         /// # Safety
-        /// The CPU supports the module's features; `seg` holds `parts + 1` valid, increasing
-        /// offsets into `idx` for every row of `rows`, and `grad` as many floats as `idx`;
-        /// `dy` holds the rows `rows` with stride `dys ≥ batch` and `x` holds `max(idx) + 1`
-        /// rows of stride `xs ≥ batch`, readable up to `batch` rounded up to a whole vector;
-        /// `bias`, if given, holds a writable float per row. No
-        /// other thread touches the slots of `grad` and `bias` the rows `rows` own during the
-        /// call.
+        /// The CPU supports the module's features; `a` meets the contract of [`SddmmArgs`] for
+        /// the rows `rows`, and no other thread touches the slots of `grad` and `bias` those
+        /// rows own during the call.
         #[target_feature(enable = $feat)]
-        #[allow(clippy::too_many_arguments)]
         pub(in crate::kernels) unsafe fn sddmm<J: ColIndex>(
-            seg: &[u32],
-            parts: usize,
-            idx: &[J],
-            dy: *const f32,
-            dys: usize,
-            x: *const f32,
-            xs: usize,
-            grad: *mut f32,
-            bias: Option<*mut f32>,
-            batch: usize,
+            a: &SddmmArgs<'_, J>,
             rows: std::ops::Range<usize>,
         ) {
-            for (t, rem) in tiles(batch) {
+            for (t, rem) in tiles(a.batch) {
                 let nv = rem.div_ceil(W);
                 let masked = rem % W != 0;
                 let m = mask(rem - (nv - 1) * W);
-                let tile = SddmmTile {
-                    seg,
-                    parts,
-                    idx,
-                    dy,
-                    dys,
-                    x,
-                    xs,
-                    grad,
-                    bias,
-                    t,
-                    m,
-                };
                 // SAFETY: forwarded from the caller's contract, for the tile `t..t + rem`.
                 unsafe {
                     if nv == TV && !masked {
-                        sddmm_rows::<J, TV, false>(&tile, rows.clone())
+                        sddmm_rows::<J, TV, false>(a, t, m, rows.clone())
                     } else {
-                        by_width!(nv, masked, sddmm_rows::<J>(&tile, rows.clone()))
+                        by_width!(nv, masked, sddmm_rows::<J>(a, t, m, rows.clone()))
                     }
                 }
             }
         }
 
-        /// What [`sddmm_rows`] needs besides the rows: [`sddmm`]'s arguments, the tile's first
-        /// lane `t` and the mask `m` of its last vector.
-        struct SddmmTile<'a, J> {
-            seg: &'a [u32],
-            parts: usize,
-            idx: &'a [J],
-            dy: *const f32,
-            dys: usize,
-            x: *const f32,
-            xs: usize,
-            grad: *mut f32,
-            bias: Option<*mut f32>,
-            t: usize,
-            m: Mask,
-        }
-
-        /// [`sddmm`] over one tile of `NV` vectors for the rows `rows`, block by block, with
-        /// the tile's width dispatched once (as [`spmm_rows`]).
+        /// [`sddmm`] over the tile of `NV` vectors from lane `t` (the last vector masked by `m`
+        /// when `MASKED`) for the rows `rows`, with the tile's width dispatched once (as
+        /// [`spmm_rows`]).
         ///
         /// # Safety
-        /// As [`sddmm`], for the tile of `NV` vectors at lane `k.t` (the last one masked when
-        /// `MASKED`).
+        /// As [`sddmm`], for a tile within the first `batch` lanes.
         #[target_feature(enable = $feat)]
         unsafe fn sddmm_rows<J: ColIndex, const NV: usize, const MASKED: bool>(
-            k: &SddmmTile<'_, J>,
+            a: &SddmmArgs<'_, J>,
+            t: usize,
+            m: Mask,
             rows: std::ops::Range<usize>,
         ) {
-            let (parts, t) = (k.parts, k.t);
+            let parts = a.parts;
             let accumulate = t > 0;
             for part in 0..parts {
                 for j in rows.clone() {
                     let s = j * (parts + 1) + part;
-                    let (lo, hi) = (k.seg[s] as usize, k.seg[s + 1] as usize);
+                    let (lo, hi) = (a.seg[s] as usize, a.seg[s + 1] as usize);
                     // SAFETY: the caller guarantees a bias slot per row.
-                    let b = k.bias.filter(|_| part == 0).map(|b| unsafe { b.add(j) });
+                    let b = a.bias.filter(|_| part == 0).map(|b| unsafe { b.add(j) });
                     if lo == hi && b.is_none() {
                         continue;
                     }
-                    let ri = &k.idx[lo..hi];
+                    let ri = &a.idx[lo..hi];
                     // SAFETY: the tile lies within the first `batch` lanes of each row, which
                     // the caller guarantees exist in `dy` and `x`; `lo..hi` are slots of
                     // `grad`.
                     unsafe {
-                        let (d, xt, g) = (k.dy.add(j * k.dys + t), k.x.add(t), k.grad.add(lo));
-                        sddmm_tile::<J, NV, MASKED>(ri, g, d, xt, k.xs, k.m, accumulate, b)
+                        let (d, xt, g) = (a.dy.add(j * a.dys + t), a.x.add(t), a.grad.add(lo));
+                        sddmm_tile::<J, NV, MASKED>(ri, g, d, xt, a.xs, m, accumulate, b)
                     }
                 }
             }
