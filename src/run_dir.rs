@@ -68,11 +68,14 @@ impl RunDir {
         let dir = Self {
             root: root.to_path_buf(),
         };
-        // What a start killed before writing config.json leaves (the lock file, an empty
-        // checkpoints folder) does not count.
+        // What a start killed before config.json was in place leaves (the lock file, an empty
+        // checkpoints folder, a half-written config.json.tmp) does not count.
         let leftover = |e: &fs::DirEntry| {
             let empty = |p: &Path| fs::read_dir(p).is_ok_and(|mut d| d.next().is_none());
-            e.file_name() == ".lock" || (e.file_name() == "checkpoints" && empty(&e.path()))
+            let name = e.file_name();
+            name == ".lock"
+                || name == "config.json.tmp"
+                || (name == "checkpoints" && empty(&e.path()))
         };
         let occupied = root.exists()
             && fs::read_dir(root)
@@ -345,5 +348,53 @@ impl Logs {
             .sync_data()
             .with_context(at(&self.paths.0))?;
         self.log.sync_data().with_context(at(&self.paths.1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scratch directory under the system's temporary folder, removed when dropped.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Self {
+            let p =
+                std::env::temp_dir().join(format!("ds-td3-rundir-{name}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&p);
+            fs::create_dir_all(&p).unwrap();
+            Self(p)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_start_killed_before_its_config_leaves_a_directory_a_new_start_may_use() {
+        // The lock file, an empty checkpoints folder and a half-written config.json.tmp: what
+        // a kill between creating the directory and renaming config.json into place leaves.
+        let s = Scratch::new("leftovers");
+        let root = s.0.join("run");
+        fs::create_dir_all(root.join("checkpoints")).unwrap();
+        fs::write(root.join(".lock"), b"").unwrap();
+        fs::write(root.join("config.json.tmp"), b"{\"algo\":").unwrap();
+        let (dir, lock) = RunDir::create(&root, false).expect("leftovers do not count");
+        drop((dir, lock));
+
+        // Anything else makes it a run directory that needs --force.
+        let other = s.0.join("other");
+        fs::create_dir_all(other.join("checkpoints")).unwrap();
+        fs::write(other.join("evaluations.csv"), b"step\n").unwrap();
+        let err = RunDir::create(&other, false).expect_err("an occupied directory");
+        assert!(err.to_string().contains("already exists"), "{err}");
+        let full = s.0.join("full");
+        fs::create_dir_all(full.join("checkpoints")).unwrap();
+        fs::write(full.join("checkpoints/latest.bin"), b"x").unwrap();
+        assert!(RunDir::create(&full, false).is_err(), "a checkpoint counts");
     }
 }
