@@ -5,10 +5,11 @@
 #   scripts/steps-per-second.sh [ENV] [RUNS] [BINARY]     (defaults: Hopper-v3 3 target/release/ds-td3)
 #
 # Each run trains 45 000 steps with the paper's settings (25 000 random steps, then one TD3
-# iteration per step; DS evolving every 1 000 iterations) and evaluates every 5 000 steps; the rate is the number of steps between
-# the evaluations at 30 000 and 45 000 divided by the wall time between them (evaluations.csv),
-# so start-up, the random phase and the first training steps are left out. Early evaluations
-# are short episodes (a few milliseconds each). Run it on an otherwise idle machine.
+# iteration per step; DS evolving every 1 000 iterations) and evaluates every 5 000 steps; the
+# rate is the number of steps between the evaluations at 30 000 and 45 000 divided by the wall
+# time between them (evaluations.csv), so start-up, the random phase and the first training
+# steps are left out. Early evaluations are short episodes (a few milliseconds each). Run it on
+# an otherwise idle machine.
 #
 # VARIANTS (default "ds dense") and THREADS (default "1 2") choose what is measured; besides the
 # algorithm names, ds-90 and ds-95 are DS-TD3 at 90% and 95% sparsity with gradient growth

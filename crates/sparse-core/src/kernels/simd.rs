@@ -185,9 +185,9 @@ pub(in crate::kernels) struct SddmmArgs<'a, J> {
 
 /// Expands the kernels for one instruction set. The invoking module defines `V` (vector), `W`
 /// (lanes), `TILE` (floats per batch tile, at most 8 vectors), `Mask` (the live lanes of a
-/// tile's last vector, as `mask(n)` makes it), and the helpers `zero`, `splat`, `add`, `fma`, `fmam`,
-/// `is_zero`, `max0`, `keep_pos`, `mask`, `load`, `loadm`, `store`, `storem`, `hsum`, `hsum2`,
-/// `acc8`, all with the feature list `$feat`.
+/// tile's last vector, as `mask(n)` makes it), and the helpers `zero`, `splat`, `add`, `fma`,
+/// `fmam`, `is_zero`, `max0`, `keep_pos`, `mask`, `load`, `loadm`, `store`, `storem`, `hsum`,
+/// `hsum2`, `acc8`, all with the feature list `$feat`.
 macro_rules! simd_kernels {
     ($feat:literal) => {
         use crate::csr::ColIndex;
@@ -274,11 +274,9 @@ macro_rules! simd_kernels {
             }
         }
 
-        /// Loads vector `l` of a tile starting at `p` whole, live lanes or not: rows are padded
-        /// to whole vectors, and a masked load of a tile's last vector costs more than a plain
-        /// one here (batch 100 ran 10–20% slower than batch 112, whose 7 vectors are full). What
-        /// the dead lanes hold must not matter to the caller: `spmm` stores only live lanes, and
-        /// `sddmm` multiplies them through [`fml`].
+        /// Loads vector `l` of a tile starting at `p` whole, live lanes or not (why: the module
+        /// documentation). What the dead lanes hold must not matter to the caller: `spmm`
+        /// stores only live lanes, and `sddmm` multiplies them through [`fml`].
         ///
         /// # Safety
         /// All `W` lanes of vector `l` must be readable.
@@ -327,7 +325,7 @@ macro_rules! simd_kernels {
             let mut a = [zero(); NV];
             match init {
                 Some(v) => a = [splat(v); NV],
-                // SAFETY: the caller guarantees the tile lanes of `out` are readable.
+                // SAFETY: the caller guarantees the tile's whole vectors of `out` are readable.
                 None => (0..NV).for_each(|l| a[l] = unsafe { ldw(out, l) }),
             }
             let mut b = [zero(); NV];
@@ -341,7 +339,7 @@ macro_rules! simd_kernels {
                 // SAFETY: the caller guarantees the rows of every index in `idx` are readable.
                 let (p0, p1) = unsafe { (x.add(col(i) * xs), x.add(col(i + 1) * xs)) };
                 for l in 0..NV {
-                    // SAFETY: as above, tile lanes only.
+                    // SAFETY: as above, the tile's whole vectors.
                     let (x0, x1) = unsafe { (ldw(p0, l), ldw(p1, l)) };
                     a[l] = fma(v0, x0, a[l]);
                     b[l] = fma(v1, x1, b[l]);
@@ -363,7 +361,7 @@ macro_rules! simd_kernels {
                 let r = match post {
                     Post::Store => r,
                     Post::Relu => max0(r),
-                    // SAFETY: the caller guarantees the mask row's tile lanes are readable.
+                    // SAFETY: the caller guarantees the mask row's whole vectors are readable.
                     Post::Mask(h, _) => keep_pos(r, unsafe { ldw(h, l) }),
                 };
                 // SAFETY: the caller guarantees the tile lanes of `out` are writable.
@@ -504,7 +502,7 @@ macro_rules! simd_kernels {
                 let mut s = [zero(); 8];
                 for l in 0..NV {
                     for c in 0..8 {
-                        // SAFETY: as above, tile lanes only.
+                        // SAFETY: as above, the tile's whole vectors.
                         s[c] = fml::<MASKED>(d[l], unsafe { ldw(rows[c], l) }, s[c], l, NV, m);
                     }
                 }
@@ -519,7 +517,7 @@ macro_rules! simd_kernels {
                 let (p0, p1) = unsafe { (x.add(idx[i0].col() * xs), x.add(idx[i1].col() * xs)) };
                 let (mut s0, mut s1) = (zero(), zero());
                 for l in 0..NV {
-                    // SAFETY: as above, tile lanes only.
+                    // SAFETY: as above, the tile's whole vectors.
                     let (x0, x1) = unsafe { (ldw(p0, l), ldw(p1, l)) };
                     s0 = fml::<MASKED>(d[l], x0, s0, l, NV, m);
                     s1 = fml::<MASKED>(d[l], x1, s1, l, NV, m);
