@@ -7,6 +7,7 @@
 
 #define DS_KERNEL(name, ...) void dsemu_##name(unsigned long long n_items, __VA_ARGS__)
 #define FOR_EACH_ITEM(i) for (unsigned long long i = 0; i < n_items; ++i)
+#define DS_DEVICE static inline
 #define atomicAdd(p, v) (*(p) += (v))
 
 static unsigned float_bits(float x)

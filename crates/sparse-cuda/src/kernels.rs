@@ -148,23 +148,28 @@ kernels! {
     /// `dx = Wᵀ dz` through the transposed structure; items `n_in · batch`.
     fn csr_backward_data(batch: val u32, col_ptr: read u32, rows: read u32, perm: read u32,
         vals: read f32, dz: read f32, dx: write f32);
-    /// Weight gradient at stored positions; items `nnz`.
-    fn csr_weight_grad(batch: val u32, conn_rows: read u32, cols: read u32, dz: read f32,
-        x: read f32, dw: write f32);
-    /// Bias gradient; items `n_out`.
-    fn bias_grad(batch: val u32, dz: read f32, db: write f32);
+    /// Parameter gradients, first step: per-lane partial sums of a sparse layer's `nnz`
+    /// weights, then of its biases; items `(nnz + n_out) · lanes`.
+    fn param_grad_part(batch: val u32, lanes: val u32, nnz: val u32, conn_rows: read u32,
+        cols: read u32, dz: read f32, x: read f32, part: write f32);
+    /// A dense layer's bias gradient, first step: per-lane partial sums; items `n_out · lanes`.
+    fn row_sum_part(batch: val u32, lanes: val u32, dz: read f32, part: write f32);
+    /// Parameter gradients, second step: each sum's lanes added in order, the first `n_first`
+    /// into `first`, the rest into `second`; items = sums.
+    fn sum_lanes(lanes: val u32, n_first: val u32, part: read f32, first: write f32,
+        second: write f32);
     /// One Adam step; items = parameters.
     fn adam_step(p: write f32, g: read f32, m: write f32, v: write f32, one_minus_beta1: val f32,
         beta2: val f32, one_minus_beta2: val f32, weight_decay: val f32, neg_step_size: val f32,
         bias_correction2_sqrt: val f32, eps: val f32, tiny_grad: val f32, tiny_moment: val f32);
     /// `target = t · online + u · target`; items = elements.
     fn soft_update(target: write f32, online: read f32, t: val f32, u: val f32);
-    /// Scatters the target topology into the dense scratch; items `n_out`.
-    fn union_target(n_in: val u32, row_ptr: read u32, cols: read u32, vals: read f32,
-        dense: write f32, flags: write u32);
-    /// Mixes in the online topology; items `n_out`.
-    fn union_online(n_in: val u32, row_ptr: read u32, cols: read u32, vals: read f32,
-        dense: write f32, flags: write u32, t: val f32, u: val f32);
+    /// Scatters the target topology into the dense scratch; items = target connections.
+    fn union_target(n_out: val u32, n_in: val u32, row_ptr: read u32, cols: read u32,
+        vals: read f32, dense: write f32, flags: write u32);
+    /// Mixes in the online topology; items = online connections.
+    fn union_online(n_out: val u32, n_in: val u32, row_ptr: read u32, cols: read u32,
+        vals: read f32, dense: write f32, flags: write u32, t: val f32, u: val f32);
     /// Mixes positions present on one side only; items `n_out · n_in`.
     fn union_finish(dense: write f32, flags: read u32, t: val f32, u: val f32);
     /// Resets the selection state; one item.
@@ -174,15 +179,22 @@ kernels! {
         shift: val u32);
     /// Fixes one digit of the threshold; one item.
     fn select_digit(state: write u32, hist: write u32, shift: val u32);
+    /// Per-chunk survivors and ties; items `n_out · nch`.
+    fn prune_count(n_in: val u32, chunk: val u32, nch: val u32, dense: read f32, flags: read u32,
+        state: read u32, chunk_keep: write u32, chunk_ties: write u32);
     /// Per-row survivors and ties; items `n_out`.
-    fn prune_count(n_in: val u32, dense: read f32, flags: read u32, state: read u32,
-        row_keep: write u32, row_ties: write u32);
+    fn prune_rows(nch: val u32, chunk_keep: read u32, chunk_ties: read u32, row_keep: write u32,
+        row_ties: write u32);
     /// Row pointers of the pruned layer; one item.
     fn prune_scan(n_out: val u32, state: read u32, row_keep: read u32, row_ties: write u32,
         row_ptr: write u32);
-    /// Writes the pruned layer; items `n_out`.
-    fn prune_write(n_in: val u32, dense: read f32, flags: read u32, state: read u32,
-        row_drop: read u32, row_ptr: read u32, cols: write u32, vals: write f32);
+    /// Each chunk's first slot and ties to drop; items `n_out`.
+    fn prune_chunks(nch: val u32, row_ptr: read u32, row_drop: read u32, chunk_keep: write u32,
+        chunk_ties: write u32);
+    /// Writes the pruned layer; items `n_out · nch`.
+    fn prune_write(n_in: val u32, chunk: val u32, nch: val u32, dense: read f32, flags: read u32,
+        state: read u32, chunk_drop: read u32, chunk_out: read u32, cols: write u32,
+        vals: write f32);
     /// TD3's smoothed target action; items `act_dim · batch`.
     fn smoothed_action(pi: read f32, noise: read f32, out: write f32, noise_clip: val f32,
         max_action: val f32);

@@ -67,10 +67,7 @@ impl GpuGrads {
 
     /// Device bytes held.
     pub fn bytes(&self) -> usize {
-        self.layers
-            .iter()
-            .map(|g| g.weights.bytes() + g.bias.bytes())
-            .sum()
+        self.layers.iter().map(GpuLayerGrads::bytes).sum()
     }
 }
 

@@ -23,7 +23,14 @@ pub(crate) struct PruneScratch {
     hist: Buffer<u32>,
     row_keep: Buffer<u32>,
     row_ties: Buffer<u32>,
+    /// Per chunk of [`CHUNK`] cells of a row: survivors and ties, then (after `prune_chunks`)
+    /// first slot and ties dropped.
+    chunk_keep: Buffer<u32>,
+    chunk_ties: Buffer<u32>,
 }
+
+/// Cells of a row one item of the counting and writing kernels covers (see `kernels.cu`).
+const CHUNK: usize = 32;
 
 impl PruneScratch {
     fn new(dev: &Device, n_out: usize, n_in: usize) -> Result<Self> {
@@ -34,6 +41,8 @@ impl PruneScratch {
             hist: dev.zeros(256)?,
             row_keep: dev.zeros(n_out)?,
             row_ties: dev.zeros(n_out)?,
+            chunk_keep: dev.zeros(n_out * n_in.div_ceil(CHUNK))?,
+            chunk_ties: dev.zeros(n_out * n_in.div_ceil(CHUNK))?,
         })
     }
 
@@ -44,6 +53,8 @@ impl PruneScratch {
             + self.hist.bytes()
             + self.row_keep.bytes()
             + self.row_ties.bytes()
+            + self.chunk_keep.bytes()
+            + self.chunk_ties.bytes()
     }
 }
 
@@ -99,7 +110,7 @@ fn union_and_prune(
     (t, u): (f32, f32),
 ) -> Result<()> {
     // The online count: the target's own, except after a final prune-only evolution.
-    let budget = ts.nnz().min(os.nnz());
+    let (target_nnz, budget) = (ts.nnz(), ts.nnz().min(os.nnz()));
     let (n_out, n_in) = (ts.n_out(), ts.n_in());
     let n_in32 = n_in as u32;
     let s = match &mut ts.scratch {
@@ -107,11 +118,14 @@ fn union_and_prune(
         slot => slot.insert(PruneScratch::new(dev, n_out, n_in)?),
     };
     let cells = n_out * n_in;
+    let (n_out32, nch) = (n_out as u32, n_in.div_ceil(CHUNK));
+    let (chunk, nch32) = (CHUNK as u32, nch as u32);
     s.dense.fill_zero()?;
     s.flags.fill_zero()?;
     k::union_target(
         dev,
-        n_out,
+        target_nnz,
+        n_out32,
         n_in32,
         &ts.row_ptr,
         &ts.cols,
@@ -121,7 +135,8 @@ fn union_and_prune(
     )?;
     k::union_online(
         dev,
-        n_out,
+        os.nnz(),
+        n_out32,
         n_in32,
         &os.row_ptr,
         &os.cols,
@@ -137,34 +152,37 @@ fn union_and_prune(
         k::select_histogram(dev, cells, &s.dense, &s.flags, &s.state, &mut s.hist, shift)?;
         k::select_digit(dev, 1, &mut s.state, &mut s.hist, shift)?;
     }
+    let chunks = n_out * nch;
+    let (dense, flags, state) = (&s.dense, &s.flags, &s.state);
+    let (chunk_keep, chunk_ties) = (&mut s.chunk_keep, &mut s.chunk_ties);
+    let (row_keep, row_ties) = (&mut s.row_keep, &mut s.row_ties);
     k::prune_count(
+        dev, chunks, n_in32, chunk, nch32, dense, flags, state, chunk_keep, chunk_ties,
+    )?;
+    k::prune_rows(
+        dev, n_out, nch32, chunk_keep, chunk_ties, row_keep, row_ties,
+    )?;
+    k::prune_scan(dev, 1, n_out32, state, row_keep, row_ties, &mut ts.row_ptr)?;
+    k::prune_chunks(
         dev,
         n_out,
-        n_in32,
-        &s.dense,
-        &s.flags,
-        &s.state,
-        &mut s.row_keep,
-        &mut s.row_ties,
-    )?;
-    k::prune_scan(
-        dev,
-        1,
-        n_out as u32,
-        &s.state,
-        &s.row_keep,
-        &mut s.row_ties,
-        &mut ts.row_ptr,
+        nch32,
+        &ts.row_ptr,
+        row_ties,
+        chunk_keep,
+        chunk_ties,
     )?;
     k::prune_write(
         dev,
-        n_out,
+        chunks,
         n_in32,
-        &s.dense,
-        &s.flags,
-        &s.state,
-        &s.row_ties,
-        &ts.row_ptr,
+        chunk,
+        nch32,
+        dense,
+        flags,
+        state,
+        chunk_ties,
+        chunk_keep,
         &mut ts.cols,
         &mut ts.vals,
     )?;
