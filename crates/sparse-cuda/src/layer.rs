@@ -381,13 +381,13 @@ impl GpuLayer {
         // Each lane sums at least one sample.
         let lanes = SUM_LANES.min(batch).max(1);
         let l32 = lanes as u32;
-        grads.reserve_scratch(self.sums() * lanes, dev)?;
-        let (n_out, part) = (self.n_out(), &mut grads.part);
+        let sums = self.sums();
+        grads.reserve_scratch(sums * lanes, dev)?;
+        let part = &mut grads.part;
         match &self.kind {
             Kind::Sparse(s) => {
                 let bw = s.backward_index()?;
                 let nnz = as_u32("connections", s.nnz)?;
-                let sums = s.nnz + n_out;
                 let (conn_rows, cols) = (&bw.conn_rows, &s.cols);
                 let (dz, x) = (dz.buffer(), x.buffer());
                 k::param_grad_part(
@@ -425,16 +425,9 @@ impl GpuLayer {
                     0.0,
                     (&mut grads.weights, d.n_in),
                 )?;
-                k::row_sum_part(dev, n_out * lanes, b32, l32, dz.buffer(), part)?;
-                k::sum_lanes(
-                    dev,
-                    n_out,
-                    l32,
-                    0,
-                    part,
-                    &mut grads.weights,
-                    &mut grads.bias,
-                )?;
+                // A dense layer's sums are its biases.
+                k::row_sum_part(dev, sums * lanes, b32, l32, dz.buffer(), part)?;
+                k::sum_lanes(dev, sums, l32, 0, part, &mut grads.weights, &mut grads.bias)?;
             }
         }
         let work = 2 * (self.live_connections() * batch) as u64;

@@ -110,7 +110,8 @@ fn union_and_prune(
     (t, u): (f32, f32),
 ) -> Result<()> {
     // The online count: the target's own, except after a final prune-only evolution.
-    let (target_nnz, budget) = (ts.nnz(), ts.nnz().min(os.nnz()));
+    let target_nnz = ts.nnz();
+    let budget = target_nnz.min(os.nnz());
     let (n_out, n_in) = (ts.n_out(), ts.n_in());
     let n_in32 = n_in as u32;
     let s = match &mut ts.scratch {
