@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use rand::{SeedableRng, rngs::StdRng};
-use sparse_core::kernels::Isa;
+use sparse_core::kernels::{Epilogue, Isa};
 use sparse_core::policy::{Policy, PolicyInfo};
 use sparse_core::profile::{self, Part};
 use sparse_core::{Activations, Layer, Workspace, pool};
@@ -28,10 +28,11 @@ fn time_kernel(sampling: Sampling, layer: &Layer, kernel: &str, batch: usize) ->
             "forward" => layer.forward(&x, &mut y),
             "backward-data" => layer.backward_data(&dy, &mut dx),
             "weight-grad" => layer.param_grads(&dy, &x, &mut grads),
+            // As a network's training step takes a layer: both backward products in one call
+            // (one fused pass on AVX-512).
             _ => layer
                 .forward(&x, &mut y)
-                .and_then(|()| layer.param_grads(&dy, &x, &mut grads))
-                .and_then(|()| layer.backward_data(&dy, &mut dx)),
+                .and_then(|()| layer.backward_then(&dy, &x, &mut grads, &mut dx, Epilogue::None)),
         }
         .expect("shapes are consistent");
         calls += 1;

@@ -502,19 +502,7 @@ impl Layer {
         x: &Activations,
         grads: &mut LayerGrads,
     ) -> Result<()> {
-        check_len(
-            "layer output-gradient features",
-            self.n_out(),
-            dy.features(),
-        )?;
-        check_len("layer input features", self.n_in(), x.features())?;
-        check_len("batch", dy.batch(), x.batch())?;
-        check_len(
-            "weight gradient",
-            self.live_connections(),
-            grads.weights.len(),
-        )?;
-        check_len("bias gradient", self.n_out(), grads.bias.len())?;
+        self.check_param_grads(dy, x, grads)?;
         let counter = self.counter();
         let (gw, gb) = (&mut grads.weights, &mut grads.bias);
         match self {
@@ -532,6 +520,56 @@ impl Layer {
                 }
             },
         }
+        Ok(())
+    }
+}
+
+impl Layer {
+    fn check_param_grads(
+        &self,
+        dy: &Activations,
+        x: &Activations,
+        grads: &LayerGrads,
+    ) -> Result<()> {
+        check_len(
+            "layer output-gradient features",
+            self.n_out(),
+            dy.features(),
+        )?;
+        check_len("layer input features", self.n_in(), x.features())?;
+        check_len("batch", dy.batch(), x.batch())?;
+        check_len(
+            "weight gradient",
+            self.live_connections(),
+            grads.weights.len(),
+        )?;
+        check_len("bias gradient", self.n_out(), grads.bias.len())
+    }
+
+    /// [`Self::param_grads`] then [`Self::backward_data_then`] for the same `dy`, in one call
+    /// with the same results, bit for bit: a sparse layer computes both in one pass over its
+    /// connections ([`kernels::sparse_backward`]), loading each of `dy`'s vectors once for the
+    /// two products; `dx` is reshaped to `n_in × batch` if needed and overwritten.
+    pub fn backward_then(
+        &self,
+        dy: &Activations,
+        x: &Activations,
+        grads: &mut LayerGrads,
+        dx: &mut Activations,
+        epilogue: Epilogue<'_>,
+    ) -> Result<()> {
+        let Layer::Sparse(l) = self else {
+            self.param_grads(dy, x, grads)?;
+            return self.backward_data_then(dy, dx, epilogue);
+        };
+        self.check_param_grads(dy, x, grads)?;
+        dx.ensure_shape(self.n_in(), dy.batch());
+        check_epilogue(epilogue, dx)?;
+        let (seg, t) = (l.segments(), l.transposed());
+        let (gw, gb) = (&mut grads.weights, &mut grads.bias);
+        with_csr!(&l.weights, w => {
+            kernels::sparse_backward(w, seg, t, dy, x, gw, gb, dx, epilogue, &l.flops)
+        });
         Ok(())
     }
 }

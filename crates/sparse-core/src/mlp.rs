@@ -323,14 +323,18 @@ impl Mlp {
             } else {
                 &ws.outputs[i - 1]
             };
-            if let Some(g) = grads.as_deref_mut() {
-                layer.param_grads(dz, input, &mut g.layers[i])?;
+            // Through the ReLU of layer i − 1 (fused into the product).
+            let relu = (i > 0).then(|| Epilogue::ReluGrad(&ws.outputs[i - 1]));
+            match (grads.as_deref_mut(), relu) {
+                // Both products of the layer in one pass.
+                (Some(g), Some(relu)) => {
+                    layer.backward_then(dz, input, &mut g.layers[i], &mut below[i - 1], relu)?
+                }
+                (Some(g), None) => layer.param_grads(dz, input, &mut g.layers[i])?,
+                (None, Some(relu)) => layer.backward_data_then(dz, &mut below[i - 1], relu)?,
+                (None, None) => {}
             }
-            if i > 0 {
-                // Through the ReLU of layer i − 1 (fused into the product).
-                let relu = Epilogue::ReluGrad(&ws.outputs[i - 1]);
-                layer.backward_data_then(dz, &mut below[i - 1], relu)?;
-            } else if let Some(dx) = d_input.as_deref_mut() {
+            if let (0, Some(dx)) = (i, d_input.as_deref_mut()) {
                 layer.backward_data(dz, dx)?;
             }
         }

@@ -139,6 +139,36 @@ fn check_layer_with(layer: &Layer, batch: usize, r: &mut StdRng, isa: Isa) {
         let scale: f64 = (0..batch).map(|b| (dy.get(j, b) as f64).abs()).sum();
         assert_close(&format!("bias-grad[{j}] {ctx}"), g, want, scale, REL);
     }
+
+    // Both backward products in one call (fused into one pass by the AVX-512 kernels): exactly
+    // what the calls above gave, bit for bit, written over dirty buffers.
+    let bits = |v: &[f32]| v.iter().map(|g| g.to_bits()).collect::<Vec<_>>();
+    let rows = |a: &Activations| {
+        (0..a.features())
+            .map(|f| bits(a.row(f)))
+            .collect::<Vec<_>>()
+    };
+    for (epilogue, want_dx) in [(Epilogue::None, &dx), (Epilogue::ReluGrad(&h), &dx_masked)] {
+        let mut fused = layer.zero_grads();
+        fused.weights.iter_mut().for_each(|g| *g = 7.0);
+        fused.bias.iter_mut().for_each(|g| *g = 7.0);
+        let mut dx_fused = random_acts(r, n_in, batch);
+        layer
+            .backward_then(&dy, &x, &mut fused, &mut dx_fused, epilogue)
+            .unwrap();
+        assert_padding_zero(&dx_fused, &ctx);
+        assert_eq!(
+            bits(&fused.weights),
+            bits(&grads.weights),
+            "fused weight grad {ctx}"
+        );
+        assert_eq!(
+            bits(&fused.bias),
+            bits(&grads.bias),
+            "fused bias grad {ctx}"
+        );
+        assert_eq!(rows(&dx_fused), rows(want_dx), "fused backward-data {ctx}");
+    }
 }
 
 /// Lanes beyond `batch` in each row are zero.
@@ -266,6 +296,21 @@ fn kernels_count_their_flops() {
     assert_eq!(f.total(), 4 * mac + 30 * batch as u64);
     layer.reset_flops();
     assert_eq!(layer.flops().total(), 0);
+    // Both backward products in one call count what the two calls count, whichever kernels run.
+    for isa in isas("fused backward FLOP counts") {
+        with_isa(isa, || {
+            layer
+                .backward_then(&dy, &x, &mut g, &mut dx, Epilogue::None)
+                .unwrap()
+        })
+        .unwrap();
+        let f = layer.flops();
+        assert_eq!(f.get(KernelKind::BackwardData), mac, "{isa}");
+        assert_eq!(f.get(KernelKind::WeightGrad), mac, "{isa}");
+        assert_eq!(f.get(KernelKind::BiasGrad), 30 * batch as u64, "{isa}");
+        assert_eq!(f.total(), 2 * mac + 30 * batch as u64, "{isa}");
+        layer.reset_flops();
+    }
 
     let dense: Layer = DenseLinear::pytorch_default(40, 30, &mut r).unwrap().into();
     dense.forward(&x, &mut y).unwrap();
@@ -451,13 +496,29 @@ fn values_in_padding_lanes_change_nothing() {
                         .unwrap();
                     let mut grads = layer.zero_grads();
                     layer.param_grads(dy, x, &mut grads).unwrap();
+                    // The fused backward pass too (the input doubling as the ReLU output, as in
+                    // a network).
+                    let mut fused = layer.zero_grads();
+                    let mut dx_fused = Activations::zeros(40, batch);
+                    poison_padding(&mut dx_fused, fill);
+                    layer
+                        .backward_then(dy, x, &mut fused, &mut dx_fused, Epilogue::ReluGrad(x))
+                        .unwrap();
                     let live = |a: &Activations| -> Vec<u32> {
                         (0..a.features())
                             .flat_map(|f| a.row(f).iter().map(|v| v.to_bits()).collect::<Vec<_>>())
                             .collect()
                     };
                     let bits = |v: &[f32]| v.iter().map(|g| g.to_bits()).collect::<Vec<_>>();
-                    (live(&y), live(&dx), bits(&grads.weights), bits(&grads.bias))
+                    (
+                        live(&y),
+                        live(&dx),
+                        bits(&grads.weights),
+                        bits(&grads.bias),
+                        live(&dx_fused),
+                        bits(&fused.weights),
+                        bits(&fused.bias),
+                    )
                 })
                 .unwrap()
             };

@@ -90,7 +90,20 @@ fn products(layer: &Layer, x: &Activations, dy: &Activations, h: &Activations) -
         .unwrap();
     let mut g = layer.zero_grads();
     layer.param_grads(dy, x, &mut g).unwrap();
-    vec![y.to_samples(), dx.to_samples(), g.weights, g.bias]
+    // Both backward products in one call (fused on AVX-512, split by the layer's inputs).
+    let (mut fused, mut dx_fused) = (layer.zero_grads(), Activations::default());
+    layer
+        .backward_then(dy, x, &mut fused, &mut dx_fused, Epilogue::ReluGrad(h))
+        .unwrap();
+    vec![
+        y.to_samples(),
+        dx.to_samples(),
+        g.weights,
+        g.bias,
+        dx_fused.to_samples(),
+        fused.weights,
+        fused.bias,
+    ]
 }
 
 #[test]

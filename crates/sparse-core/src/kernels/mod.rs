@@ -6,7 +6,9 @@
 //! - [`sparse_backward_data`]: `dx = Wᵀ dy`, gathered per input over the transposed structure
 //!   ([`Transposed`]), optionally multiplied by the ReLU derivative of the layer below;
 //! - [`sparse_weight_grad`]: `dW[j,k] = Σ_b dy[j,b] · x[k,b]` at stored positions only;
-//! - [`bias_grad`]: `db[j] = Σ_b dy[j,b]`.
+//! - [`bias_grad`]: `db[j] = Σ_b dy[j,b]`;
+//! - [`sparse_backward`]: the last three in one call, the weight gradient fused into
+//!   backward-data's pass (each loaded vector of `dy` feeds both products).
 //!
 //! Dense layers go through matrixmultiply's sgemm ([`dense_forward`], [`dense_backward_data`],
 //! [`dense_weight_grad`]). Each kernel adds the FLOPs it executes to the counter it is given
@@ -45,7 +47,7 @@ mod neon;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-use simd::{Direct, Permuted, Post, SddmmArgs, SpmmArgs};
+use simd::{BackwardArgs, Direct, Permuted, Post, SddmmArgs, SpmmArgs};
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -297,6 +299,15 @@ type SpmmFn<J, S> = unsafe fn(&SpmmArgs<'_, J, S>, std::ops::Range<usize>);
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 type GradFn<J> = unsafe fn(&SddmmArgs<'_, J>, std::ops::Range<usize>);
 
+/// The SIMD kernels' fused weight-gradient-and-backward-data signature (the operands in
+/// [`BackwardArgs`]), over a range of transposed rows.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+type BackwardFn = unsafe fn(&BackwardArgs<'_>, std::ops::Range<usize>);
+
+/// The SIMD kernels' bias-gradient signature: `(dy, stride, bias, batch, rows)`.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+type BiasFn = unsafe fn(*const f32, usize, *mut f32, usize, std::ops::Range<usize>);
+
 /// One instruction set's SIMD kernels for column indices `J` and values borrowed for `'a`, as
 /// function pointers.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
@@ -309,6 +320,9 @@ struct Simd<'a, J: ColIndex> {
     backward: SpmmFn<u32, Permuted<'a>>,
     /// Weight (and bias) gradients.
     weight_grad: GradFn<J>,
+    /// The weight gradient fused into backward-data, and bias gradients alone (the sums
+    /// `weight_grad` computes), where the instruction set has them.
+    fused: Option<(BackwardFn, BiasFn)>,
     /// The forward product for a batch of one.
     #[cfg(target_arch = "x86_64")]
     matvec: matvec::MatvecFn<J>,
@@ -329,6 +343,8 @@ fn simd<'a, J: ColIndex>() -> Option<Simd<'a, J>> {
             forward: x86::avx2::spmm,
             backward: x86::avx2::spmm,
             weight_grad: x86::avx2::sddmm,
+            // Too few registers: slower than the two kernels apart (see `simd_backward!`).
+            fused: None,
             matvec: matvec::avx2::rows,
             dense_matvec: matvec::avx2::dense_rows,
         }),
@@ -337,6 +353,7 @@ fn simd<'a, J: ColIndex>() -> Option<Simd<'a, J>> {
             forward: x86::avx512::spmm,
             backward: x86::avx512::spmm,
             weight_grad: x86::avx512::sddmm,
+            fused: Some((x86::avx512::backward, x86::avx512::bias_sums)),
             // The AVX2 kernel: faster here than 512-bit gathers (see `matvec`).
             matvec: matvec::avx2::rows,
             dense_matvec: matvec::avx2::dense_rows,
@@ -346,6 +363,8 @@ fn simd<'a, J: ColIndex>() -> Option<Simd<'a, J>> {
             forward: neon::spmm,
             backward: neon::spmm,
             weight_grad: neon::sddmm,
+            // Not measured on NEON hardware (see `simd_backward!`).
+            fused: None,
         }),
         // Another architecture's implementation: never active here (see above).
         _ => None,
@@ -652,6 +671,92 @@ fn weight_and_bias_grad<I: ColIndex>(
     if bias.is_some() {
         flops.add(KernelKind::BiasGrad, (w.n_rows() * batch) as u64);
     }
+}
+
+/// [`sparse_param_grads`] and [`sparse_backward_data`] of one layer in one call: `grad` and
+/// `bias` get the weight and bias gradients for output gradient `dy` and input `x`, and `dx` the
+/// input gradient `epilogue(Wᵀ dy)`, all overwritten with exactly what those two functions give
+/// (bit for bit). The SIMD kernels fuse the weight gradient into backward-data's pass over the
+/// transposed structure: each connection's vectors of `dy` are loaded once for both products,
+/// where the two kernels apart load them and the input's vectors once each, so the pair costs
+/// about one load per two multiply-adds instead of one per one.
+///
+/// # Panics
+/// If shapes disagree, or `seg` or `t` does not fit `w`.
+#[allow(clippy::too_many_arguments)]
+pub fn sparse_backward<I: ColIndex>(
+    w: &Csr<I>,
+    seg: &Segments,
+    t: &Transposed,
+    dy: &Activations,
+    x: &Activations,
+    grad: &mut [f32],
+    bias: &mut [f32],
+    dx: &mut Activations,
+    epilogue: Epilogue<'_>,
+    flops: &FlopCounter,
+) {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    if let Some((fused, bias_sums)) = simd::<I>().and_then(|k| k.fused) {
+        let _profile = profile::scope(Part::Products);
+        let batch = dy.batch();
+        assert!(t.fits(w), "transposed structure does not fit the weights");
+        assert!(seg.fits(w.row_ptr()), "segments do not fit the weights");
+        assert_eq!(grad.len(), w.nnz(), "gradient length");
+        assert_eq!(bias.len(), w.n_rows(), "bias gradient length");
+        assert_shape("output gradient", dy, w.n_rows(), batch);
+        assert_shape("input", x, w.n_cols(), batch);
+        assert_shape("input gradient", dx, w.n_cols(), batch);
+        epilogue.check(dx);
+        // SAFETY: the kernel is one of an implementation the CPU supports; `dy` holds `n_rows`
+        // rows and `bias` a float per row; the stride covers `batch` lanes rounded up to whole
+        // vectors (`Activations`).
+        unsafe {
+            bias_sums(
+                dy.as_slice().as_ptr(),
+                dy.stride(),
+                bias.as_mut_ptr(),
+                batch,
+                0..w.n_rows(),
+            )
+        };
+        let seg = t.segments();
+        let args = Shared(BackwardArgs {
+            seg: seg.as_slice(),
+            parts: seg.parts(),
+            idx: t.rows(),
+            perm: t.perm(),
+            values: w.values(),
+            dy: dy.as_slice().as_ptr(),
+            dys: dy.stride(),
+            x: x.as_slice().as_ptr(),
+            xs: x.stride(),
+            dx: dx.as_mut_slice().as_mut_ptr(),
+            dxs: dx.stride(),
+            grad: grad.as_mut_ptr(),
+            batch,
+            post: epilogue.post(),
+        });
+        split_rows(t.col_ptr(), batch, &|rows| {
+            // SAFETY: the kernels are those of an implementation the CPU supports; `t` fits `w`
+            // and its segments were built from its own offsets, so they are valid, increasing
+            // offsets for `idx` and the permutation (both `nnz` long); the permutation is one of
+            // `0..nnz`, the slots of the values and of `grad`, so no two connections share a
+            // slot; every row index is below `n_rows`, the rows `dy` holds; `x`, `dx` and a ReLU
+            // mask hold `n_cols` rows; strides cover `batch` lanes rounded up to whole vectors
+            // (`Activations`); `dx` and `grad` are unique borrows distinct from the inputs, and
+            // the threads of a split write disjoint rows of `dx` and the disjoint slots of their
+            // rows' connections.
+            unsafe { fused(&args.get(), rows) }
+        });
+        let work = (w.nnz() * batch) as u64;
+        flops.add(KernelKind::WeightGrad, 2 * work);
+        flops.add(KernelKind::BiasGrad, (w.n_rows() * batch) as u64);
+        flops.add(KernelKind::BackwardData, 2 * work);
+        return;
+    }
+    sparse_param_grads(w, seg, dy, x, grad, bias, flops);
+    sparse_backward_data(w, t, dy, dx, epilogue, flops);
 }
 
 /// The ceiling that loads put on the SIMD kernels of the implementation active on this thread:

@@ -32,12 +32,39 @@
 //!   `Σ_b dy[j,b]` in the same pass), each tile's partial dot products reduced horizontally
 //!   eight connections at a time.
 //!
-//! Both take a range of output rows, so the rows of one product can be split between threads
+//! A third, `backward` (AVX-512 only, expanded by `simd_backward!`), fuses the weight gradient
+//! into backward-data's pass over the transposed structure: each connection's vectors of `dy`
+//! feed both its input-gradient multiply-adds and its dot product with the input's tile, which
+//! stays in registers, so the two products load `dy` once instead of `dy` and `x` once each. It
+//! adds and reduces in the same order as `spmm` and `sddmm`, so its results are theirs.
+//!
+//! All take a range of output rows, so the rows of one product can be split between threads
 //! without changing any result.
 
-/// Calls `$f::<$g, NV, MASKED>(args)` for the run-time `(nv, masked)` of a partial tile
-/// (`1 ≤ nv ≤ 8` vectors, the last one masked or not).
+/// Calls `$f::<$g, NV, MASKED>(args)` (or `$f::<NV, MASKED>(args)`) for the run-time
+/// `(nv, masked)` of a partial tile (`1 ≤ nv ≤ 8` vectors, the last one masked or not).
 macro_rules! by_width {
+    ($nv:expr, $masked:expr, $f:ident($($arg:expr),*)) => {
+        match ($nv, $masked) {
+            (1, false) => $f::<1, false>($($arg),*),
+            (1, true) => $f::<1, true>($($arg),*),
+            (2, false) => $f::<2, false>($($arg),*),
+            (2, true) => $f::<2, true>($($arg),*),
+            (3, false) => $f::<3, false>($($arg),*),
+            (3, true) => $f::<3, true>($($arg),*),
+            (4, false) => $f::<4, false>($($arg),*),
+            (4, true) => $f::<4, true>($($arg),*),
+            (5, false) => $f::<5, false>($($arg),*),
+            (5, true) => $f::<5, true>($($arg),*),
+            (6, false) => $f::<6, false>($($arg),*),
+            (6, true) => $f::<6, true>($($arg),*),
+            (7, false) => $f::<7, false>($($arg),*),
+            (7, true) => $f::<7, true>($($arg),*),
+            (8, false) => $f::<8, false>($($arg),*),
+            (8, true) => $f::<8, true>($($arg),*),
+            _ => unreachable!("a tile holds at most 8 vectors"),
+        }
+    };
     ($nv:expr, $masked:expr, $f:ident::<$($g:ty),+>($($arg:expr),*)) => {
         match ($nv, $masked) {
             (1, false) => $f::<$($g),+, 1, false>($($arg),*),
@@ -181,6 +208,39 @@ pub(in crate::kernels) struct SddmmArgs<'a, J> {
     pub grad: *mut f32,
     pub bias: Option<*mut f32>,
     pub batch: usize,
+}
+
+/// The operands of `backward`, which fuses the weight gradient into backward-data: over the
+/// transposed structure (row `k` lists the connections `e = (j, k)` of input `k`, value
+/// `values[perm[e]]`, cut into blocks of `j` by `seg` as for [`SpmmArgs`]),
+/// `dx[k] = post(Σ_e values[perm[e]] · dy[j])` and `grad[perm[e]] = Σ_b dy[j,b] · x[k,b]`. Each
+/// loaded vector of `dy` feeds both products, so a connection costs one load per two
+/// multiply-adds instead of one per one.
+///
+/// Contract for the rows a call covers: `seg` holds `parts + 1` valid, increasing offsets into
+/// `idx` and `perm` for each of them; every `perm` entry is below `values.len()` and is a slot
+/// of `grad`, no two entries of the covered rows sharing one; `dy` holds `max(idx) + 1` rows of
+/// stride `dys ≥ batch`, `x` and `dx` (not overlapping `dy` or `x`) the covered rows with
+/// strides `xs`, `dxs ≥ batch`, and a [`Post::Mask`] pointer those rows with its stride; in all,
+/// the lanes up to `batch` rounded up to a whole vector are readable.
+#[derive(Clone, Copy)]
+// Only AVX-512 has the kernel (see `simd_backward!`); elsewhere the type only names the slot.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(in crate::kernels) struct BackwardArgs<'a> {
+    pub seg: &'a [u32],
+    pub parts: usize,
+    pub idx: &'a [u32],
+    pub perm: &'a [u32],
+    pub values: &'a [f32],
+    pub dy: *const f32,
+    pub dys: usize,
+    pub x: *const f32,
+    pub xs: usize,
+    pub dx: *mut f32,
+    pub dxs: usize,
+    pub grad: *mut f32,
+    pub batch: usize,
+    pub post: Post,
 }
 
 /// Expands the kernels for one instruction set. The invoking module defines `V` (vector), `W`
@@ -437,6 +497,48 @@ macro_rules! simd_kernels {
             }
         }
 
+        /// One row of `dy` over a tile of `NV` vectors, the dead lanes of a masked last vector
+        /// loaded as zero.
+        ///
+        /// # Safety
+        /// The tile lanes at `dy` (as [`ld`] addresses them) must be readable.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn dy_tile<const NV: usize, const MASKED: bool>(dy: *const f32, m: Mask) -> [V; NV] {
+            let mut d = [zero(); NV];
+            for (l, dl) in d.iter_mut().enumerate() {
+                // SAFETY: forwarded from the caller's contract.
+                *dl = unsafe { ld::<MASKED>(dy, l, NV, m) };
+            }
+            d
+        }
+
+        /// The bias gradient's share of one tile: `*b (+)= Σ d` (added when `accumulate`),
+        /// unchanged when accumulating over a `dead` tile (all bits zero) and 0 when storing one.
+        ///
+        /// # Safety
+        /// `b` must be readable and writable.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn bias_tile<const NV: usize>(
+            d: &[V; NV],
+            dead: bool,
+            b: *mut f32,
+            accumulate: bool,
+        ) {
+            // SAFETY: the caller guarantees `b` is readable and writable.
+            unsafe {
+                if dead {
+                    if !accumulate {
+                        *b = 0.0;
+                    }
+                } else {
+                    let sum = hsum(d.iter().fold(zero(), |acc, &v| add(acc, v)));
+                    *b = if accumulate { *b + sum } else { sum };
+                }
+            }
+        }
+
         /// One output row's segment over one tile: `grad_e (+)= Σ_lanes dy[j] · x[idx_e]`,
         /// added to `grad` when `accumulate`, stored otherwise; and, given `bias`, the same for
         /// the bias gradient `Σ_lanes dy[j]` there.
@@ -458,12 +560,14 @@ macro_rules! simd_kernels {
             accumulate: bool,
             bias: Option<*mut f32>,
         ) {
-            let mut d = [zero(); NV];
-            for (l, dl) in d.iter_mut().enumerate() {
-                // SAFETY: the caller guarantees the tile lanes of the `dy` row are readable.
-                *dl = unsafe { ld::<MASKED>(dy, l, NV, m) };
+            // SAFETY: the caller guarantees the tile lanes of the `dy` row are readable.
+            let d = unsafe { dy_tile::<NV, MASKED>(dy, m) };
+            let dead = d.iter().all(|&v| is_zero(v));
+            if let Some(b) = bias {
+                // SAFETY: the caller guarantees `b` is writable.
+                unsafe { bias_tile(&d, dead, b, accumulate) };
             }
-            if d.iter().all(|&v| is_zero(v)) {
+            if dead {
                 // A unit whose gradient is zero over the tile (a ReLU unit off for every sample:
                 // work a dense product cannot skip): its gradients are +0, as the products would
                 // give for finite inputs, so they are not computed.
@@ -472,18 +576,8 @@ macro_rules! simd_kernels {
                         // SAFETY: `i < idx.len()`, which the caller guarantees `grad` holds.
                         unsafe { *grad.add(i) = 0.0 };
                     }
-                    if let Some(b) = bias {
-                        // SAFETY: the caller guarantees `b` is writable.
-                        unsafe { *b = 0.0 };
-                    }
                 }
                 return;
-            }
-            if let Some(b) = bias {
-                // The bias gradient is the sum of the row (masked lanes loaded as zero).
-                let sum = hsum(d.iter().fold(zero(), |acc, &v| add(acc, v)));
-                // SAFETY: the caller guarantees `b` is writable.
-                unsafe { *b = if accumulate { *b + sum } else { sum } };
             }
             let put = |i: usize, v: f32| {
                 // SAFETY: `i < idx.len()`, which the caller guarantees `grad` holds.
@@ -598,6 +692,288 @@ macro_rules! simd_kernels {
                     unsafe {
                         let (d, xt, g) = (a.dy.add(j * a.dys + t), a.x.add(t), a.grad.add(lo));
                         sddmm_tile::<J, NV, MASKED>(ri, g, d, xt, a.xs, m, accumulate, b)
+                    }
+                }
+            }
+        }
+    };
+}
+
+/// Expands, inside a module that has expanded [`simd_kernels!`] with the same feature list, the
+/// fused weight-gradient-and-backward-data kernel (`backward`, operands in [`BackwardArgs`]) and
+/// the bias sums it needs (`bias_sums`). Only for AVX-512: a connection's step keeps the input's
+/// tile, two input-gradient accumulator sets and four dot products in registers (25 of 7-vector
+/// tiles), which 32 registers hold and AVX2's 16 do not. Measured on the 256×256 layer at
+/// density 0.5, batch 100: AVX2 took 251 µs fused against 207 µs for its two kernels apart (which
+/// AVX2 therefore keeps); AVX-512 took 127 µs against 144. With eight dot products at a time
+/// AVX-512 spilled (155 µs). NEON, whose 32 registers would hold it at four lanes, was not
+/// measured, so it keeps the kernels apart too.
+#[cfg(target_arch = "x86_64")]
+macro_rules! simd_backward {
+    ($feat:literal) => {
+        use crate::kernels::simd::BackwardArgs;
+
+        /// `bias[j] = Σ_b dy[j,b]` for the rows `rows`, as [`sddmm`] computes it beside the
+        /// weight gradient (the same sums, bit for bit), for [`backward`], which does not walk
+        /// the rows of `dy`.
+        ///
+        /// # Safety
+        /// The CPU supports the module's features; `dy` holds the rows `rows` with stride
+        /// `dys ≥ batch`, readable up to `batch` rounded up to a whole vector, and `bias` a
+        /// writable float per row.
+        #[target_feature(enable = $feat)]
+        pub(in crate::kernels) unsafe fn bias_sums(
+            dy: *const f32,
+            dys: usize,
+            bias: *mut f32,
+            batch: usize,
+            rows: std::ops::Range<usize>,
+        ) {
+            for (t, rem) in tiles(batch) {
+                let nv = rem.div_ceil(W);
+                let masked = rem % W != 0;
+                let m = mask(rem - (nv - 1) * W);
+                // SAFETY: forwarded from the caller's contract, for the tile `t..t + rem`.
+                unsafe {
+                    by_width!(
+                        nv,
+                        masked,
+                        bias_rows(dy.add(t), dys, bias, m, t > 0, rows.clone())
+                    )
+                }
+            }
+        }
+
+        /// [`bias_sums`] over one tile of `NV` vectors.
+        ///
+        /// # Safety
+        /// As [`bias_sums`], for a tile within the first `batch` lanes starting at `dy`.
+        #[target_feature(enable = $feat)]
+        unsafe fn bias_rows<const NV: usize, const MASKED: bool>(
+            dy: *const f32,
+            dys: usize,
+            bias: *mut f32,
+            m: Mask,
+            accumulate: bool,
+            rows: std::ops::Range<usize>,
+        ) {
+            for j in rows {
+                // SAFETY: forwarded from the caller's contract for row `j`.
+                unsafe {
+                    let d = dy_tile::<NV, MASKED>(dy.add(j * dys), m);
+                    let dead = d.iter().all(|&v| is_zero(v));
+                    bias_tile(&d, dead, bias.add(j), accumulate);
+                }
+            }
+        }
+
+        /// One input's segment over one tile of `NV` vectors (see [`BackwardArgs`]): for each
+        /// connection `e` to output `j = idx[e]`, the loaded vectors of `dy[j]` go into both the
+        /// input gradient, `out = start + Σ values[perm[e]] · dy[j]` (`start` 0 on the first
+        /// block, the tile already in `out` on later ones; `post` applied before the store), and
+        /// the dot product `Σ_lanes dy[j] · x`, stored (or, when `ACCUMULATE`, added) at
+        /// `grad[perm[e]]`. The input gradient takes its connections in [`spmm_tile`]'s order and
+        /// each dot product is reduced as in [`sddmm_tile`], so the results are theirs, bit for
+        /// bit. (`ACCUMULATE` is a constant: as a run-time flag it made the kernel about a third
+        /// slower, measured at density 0.5.)
+        ///
+        /// # Safety
+        /// The tile's vectors at `x` (as [`ld`] addresses them), the whole vectors of the rows of
+        /// `dy` that `idx` names and of `out` and of a [`Post::Mask`] row must be readable and the
+        /// tile lanes of `out` writable; every `perm` entry indexes `values` and a writable slot
+        /// of `grad` that no other entry of the segment shares.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn backward_tile<const NV: usize, const MASKED: bool, const ACCUMULATE: bool>(
+            idx: &[u32],
+            perm: &[u32],
+            values: &[f32],
+            first: bool,
+            x: *const f32,
+            dy: *const f32,
+            dys: usize,
+            out: *mut f32,
+            grad: *mut f32,
+            m: Mask,
+            post: Post,
+        ) {
+            // The input's tile stays in registers; masked, so the dead lanes of its last
+            // vector are zero (what `fml` needs of its first operand).
+            // SAFETY: the caller guarantees the tile's vectors at `x` are readable.
+            let xv = unsafe { dy_tile::<NV, MASKED>(x, m) };
+            let (mut a, mut b) = ([zero(); NV], [zero(); NV]);
+            if !first {
+                // SAFETY: the caller guarantees the tile's whole vectors of `out` are readable.
+                (0..NV).for_each(|l| a[l] = unsafe { ldw(out, l) });
+            }
+            // SAFETY (for the `get_unchecked` calls below): every `i` is below `idx.len()`, and
+            // `perm` is as long (the caller's segment).
+            let slot = |i: usize| unsafe { *perm.get_unchecked(i) as usize };
+            // SAFETY: as above; `slot(i)` indexes `values` (the caller's contract).
+            let value = |i: usize| unsafe { *values.get_unchecked(slot(i)) };
+            // SAFETY: as above; the caller guarantees the rows of `dy` named by `idx`.
+            let row = |i: usize| unsafe { dy.add(*idx.get_unchecked(i) as usize * dys) };
+            let put = |i: usize, v: f32| {
+                // SAFETY: the caller guarantees `slot(i)` is a writable slot of `grad`.
+                unsafe {
+                    let g = grad.add(slot(i));
+                    *g = if ACCUMULATE { *g + v } else { v };
+                }
+            };
+            // Connection `c` of a run adds into `a` when even and `b` when odd, as `spmm_tile`
+            // takes them in pairs; runs start at even offsets. Dot products go four at a time
+            // (beside the input's tile and two accumulator sets, eight spilled), through the
+            // reduction of eight with four zero vectors, which reduces each as `sddmm_tile` does.
+            let n = idx.len();
+            let groups = n / 4;
+            for gi in 0..groups {
+                let base = 4 * gi;
+                let mut s = [zero(); 8];
+                for c in 0..4 {
+                    let (v, p) = (splat(value(base + c)), row(base + c));
+                    for l in 0..NV {
+                        // SAFETY: the row's whole vectors are readable (above).
+                        let d = unsafe { ldw(p, l) };
+                        if c % 2 == 0 {
+                            a[l] = fma(v, d, a[l]);
+                        } else {
+                            b[l] = fma(v, d, b[l]);
+                        }
+                        s[c] = fml::<MASKED>(xv[l], d, s[c], l, NV, m);
+                    }
+                }
+                let mut sums = [0.0f32; 8];
+                // SAFETY: `sums` holds 8 floats.
+                unsafe { acc8(sums.as_mut_ptr(), s, false) };
+                for (c, &v) in sums[..4].iter().enumerate() {
+                    put(base + c, v);
+                }
+            }
+            let mut i = 4 * groups;
+            while i + 2 <= n {
+                let (v0, v1) = (splat(value(i)), splat(value(i + 1)));
+                let (p0, p1) = (row(i), row(i + 1));
+                let (mut s0, mut s1) = (zero(), zero());
+                for l in 0..NV {
+                    // SAFETY: as above.
+                    let (d0, d1) = unsafe { (ldw(p0, l), ldw(p1, l)) };
+                    a[l] = fma(v0, d0, a[l]);
+                    b[l] = fma(v1, d1, b[l]);
+                    s0 = fml::<MASKED>(xv[l], d0, s0, l, NV, m);
+                    s1 = fml::<MASKED>(xv[l], d1, s1, l, NV, m);
+                }
+                let (h0, h1) = hsum2(s0, s1);
+                put(i, h0);
+                put(i + 1, h1);
+                i += 2;
+            }
+            if i < n {
+                let (v, p) = (splat(value(i)), row(i));
+                let mut s = zero();
+                for l in 0..NV {
+                    // SAFETY: as above.
+                    let d = unsafe { ldw(p, l) };
+                    a[l] = fma(v, d, a[l]);
+                    s = fml::<MASKED>(xv[l], d, s, l, NV, m);
+                }
+                put(i, hsum(s));
+            }
+            for l in 0..NV {
+                let r = add(a[l], b[l]);
+                let r = match post {
+                    Post::Store => r,
+                    Post::Relu => max0(r),
+                    // SAFETY: the caller guarantees the mask row's whole vectors are readable.
+                    Post::Mask(h, _) => keep_pos(r, unsafe { ldw(h, l) }),
+                };
+                // SAFETY: the caller guarantees the tile lanes of `out` are writable.
+                unsafe { st::<MASKED>(out, l, NV, m, r) };
+            }
+        }
+
+        /// The weight gradient and backward-data in one pass (see [`BackwardArgs`]) for the
+        /// transposed rows (inputs) `rows`, block by block as [`spmm`]; those rows of `dx` and
+        /// their connections' slots of `grad` are overwritten.
+        ///
+        /// # Safety
+        /// The CPU supports the module's features; `a` meets the contract of [`BackwardArgs`] for
+        /// the rows `rows`, and no other thread touches those rows of `dx` or their slots of
+        /// `grad` during the call.
+        #[target_feature(enable = $feat)]
+        pub(in crate::kernels) unsafe fn backward(
+            a: &BackwardArgs<'_>,
+            rows: std::ops::Range<usize>,
+        ) {
+            for (t, rem) in tiles(a.batch) {
+                let nv = rem.div_ceil(W);
+                let masked = rem % W != 0;
+                let m = mask(rem - (nv - 1) * W);
+                // SAFETY: forwarded from the caller's contract, for the tile `t..t + rem`.
+                unsafe {
+                    if nv == TV && !masked {
+                        backward_rows::<TV, false>(a, t, m, rows.clone())
+                    } else {
+                        by_width!(nv, masked, backward_rows(a, t, m, rows.clone()))
+                    }
+                }
+            }
+        }
+
+        /// [`backward`] over the tile of `NV` vectors from lane `t`, the width dispatched once
+        /// (as [`spmm_rows`]).
+        ///
+        /// # Safety
+        /// As [`backward`], for a tile within the first `batch` lanes.
+        #[target_feature(enable = $feat)]
+        unsafe fn backward_rows<const NV: usize, const MASKED: bool>(
+            a: &BackwardArgs<'_>,
+            t: usize,
+            m: Mask,
+            rows: std::ops::Range<usize>,
+        ) {
+            let parts = a.parts;
+            for part in 0..parts {
+                let last = part + 1 == parts;
+                for k in rows.clone() {
+                    let s = k * (parts + 1) + part;
+                    let (lo, hi) = (a.seg[s] as usize, a.seg[s + 1] as usize);
+                    let p = match a.post {
+                        _ if !last => Post::Store,
+                        // SAFETY: the caller guarantees the mask holds the rows `rows`.
+                        Post::Mask(h, hs) => Post::Mask(unsafe { h.add(k * hs + t) }, hs),
+                        other => other,
+                    };
+                    // An empty later block changes nothing unless it applies the epilogue.
+                    if part > 0 && lo == hi && matches!(p, Post::Store) {
+                        continue;
+                    }
+                    let (ri, rp) = (&a.idx[lo..hi], &a.perm[lo..hi]);
+                    // SAFETY: the tile lies within the first `batch` lanes of each row, which
+                    // the caller guarantees exist in `x`, `dy`, `dx` and the mask; the
+                    // segment's slots of `grad` are its own.
+                    unsafe {
+                        let (xk, dyt) = (a.x.add(k * a.xs + t), a.dy.add(t));
+                        let out = a.dx.add(k * a.dxs + t);
+                        // Later tiles add to the gradients the first one stored.
+                        let tile = if t > 0 {
+                            backward_tile::<NV, MASKED, true>
+                        } else {
+                            backward_tile::<NV, MASKED, false>
+                        };
+                        tile(
+                            ri,
+                            rp,
+                            a.values,
+                            part == 0,
+                            xk,
+                            dyt,
+                            a.dys,
+                            out,
+                            a.grad,
+                            m,
+                            p,
+                        )
                     }
                 }
             }

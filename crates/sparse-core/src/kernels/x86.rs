@@ -221,6 +221,7 @@ pub(super) mod avx512 {
     }
 
     simd_kernels!("avx512f,avx2,fma");
+    simd_backward!("avx512f,avx2,fma");
 }
 
 /// AVX2 + FMA kernels (8 lanes).
