@@ -453,14 +453,27 @@ fn bench_quick_kernels_prints_the_table() {
     assert_kernel_table(&out);
 }
 
-/// 2 batches × 4 kernels × (dense + 5 densities) rows, each with a ratio and GFLOPS, the dense
-/// rows the reference of their group.
+/// 2 batches × 5 kernels (forward, backward-data, weight-grad, backward, step) × (dense + 5
+/// densities) rows, each with a ratio and GFLOPS, the dense rows the reference of their group.
 fn assert_kernel_table(out: &str) {
     let rows: Vec<&str> = out
         .lines()
         .filter(|l| l.trim_start().starts_with("100 ") || l.trim_start().starts_with("256 "))
         .collect();
-    assert_eq!(rows.len(), 48, "{out}");
+    assert_eq!(rows.len(), 60, "{out}");
+    for kernel in [
+        "forward",
+        "backward-data",
+        "weight-grad",
+        "backward",
+        "step",
+    ] {
+        let n = rows
+            .iter()
+            .filter(|r| r.split_whitespace().nth(1) == Some(kernel))
+            .count();
+        assert_eq!(n, 12, "{kernel}: {out}");
+    }
     for row in rows.iter().filter(|r| r.contains("dense")) {
         assert!(row.contains("1.000"), "dense rows are the reference: {row}");
     }

@@ -28,8 +28,9 @@ fn time_kernel(sampling: Sampling, layer: &Layer, kernel: &str, batch: usize) ->
             "forward" => layer.forward(&x, &mut y),
             "backward-data" => layer.backward_data(&dy, &mut dx),
             "weight-grad" => layer.param_grads(&dy, &x, &mut grads),
-            // As a network's training step takes a layer: both backward products in one call
-            // (one fused pass on AVX-512).
+            // Both backward products as a network's training step takes a hidden layer's: in
+            // one call, one fused pass on AVX-512.
+            "backward" => layer.backward_then(&dy, &x, &mut grads, &mut dx, Epilogue::None),
             _ => layer
                 .forward(&x, &mut y)
                 .and_then(|()| layer.backward_then(&dy, &x, &mut grads, &mut dx, Epilogue::None)),

@@ -32,6 +32,9 @@ fn time_kernel(
             "forward" => layer.forward(dev, &x, &mut y, Activation::Linear),
             "backward-data" => layer.backward_data(dev, &dy, &mut dx),
             "weight-grad" => layer.param_grads(dev, &dy, &x, &mut grads),
+            "backward" => layer
+                .param_grads(dev, &dy, &x, &mut grads)
+                .and_then(|()| layer.backward_data(dev, &dy, &mut dx)),
             _ => layer
                 .forward(dev, &x, &mut y, Activation::Linear)
                 .and_then(|()| layer.param_grads(dev, &dy, &x, &mut grads))

@@ -95,7 +95,13 @@ pub fn kernel_table(
     );
     let layers = kernel_layers(&mut StdRng::seed_from_u64(0));
     for batch in KERNEL_BATCHES {
-        for kernel in ["forward", "backward-data", "weight-grad", "step"] {
+        for kernel in [
+            "forward",
+            "backward-data",
+            "weight-grad",
+            "backward",
+            "step",
+        ] {
             let mut dense_secs = None;
             for (name, layer) in &layers {
                 let t = time(layer, kernel, batch)?;
@@ -111,9 +117,9 @@ pub fn kernel_table(
         }
     }
     println!(
-        "(step = forward + weight and bias gradient + backward-data, the last two as training \
-         takes them: on a CPU with AVX-512 in one fused pass, whose weight-gradient and \
-         backward-data rows are the kernels apart)"
+        "(backward = weight and bias gradient + backward-data as training takes a hidden \
+         layer's: on a CPU with AVX-512 one fused pass, where the two rows above are the \
+         kernels apart; step = forward + backward)"
     );
     Ok(())
 }

@@ -141,33 +141,70 @@ fn check_layer_with(layer: &Layer, batch: usize, r: &mut StdRng, isa: Isa) {
     }
 
     // Both backward products in one call (fused into one pass by the AVX-512 kernels): exactly
-    // what the calls above gave, bit for bit, written over dirty buffers.
+    // what the calls apart give, with outputs dead over the whole batch (above), dead over only
+    // the first batch tile of AVX-512 (128 lanes), and none.
+    let mut partly = dy.clone();
+    for j in (3..n_out).step_by(7) {
+        let row = partly.row_mut(j);
+        let n = row.len().min(128);
+        row[..n].fill(0.0);
+    }
+    for (dy, what) in [
+        (&dy, "dead outputs"),
+        (&partly, "outputs dead over a tile"),
+        (&random_acts(r, n_out, batch), "no dead outputs"),
+    ] {
+        fused_matches_apart(layer, dy, &x, &h, r, &format!("{ctx}, {what}"));
+    }
+}
+
+/// [`Layer::backward_then`] gives what [`Layer::param_grads`] and [`Layer::backward_data_then`]
+/// give apart, bit for bit, without and with a ReLU mask `h`, over dirty buffers.
+fn fused_matches_apart(
+    layer: &Layer,
+    dy: &Activations,
+    x: &Activations,
+    h: &Activations,
+    r: &mut StdRng,
+    ctx: &str,
+) {
+    let (n_in, batch) = (layer.n_in(), dy.batch());
     let bits = |v: &[f32]| v.iter().map(|g| g.to_bits()).collect::<Vec<_>>();
     let rows = |a: &Activations| {
         (0..a.features())
             .map(|f| bits(a.row(f)))
             .collect::<Vec<_>>()
     };
-    for (epilogue, want_dx) in [(Epilogue::None, &dx), (Epilogue::ReluGrad(&h), &dx_masked)] {
+    for epilogue in [Epilogue::None, Epilogue::ReluGrad(h)] {
+        let mut apart = layer.zero_grads();
+        layer.param_grads(dy, x, &mut apart).unwrap();
+        let mut dx_apart = Activations::default();
+        layer
+            .backward_data_then(dy, &mut dx_apart, epilogue)
+            .unwrap();
         let mut fused = layer.zero_grads();
         fused.weights.iter_mut().for_each(|g| *g = 7.0);
         fused.bias.iter_mut().for_each(|g| *g = 7.0);
         let mut dx_fused = random_acts(r, n_in, batch);
         layer
-            .backward_then(&dy, &x, &mut fused, &mut dx_fused, epilogue)
+            .backward_then(dy, x, &mut fused, &mut dx_fused, epilogue)
             .unwrap();
-        assert_padding_zero(&dx_fused, &ctx);
+        assert_padding_zero(&dx_fused, ctx);
         assert_eq!(
             bits(&fused.weights),
-            bits(&grads.weights),
+            bits(&apart.weights),
             "fused weight grad {ctx}"
         );
         assert_eq!(
             bits(&fused.bias),
-            bits(&grads.bias),
+            bits(&apart.bias),
             "fused bias grad {ctx}"
         );
-        assert_eq!(rows(&dx_fused), rows(want_dx), "fused backward-data {ctx}");
+        assert_eq!(
+            rows(&dx_fused),
+            rows(&dx_apart),
+            "fused backward-data {ctx}"
+        );
     }
 }
 
