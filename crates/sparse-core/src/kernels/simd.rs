@@ -360,6 +360,48 @@ macro_rules! simd_kernels {
             }
         }
 
+        /// A row tile's epilogue: `post(a + b)` stored into the tile lanes of `out`.
+        ///
+        /// # Safety
+        /// The tile lanes of `out` (as [`st`] addresses them) must be writable and the whole
+        /// vectors of a [`Post::Mask`] row readable.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn finish<const NV: usize, const MASKED: bool>(
+            a: &[V; NV],
+            b: &[V; NV],
+            post: Post,
+            out: *mut f32,
+            m: Mask,
+        ) {
+            for l in 0..NV {
+                let r = add(a[l], b[l]);
+                let r = match post {
+                    Post::Store => r,
+                    Post::Relu => max0(r),
+                    // SAFETY: the caller guarantees the mask row's whole vectors are readable.
+                    Post::Mask(h, _) => keep_pos(r, unsafe { ldw(h, l) }),
+                };
+                // SAFETY: the caller guarantees the tile lanes of `out` are writable.
+                unsafe { st::<MASKED>(out, l, NV, m, r) };
+            }
+        }
+
+        /// What row `j`'s segment of a block applies before its store, for the tile from lane
+        /// `t`: `post` on the `last` block (a mask moved to row `j`'s tile), a plain store before.
+        ///
+        /// # Safety
+        /// A [`Post::Mask`] pointer must hold row `j` (the result stays inside its allocation).
+        #[inline]
+        unsafe fn row_post(post: Post, last: bool, j: usize, t: usize) -> Post {
+            match post {
+                _ if !last => Post::Store,
+                // SAFETY: the caller guarantees the mask holds row `j`.
+                Post::Mask(h, hs) => Post::Mask(unsafe { h.add(j * hs + t) }, hs),
+                other => other,
+            }
+        }
+
         /// One output row's segment over one tile of `NV` vectors:
         /// `out = start + Σ val · x[idx]`, where `start` is `init` (first block) or the tile
         /// already in `out` (later blocks); `post` is applied before the store (the driver
@@ -416,17 +458,8 @@ macro_rules! simd_kernels {
                     a[l] = fma(v, unsafe { ldw(p, l) }, a[l]);
                 }
             }
-            for l in 0..NV {
-                let r = add(a[l], b[l]);
-                let r = match post {
-                    Post::Store => r,
-                    Post::Relu => max0(r),
-                    // SAFETY: the caller guarantees the mask row's whole vectors are readable.
-                    Post::Mask(h, _) => keep_pos(r, unsafe { ldw(h, l) }),
-                };
-                // SAFETY: the caller guarantees the tile lanes of `out` are writable.
-                unsafe { st::<MASKED>(out, l, NV, m, r) };
-            }
+            // SAFETY: forwarded from the caller's contract.
+            unsafe { finish::<NV, MASKED>(&a, &b, post, out, m) };
         }
 
         /// `y[j] = post(init_j + Σ_{e of row j} val[e] · x[idx[e]])` for the rows `rows` (the
@@ -475,12 +508,8 @@ macro_rules! simd_kernels {
                 for j in rows.clone() {
                     let s = j * (parts + 1) + part;
                     let (lo, hi) = (a.seg[s] as usize, a.seg[s + 1] as usize);
-                    let p = match a.post {
-                        _ if !last => Post::Store,
-                        // SAFETY: the caller guarantees the mask holds the rows `rows`.
-                        Post::Mask(h, hs) => Post::Mask(unsafe { h.add(j * hs + t) }, hs),
-                        other => other,
-                    };
+                    // SAFETY: the caller guarantees the mask holds the rows `rows`.
+                    let p = unsafe { row_post(a.post, last, j, t) };
                     // An empty later block changes nothing unless it applies the epilogue.
                     if part > 0 && lo == hi && matches!(p, Post::Store) {
                         continue;
@@ -879,17 +908,8 @@ macro_rules! simd_backward {
                 }
                 put(i, hsum(s));
             }
-            for l in 0..NV {
-                let r = add(a[l], b[l]);
-                let r = match post {
-                    Post::Store => r,
-                    Post::Relu => max0(r),
-                    // SAFETY: the caller guarantees the mask row's whole vectors are readable.
-                    Post::Mask(h, _) => keep_pos(r, unsafe { ldw(h, l) }),
-                };
-                // SAFETY: the caller guarantees the tile lanes of `out` are writable.
-                unsafe { st::<MASKED>(out, l, NV, m, r) };
-            }
+            // SAFETY: forwarded from the caller's contract.
+            unsafe { finish::<NV, MASKED>(&a, &b, post, out, m) };
         }
 
         /// The weight gradient and backward-data in one pass (see [`BackwardArgs`]) for the
@@ -938,12 +958,8 @@ macro_rules! simd_backward {
                 for k in rows.clone() {
                     let s = k * (parts + 1) + part;
                     let (lo, hi) = (a.seg[s] as usize, a.seg[s + 1] as usize);
-                    let p = match a.post {
-                        _ if !last => Post::Store,
-                        // SAFETY: the caller guarantees the mask holds the rows `rows`.
-                        Post::Mask(h, hs) => Post::Mask(unsafe { h.add(k * hs + t) }, hs),
-                        other => other,
-                    };
+                    // SAFETY: the caller guarantees the mask holds the rows `rows`.
+                    let p = unsafe { row_post(a.post, last, k, t) };
                     // An empty later block changes nothing unless it applies the epilogue.
                     if part > 0 && lo == hi && matches!(p, Post::Store) {
                         continue;
