@@ -1,17 +1,21 @@
 //! Sparse layer kernels against dense matrixmultiply at 256×256.
 //!
 //! For batch 100 (TD3's) and 256, and densities 1.0, 0.5, 0.25, 0.1 and 0.05, each kernel —
-//! forward, backward-data, weight gradient — and the whole layer step (all three plus the bias
-//! gradient) of a sparse layer, beside the same for a dense layer. Throughput is reported in
+//! forward, backward-data, weight gradient — then both backward products (and the bias
+//! gradient) as training takes a hidden layer's (`Layer::backward_then`: one fused pass on
+//! AVX-512), and the whole layer step (forward and that) of a sparse layer, beside the same for a
+//! dense layer. Throughput is reported in
 //! elements/s where one element is one FLOP as the kernels count them (2 per multiply-add), so
 //! criterion's `Gelem/s` reads as GFLOPS; sparse/dense ratios are read from times within one run.
 //! Workloads are shared with `ds-td3 bench` (`ds_td3::workloads`).
 //! The kernels run on the process default implementation (`DS_TD3_KERNELS` picks another).
-//! `cargo bench --bench kernels -- forward/` (or `step/`, `batch100`, …) runs a subset.
+//! `cargo bench --bench kernels -- forward/` (or `backward/`, `step/`, `batch100`, …) runs a
+//! subset.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rand::{SeedableRng, rngs::StdRng};
 use sparse_core::Activations;
+use sparse_core::kernels::Epilogue;
 use std::hint::black_box;
 
 use ds_td3::workloads::{KERNEL_BATCHES, N, kernel_layers, random_acts};
@@ -24,15 +28,21 @@ fn kernels(c: &mut Criterion) {
         let dy = random_acts(&mut rng, N, batch);
         let mut y = Activations::zeros(N, batch);
         let mut dx = Activations::zeros(N, batch);
-        for kernel in ["forward", "backward-data", "weight-grad", "step"] {
+        for kernel in [
+            "forward",
+            "backward-data",
+            "weight-grad",
+            "backward",
+            "step",
+        ] {
             let mut group = c.benchmark_group(format!("{kernel}/256x256-batch{batch}"));
             for (name, layer) in &layers {
                 let mac = 2 * (layer.live_connections() * batch) as u64;
                 let mut grads = layer.zero_grads();
-                let flops = if kernel == "step" {
-                    3 * mac + (N * batch) as u64
-                } else {
-                    mac
+                let flops = match kernel {
+                    "step" => 3 * mac + (N * batch) as u64,
+                    "backward" => 2 * mac + (N * batch) as u64,
+                    _ => mac,
                 };
                 group.throughput(Throughput::Elements(flops));
                 group.bench_function(BenchmarkId::from_parameter(name), |b| match kernel {
@@ -47,10 +57,16 @@ fn kernels(c: &mut Criterion) {
                             .param_grads(black_box(&dy), &x, &mut grads)
                             .expect("shapes")
                     }),
+                    "backward" => b.iter(|| {
+                        layer
+                            .backward_then(black_box(&dy), &x, &mut grads, &mut dx, Epilogue::None)
+                            .expect("shapes")
+                    }),
                     _ => b.iter(|| {
                         layer.forward(black_box(&x), &mut y).expect("shapes");
-                        layer.param_grads(&dy, &x, &mut grads).expect("shapes");
-                        layer.backward_data(&dy, &mut dx).expect("shapes");
+                        layer
+                            .backward_then(&dy, &x, &mut grads, &mut dx, Epilogue::None)
+                            .expect("shapes");
                     }),
                 });
             }
