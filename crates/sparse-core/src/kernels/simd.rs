@@ -526,18 +526,21 @@ macro_rules! simd_kernels {
             }
         }
 
-        /// One row of `dy` over a tile of `NV` vectors, the dead lanes of a masked last vector
-        /// loaded as zero.
+        /// One row (of `dy`, or the input of the fused backward pass) over a tile of `NV`
+        /// vectors, the dead lanes of a masked last vector loaded as zero.
         ///
         /// # Safety
-        /// The tile lanes at `dy` (as [`ld`] addresses them) must be readable.
+        /// The tile lanes at `row` (as [`ld`] addresses them) must be readable.
         #[inline]
         #[target_feature(enable = $feat)]
-        unsafe fn dy_tile<const NV: usize, const MASKED: bool>(dy: *const f32, m: Mask) -> [V; NV] {
+        unsafe fn row_tile<const NV: usize, const MASKED: bool>(
+            row: *const f32,
+            m: Mask,
+        ) -> [V; NV] {
             let mut d = [zero(); NV];
             for (l, dl) in d.iter_mut().enumerate() {
                 // SAFETY: forwarded from the caller's contract.
-                *dl = unsafe { ld::<MASKED>(dy, l, NV, m) };
+                *dl = unsafe { ld::<MASKED>(row, l, NV, m) };
             }
             d
         }
@@ -590,7 +593,7 @@ macro_rules! simd_kernels {
             bias: Option<*mut f32>,
         ) {
             // SAFETY: the caller guarantees the tile lanes of the `dy` row are readable.
-            let d = unsafe { dy_tile::<NV, MASKED>(dy, m) };
+            let d = unsafe { row_tile::<NV, MASKED>(dy, m) };
             let dead = d.iter().all(|&v| is_zero(v));
             if let Some(b) = bias {
                 // SAFETY: the caller guarantees `b` is writable.
@@ -789,7 +792,7 @@ macro_rules! simd_backward {
             for j in rows {
                 // SAFETY: forwarded from the caller's contract for row `j`.
                 unsafe {
-                    let d = dy_tile::<NV, MASKED>(dy.add(j * dys), m);
+                    let d = row_tile::<NV, MASKED>(dy.add(j * dys), m);
                     let dead = d.iter().all(|&v| is_zero(v));
                     bias_tile(&d, dead, bias.add(j), accumulate);
                 }
@@ -803,7 +806,7 @@ macro_rules! simd_backward {
         /// the dot product `Σ_lanes dy[j] · x`, stored (or, when `ACCUMULATE`, added) at
         /// `grad[perm[e]]`. The input gradient takes its connections in [`spmm_tile`]'s order and
         /// each dot product is reduced as in [`sddmm_tile`], so the results are theirs, bit for
-        /// bit. (`ACCUMULATE` is a constant: as a run-time flag it made the kernel about a third
+        /// bit. (`ACCUMULATE` is a constant: as a run-time flag it made the kernel some 40%
         /// slower, measured at density 0.5.)
         ///
         /// # Safety
@@ -830,7 +833,7 @@ macro_rules! simd_backward {
             // The input's tile stays in registers; masked, so the dead lanes of its last
             // vector are zero (what `fml` needs of its first operand).
             // SAFETY: the caller guarantees the tile's vectors at `x` are readable.
-            let xv = unsafe { dy_tile::<NV, MASKED>(x, m) };
+            let xv = unsafe { row_tile::<NV, MASKED>(x, m) };
             let (mut a, mut b) = ([zero(); NV], [zero(); NV]);
             if !first {
                 // SAFETY: the caller guarantees the tile's whole vectors of `out` are readable.
