@@ -18,7 +18,7 @@ use sparse_core::Activations;
 use sparse_core::kernels::Epilogue;
 use std::hint::black_box;
 
-use ds_td3::workloads::{KERNEL_BATCHES, N, kernel_layers, random_acts};
+use ds_td3::workloads::{KERNEL_BATCHES, KERNEL_NAMES, N, kernel_layers, random_acts};
 
 fn kernels(c: &mut Criterion) {
     let mut rng = StdRng::seed_from_u64(0);
@@ -28,13 +28,7 @@ fn kernels(c: &mut Criterion) {
         let dy = random_acts(&mut rng, N, batch);
         let mut y = Activations::zeros(N, batch);
         let mut dx = Activations::zeros(N, batch);
-        for kernel in [
-            "forward",
-            "backward-data",
-            "weight-grad",
-            "backward",
-            "step",
-        ] {
+        for kernel in KERNEL_NAMES {
             let mut group = c.benchmark_group(format!("{kernel}/256x256-batch{batch}"));
             for (name, layer) in &layers {
                 let mac = 2 * (layer.live_connections() * batch) as u64;

@@ -24,6 +24,17 @@ pub const DENSITIES: [f64; 5] = [1.0, 0.5, 0.25, 0.1, 0.05];
 /// Batch sizes of the kernel benchmarks: TD3's minibatch, and a larger one.
 pub const KERNEL_BATCHES: [usize; 2] = [100, 256];
 
+/// The products timed per layer, in table order: each kernel alone, then both backward products
+/// as training takes a hidden layer's (`Layer::backward_then`), then the whole step (forward and
+/// backward).
+pub const KERNEL_NAMES: [&str; 5] = [
+    "forward",
+    "backward-data",
+    "weight-grad",
+    "backward",
+    "step",
+];
+
 /// Minibatch of the TD3 iterations (the paper's).
 pub const TD3_BATCH: usize = 100;
 

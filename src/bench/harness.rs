@@ -7,7 +7,9 @@ use rand::{SeedableRng, rngs::StdRng};
 use sparse_core::Layer;
 use td3::Agent;
 
-use ds_td3::workloads::{KERNEL_BATCHES, N, SHAPES, Setting, kernel_layers, sparsity, warm_agent};
+use ds_td3::workloads::{
+    KERNEL_BATCHES, KERNEL_NAMES, N, SHAPES, Setting, kernel_layers, sparsity, warm_agent,
+};
 
 /// How long and how often to sample.
 #[derive(Debug, Clone, Copy)]
@@ -95,13 +97,7 @@ pub fn kernel_table(
     );
     let layers = kernel_layers(&mut StdRng::seed_from_u64(0));
     for batch in KERNEL_BATCHES {
-        for kernel in [
-            "forward",
-            "backward-data",
-            "weight-grad",
-            "backward",
-            "step",
-        ] {
+        for kernel in KERNEL_NAMES {
             let mut dense_secs = None;
             for (name, layer) in &layers {
                 let t = time(layer, kernel, batch)?;

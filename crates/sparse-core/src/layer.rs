@@ -473,13 +473,7 @@ impl Layer {
         dx: &mut Activations,
         epilogue: Epilogue<'_>,
     ) -> Result<()> {
-        check_len(
-            "layer output-gradient features",
-            self.n_out(),
-            dy.features(),
-        )?;
-        dx.ensure_shape(self.n_in(), dy.batch());
-        check_epilogue(epilogue, dx)?;
+        self.prepare_backward_data(dy, dx, epilogue)?;
         let e = epilogue;
         match self {
             Layer::Sparse(l) => {
@@ -525,17 +519,34 @@ impl Layer {
 }
 
 impl Layer {
+    /// Checks `dy` against the layer's outputs.
+    fn check_output_grad(&self, dy: &Activations) -> Result<()> {
+        check_len(
+            "layer output-gradient features",
+            self.n_out(),
+            dy.features(),
+        )
+    }
+
+    /// What backward-data needs before its product: `dy` and the epilogue checked, `dx` shaped.
+    fn prepare_backward_data(
+        &self,
+        dy: &Activations,
+        dx: &mut Activations,
+        epilogue: Epilogue<'_>,
+    ) -> Result<()> {
+        self.check_output_grad(dy)?;
+        dx.ensure_shape(self.n_in(), dy.batch());
+        check_epilogue(epilogue, dx)
+    }
+
     fn check_param_grads(
         &self,
         dy: &Activations,
         x: &Activations,
         grads: &LayerGrads,
     ) -> Result<()> {
-        check_len(
-            "layer output-gradient features",
-            self.n_out(),
-            dy.features(),
-        )?;
+        self.check_output_grad(dy)?;
         check_len("layer input features", self.n_in(), x.features())?;
         check_len("batch", dy.batch(), x.batch())?;
         check_len(
@@ -563,8 +574,7 @@ impl Layer {
             return self.backward_data_then(dy, dx, epilogue);
         };
         self.check_param_grads(dy, x, grads)?;
-        dx.ensure_shape(self.n_in(), dy.batch());
-        check_epilogue(epilogue, dx)?;
+        self.prepare_backward_data(dy, dx, epilogue)?;
         let (seg, t) = (l.segments(), l.transposed());
         let (gw, gb) = (&mut grads.weights, &mut grads.bias);
         with_csr!(&l.weights, w => {
