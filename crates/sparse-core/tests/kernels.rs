@@ -369,6 +369,52 @@ fn shape_errors_are_errors_not_panics() {
     assert!(layer.param_grads(&dy, &x, &mut g).is_err());
 }
 
+/// At batch 1, AVX-512's matrix-vector kernel fetches the inputs by permutes where AVX2's
+/// gathers them, with the same products and sums: the same bits, with and without the ReLU, for
+/// rows of fewer and more than 8 connections, windows narrow and wide, layers below density
+/// 1/4 (which it hands to AVX2's) and inputs wider than its stack buffer.
+#[test]
+fn batch_one_avx512_matches_avx2_bit_for_bit() {
+    if !(Isa::Avx512.is_available() && Isa::Avx2.is_available()) {
+        eprintln!("skipped batch_one_avx512_matches_avx2_bit_for_bit: no AVX-512 here");
+        return;
+    }
+    let mut r = rng(11);
+    for &(n_in, n_out, density) in &[
+        (256, 256, 0.5),
+        (256, 64, 1.0),
+        (17, 256, 0.3),
+        (40, 30, 0.26),
+        (300, 7, 0.9),
+        (256, 40, 0.1),
+        (992, 20, 0.25),
+        (1100, 10, 0.5),
+    ] {
+        let count = ((n_in * n_out) as f64 * density) as usize;
+        let layer: Layer = SparseLinear::random(n_in, n_out, count, &mut r)
+            .unwrap()
+            .into();
+        let x = random_acts(&mut r, n_in, 1);
+        for epilogue in [Epilogue::None, Epilogue::Relu] {
+            let run = |isa| {
+                with_isa(isa, || {
+                    let mut y = Activations::default();
+                    layer.forward_then(&x, &mut y, epilogue).unwrap();
+                    (0..n_out)
+                        .map(|f| y.get(f, 0).to_bits())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap()
+            };
+            assert_eq!(
+                run(Isa::Avx2),
+                run(Isa::Avx512),
+                "{n_out}x{n_in} at density {density}, {epilogue:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn implementations_agree_with_portable() {
     let mut r = rng(7);

@@ -9,11 +9,12 @@
 //! gathered, multiplied by the values and summed into one accumulator, reduced to a scalar at
 //! the row's end. Rows are independent, so the out-of-order core overlaps them.
 //!
-//! Both x86-64 SIMD implementations run this one AVX2 kernel (every CPU with the AVX-512 set
-//! [`super::Isa::Avx512`] needs has AVX2 and FMA too). A 16-lane AVX-512 version with masked
-//! 512-bit gathers was slower on the machine it was written on (256×256 layer, batch 1, best of
-//! 20 × 200 products: density 0.5 9.9 µs against 7.8, density 0.1 7.6 µs against 2.1; the old
-//! batch path took 21 and 4.5 µs). The portable kernels (and so every other architecture's
+//! Both x86-64 SIMD implementations run this one AVX2 kernel's arithmetic (every CPU with the
+//! AVX-512 set [`super::Isa::Avx512`] needs has AVX2 and FMA too); AVX-512's fetches most inputs
+//! by permutes instead of gathers ([`avx512`]), with the same bits. A 16-lane AVX-512 version
+//! with masked 512-bit gathers was slower on the machine it was written on (256×256 layer,
+//! batch 1, best of 20 × 200 products: density 0.5 9.9 µs against 7.8, density 0.1 7.6 µs
+//! against 2.1; the old batch path took 21 and 4.5 µs). The portable kernels (and so every other architecture's
 //! fallback) compute batch 1 like any batch. Results differ from the batch kernels
 //! only in the order of the additions (`bias + Σ` here, lanes summed pairwise), so they agree to
 //! rounding, and one implementation on one machine is bitwise deterministic.
@@ -124,7 +125,7 @@ pub(super) mod avx2 {
     /// `e + 8 <= idx.len()`; the CPU supports AVX2.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn indices<I: ColIndex>(idx: &[I], e: usize) -> __m256i {
+    pub(super) unsafe fn indices<I: ColIndex>(idx: &[I], e: usize) -> __m256i {
         // SAFETY: the caller guarantees 8 indices from `e`; `I` is `u16` or `u32` (sealed).
         unsafe {
             let p = idx.as_ptr().add(e);
@@ -139,7 +140,7 @@ pub(super) mod avx2 {
     /// The sum of the 8 lanes of `v`.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    fn hsum(v: __m256) -> f32 {
+    pub(super) fn hsum(v: __m256) -> f32 {
         let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s)))
@@ -176,29 +177,52 @@ pub(super) mod avx2 {
                 }
                 e += 8;
             }
-            if e < end {
-                let mut k = [0i32; 8];
-                let mut v = [0f32; 8];
-                for (t, (c, &a)) in idx[e..end].iter().zip(&val[e..end]).enumerate() {
-                    k[t] = c.col() as i32;
-                    v[t] = a;
-                }
-                let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-                let live = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
-                    _mm256_set1_epi32((end - e) as i32),
-                    lanes,
-                ));
-                // SAFETY: only the live lanes (entries `e..end`) are gathered from `x`; `k` and
-                // `v` are local arrays of 8.
-                unsafe {
-                    let off = _mm256_mullo_epi32(_mm256_loadu_si256(k.as_ptr().cast()), stride);
-                    let xv = _mm256_mask_i32gather_ps::<4>(_mm256_setzero_ps(), x, off, live);
-                    acc = _mm256_fmadd_ps(_mm256_loadu_ps(v.as_ptr()), xv, acc);
-                }
-            }
+            // SAFETY: forwarded from the caller's contract.
+            acc = unsafe { tail(idx, val, e, end, x, stride, acc) };
             let r = super::finish(b, hsum(acc), relu);
             // SAFETY: the caller guarantees row `j` of `y` is writable.
             unsafe { *y.add(j * ys) = r };
+        }
+    }
+
+    /// Adds to `acc` the products of the last `end − e` (fewer than 8) entries, gathered from
+    /// `x` with the offsets `k·stride` in as many lanes.
+    ///
+    /// # Safety
+    /// The CPU supports AVX2 and FMA; `e <= end <= idx.len() == val.len()`, `end − e < 8`; for
+    /// every index `k` of `idx[e..end]`, `x + k·stride` is readable and `k·stride < 2³¹`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn tail<I: ColIndex>(
+        idx: &[I],
+        val: &[f32],
+        e: usize,
+        end: usize,
+        x: *const f32,
+        stride: __m256i,
+        acc: __m256,
+    ) -> __m256 {
+        if e == end {
+            return acc;
+        }
+        let mut k = [0i32; 8];
+        let mut v = [0f32; 8];
+        for (t, (c, &a)) in idx[e..end].iter().zip(&val[e..end]).enumerate() {
+            k[t] = c.col() as i32;
+            v[t] = a;
+        }
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let live = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
+            _mm256_set1_epi32((end - e) as i32),
+            lanes,
+        ));
+        // SAFETY: only the live lanes (entries `e..end`) are gathered from `x`; `k` and
+        // `v` are local arrays of 8.
+        unsafe {
+            let off = _mm256_mullo_epi32(_mm256_loadu_si256(k.as_ptr().cast()), stride);
+            let xv = _mm256_mask_i32gather_ps::<4>(_mm256_setzero_ps(), x, off, live);
+            _mm256_fmadd_ps(_mm256_loadu_ps(v.as_ptr()), xv, acc)
         }
     }
 
@@ -268,6 +292,98 @@ pub(super) mod avx2 {
             if start >= n_in {
                 break;
             }
+        }
+    }
+}
+
+/// [`avx2::rows`] with the inputs fetched without gathers where AVX-512 is present: the input
+/// is first copied to a contiguous buffer; a row's columns increase, so the inputs of 8
+/// connections spanning fewer than 32 columns (most, at density 0.5) come from two loads and one
+/// permute, the others from a gather as before. The products, their order and the sums are
+/// [`avx2::rows`]' own, so the results are too, bit for bit. Gathers are slow on some cores (this
+/// machine's AMD one among them): two 256×256 layers at batch 1, best of 15 × 2000 passes, in
+/// three runs of one process each, took per layer 7.7–12.7 µs against 12.8–23.7 µs for
+/// [`avx2::rows`] at density 0.5 (1.7–2.0× faster, same run), 5.8–10.1 against 7.1–13.3 µs at
+/// 0.25 (1.24–1.36×); at 0.1 both run [`avx2::rows`].
+#[cfg(target_arch = "x86_64")]
+pub(super) mod avx512 {
+    use std::arch::x86_64::*;
+    use std::mem::MaybeUninit;
+
+    use super::avx2::{hsum, indices, tail};
+    use crate::csr::{ColIndex, Csr};
+
+    /// Inputs the stack buffer holds: layers with more columns (minus the window's slack) run
+    /// [`super::avx2::rows`].
+    const BUF: usize = 1024;
+    /// The columns one permute reaches from the first of its 8 connections.
+    const WINDOW: usize = 32;
+
+    /// [`super::MatvecFn`] on AVX-512F with AVX2 and FMA.
+    ///
+    /// # Safety
+    /// As [`super::avx2::rows`], on a CPU with AVX-512F as well.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(in crate::kernels) unsafe fn rows<I: ColIndex>(
+        w: &Csr<I>,
+        val: &[f32],
+        bias: &[f32],
+        x: *const f32,
+        xs: usize,
+        y: *mut f32,
+        ys: usize,
+        relu: bool,
+    ) {
+        let n = w.n_cols();
+        // Below density 1/4, 8 connections mostly span more than the window: no gain.
+        if n + WINDOW > BUF || 4 * w.nnz() < w.n_rows() * n {
+            // SAFETY: the caller's contract is that kernel's.
+            return unsafe { super::avx2::rows(w, val, bias, x, xs, y, ys, relu) };
+        }
+        // The input, contiguous, then zeros as far as a window from its last column reaches
+        // (never selected: a window's lanes all name columns of the row); nothing beyond is
+        // read.
+        let mut buf = [MaybeUninit::<f32>::uninit(); BUF];
+        for (k, b) in buf[..n + WINDOW].iter_mut().enumerate() {
+            // SAFETY: `k < n_cols`, a row of `x` (the caller's guarantee).
+            b.write(if k < n {
+                unsafe { *x.add(k * xs) }
+            } else {
+                0.0
+            });
+        }
+        let buf: *const f32 = buf.as_ptr().cast();
+        let (ptr, idx) = (w.row_ptr(), w.col_idx());
+        let stride = _mm256_set1_epi32(xs as i32);
+        for (j, &b) in bias.iter().enumerate() {
+            let (mut e, end) = (ptr[j] as usize, ptr[j + 1] as usize);
+            let mut acc = _mm256_setzero_ps();
+            while e + 8 <= end {
+                let first = idx[e].col();
+                // SAFETY: `e + 8 <= end <= idx.len() == val.len()`; columns are below `n`, so
+                // the window `first..first + WINDOW` and every gathered lane lie in the
+                // `n + WINDOW` floats of `buf` written above.
+                unsafe {
+                    let ix = indices(idx, e);
+                    let xv = if idx[e + 7].col() - first < WINDOW {
+                        let rel = _mm256_sub_epi32(ix, _mm256_set1_epi32(first as i32));
+                        let p = buf.add(first);
+                        let (lo, hi) = (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16)));
+                        let all = _mm512_permutex2var_ps(lo, _mm512_castsi256_si512(rel), hi);
+                        _mm512_castps512_ps256(all)
+                    } else {
+                        _mm256_i32gather_ps::<4>(buf, ix)
+                    };
+                    acc = _mm256_fmadd_ps(_mm256_loadu_ps(val.as_ptr().add(e)), xv, acc);
+                }
+                e += 8;
+            }
+            // SAFETY: forwarded from the caller's contract.
+            acc = unsafe { tail(idx, val, e, end, x, stride, acc) };
+            let r = super::finish(b, hsum(acc), relu);
+            // SAFETY: the caller guarantees row `j` of `y` is writable.
+            unsafe { *y.add(j * ys) = r };
         }
     }
 }

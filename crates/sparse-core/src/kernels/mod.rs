@@ -354,8 +354,8 @@ fn simd<'a, J: ColIndex>() -> Option<Simd<'a, J>> {
             backward: x86::avx512::spmm,
             weight_grad: x86::avx512::sddmm,
             fused: Some((x86::avx512::backward, x86::avx512::bias_sums)),
-            // The AVX2 kernel: faster here than 512-bit gathers (see `matvec`).
-            matvec: matvec::avx2::rows,
+            // The AVX2 kernel's arithmetic, most inputs fetched by permutes (see `matvec`).
+            matvec: matvec::avx512::rows,
             dense_matvec: matvec::avx2::dense_rows,
         }),
         #[cfg(target_arch = "aarch64")]
