@@ -812,7 +812,7 @@ mod tests {
             mix_aligned(&mut a, &ov, &slots, c, lo, &mut fa);
             mix_aligned_body(&mut b, &ov, &slots, c, lo, &mut fb);
             // Bits, but one NaN for all: which NaN comes out of `t·o + u·a` depends on the
-            // operand order the compiler picked, and a NaN kept is an error anyway.
+            // operand order the compiler picked; a NaN's sign and payload mean nothing here.
             let bits = |v: &[f32]| {
                 v.iter()
                     .map(|x| if x.is_nan() { f32::NAN } else { *x }.to_bits())

@@ -14,10 +14,10 @@
 //! by permutes instead of gathers ([`avx512`]), with the same bits. A 16-lane AVX-512 version
 //! with masked 512-bit gathers was slower on the machine it was written on (256×256 layer,
 //! batch 1, best of 20 × 200 products: density 0.5 9.9 µs against 7.8, density 0.1 7.6 µs
-//! against 2.1; the old batch path took 21 and 4.5 µs). The portable kernels (and so every other architecture's
-//! fallback) compute batch 1 like any batch. Results differ from the batch kernels
-//! only in the order of the additions (`bias + Σ` here, lanes summed pairwise), so they agree to
-//! rounding, and one implementation on one machine is bitwise deterministic.
+//! against 2.1; the old batch path took 21 and 4.5 µs). The portable kernels (and so every
+//! other architecture's fallback) compute batch 1 like any batch. Results differ from the batch
+//! kernels only in the order of the additions (`bias + Σ` here, lanes summed pairwise), so they
+//! agree to rounding, and one implementation on one machine is bitwise deterministic.
 
 #[cfg(target_arch = "x86_64")]
 use crate::csr::{ColIndex, Csr};
