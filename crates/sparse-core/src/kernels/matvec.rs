@@ -140,7 +140,7 @@ pub(super) mod avx2 {
     /// The sum of the 8 lanes of `v`.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    pub(super) fn hsum(v: __m256) -> f32 {
+    fn hsum(v: __m256) -> f32 {
         let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s)))
@@ -177,53 +177,54 @@ pub(super) mod avx2 {
                 }
                 e += 8;
             }
-            // SAFETY: forwarded from the caller's contract.
-            acc = unsafe { tail(idx, val, e, end, x, stride, acc) };
-            let r = super::finish(b, hsum(acc), relu);
-            // SAFETY: the caller guarantees row `j` of `y` is writable.
-            unsafe { *y.add(j * ys) = r };
+            // SAFETY: forwarded from the caller's contract (row `j` of `y` is writable).
+            unsafe { finish_row(idx, val, e..end, x, stride, acc, (b, relu), y.add(j * ys)) };
         }
     }
 
-    /// Adds to `acc` the products of the last `end − e` (fewer than 8) entries, gathered from
-    /// `x` with the offsets `k·stride` in as many lanes.
+    /// Ends a row: adds to `acc` the products of its last entries `rest` (fewer than 8),
+    /// gathered from `x` with the offsets `k·stride` in as many lanes, and stores
+    /// `bias + Σ lanes` at `out`, through a ReLU when `relu`.
     ///
     /// # Safety
-    /// The CPU supports AVX2 and FMA; `e <= end <= idx.len() == val.len()`, `end − e < 8`; for
-    /// every index `k` of `idx[e..end]`, `x + k·stride` is readable and `k·stride < 2³¹`.
+    /// The CPU supports AVX2 and FMA; `rest` lies within `idx` and `val` (equally long) and
+    /// holds fewer than 8 entries; for every index `k` of `idx[rest]`, `x + k·stride` is
+    /// readable and `k·stride < 2³¹`; `out` is writable.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn tail<I: ColIndex>(
+    pub(super) unsafe fn finish_row<I: ColIndex>(
         idx: &[I],
         val: &[f32],
-        e: usize,
-        end: usize,
+        rest: std::ops::Range<usize>,
         x: *const f32,
         stride: __m256i,
-        acc: __m256,
-    ) -> __m256 {
-        if e == end {
-            return acc;
+        mut acc: __m256,
+        (bias, relu): (f32, bool),
+        out: *mut f32,
+    ) {
+        if !rest.is_empty() {
+            let mut k = [0i32; 8];
+            let mut v = [0f32; 8];
+            for (t, (c, &a)) in idx[rest.clone()].iter().zip(&val[rest.clone()]).enumerate() {
+                k[t] = c.col() as i32;
+                v[t] = a;
+            }
+            let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            let live = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
+                _mm256_set1_epi32(rest.len() as i32),
+                lanes,
+            ));
+            // SAFETY: only the live lanes (entries `rest`) are gathered from `x`; `k` and `v`
+            // are local arrays of 8.
+            unsafe {
+                let off = _mm256_mullo_epi32(_mm256_loadu_si256(k.as_ptr().cast()), stride);
+                let xv = _mm256_mask_i32gather_ps::<4>(_mm256_setzero_ps(), x, off, live);
+                acc = _mm256_fmadd_ps(_mm256_loadu_ps(v.as_ptr()), xv, acc);
+            }
         }
-        let mut k = [0i32; 8];
-        let mut v = [0f32; 8];
-        for (t, (c, &a)) in idx[e..end].iter().zip(&val[e..end]).enumerate() {
-            k[t] = c.col() as i32;
-            v[t] = a;
-        }
-        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        let live = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
-            _mm256_set1_epi32((end - e) as i32),
-            lanes,
-        ));
-        // SAFETY: only the live lanes (entries `e..end`) are gathered from `x`; `k` and
-        // `v` are local arrays of 8.
-        unsafe {
-            let off = _mm256_mullo_epi32(_mm256_loadu_si256(k.as_ptr().cast()), stride);
-            let xv = _mm256_mask_i32gather_ps::<4>(_mm256_setzero_ps(), x, off, live);
-            _mm256_fmadd_ps(_mm256_loadu_ps(v.as_ptr()), xv, acc)
-        }
+        // SAFETY: the caller guarantees `out` is writable.
+        unsafe { *out = super::finish(bias, hsum(acc), relu) };
     }
 
     /// Inputs copied per chunk by [`dense_rows`] (a stack buffer of 4 KiB).
@@ -310,7 +311,7 @@ pub(super) mod avx512 {
     use std::arch::x86_64::*;
     use std::mem::MaybeUninit;
 
-    use super::avx2::{hsum, indices, tail};
+    use super::avx2::{finish_row, indices};
     use crate::csr::{ColIndex, Csr};
 
     /// Inputs the stack buffer holds: layers with more columns (minus the window's slack) run
@@ -379,11 +380,8 @@ pub(super) mod avx512 {
                 }
                 e += 8;
             }
-            // SAFETY: forwarded from the caller's contract.
-            acc = unsafe { tail(idx, val, e, end, x, stride, acc) };
-            let r = super::finish(b, hsum(acc), relu);
-            // SAFETY: the caller guarantees row `j` of `y` is writable.
-            unsafe { *y.add(j * ys) = r };
+            // SAFETY: forwarded from the caller's contract (row `j` of `y` is writable).
+            unsafe { finish_row(idx, val, e..end, x, stride, acc, (b, relu), y.add(j * ys)) };
         }
     }
 }
