@@ -239,7 +239,7 @@ fn envs_lists_tasks_with_dimensions() {
 fn bad_training_input_is_a_clear_error() {
     let dir = temp_dir("bad");
     let out = dir.to_str().unwrap();
-    let cases: [(&[&str], &str); 18] = [
+    let cases: [(&[&str], &str); 20] = [
         (
             &["--env", "Pendulum-v1", "--buffer-threshold", "0.1"],
             "--dynamic-buffer",
@@ -283,6 +283,21 @@ fn bad_training_input_is_a_clear_error() {
         (
             &["--env", "Pendulum-v1", "--sparsity", "1"],
             "sparsity must lie in [0, 1)",
+        ),
+        (
+            &[
+                "--env",
+                "Pendulum-v1",
+                "--sparsity",
+                "0.9",
+                "--critic-sparsity",
+                "1.5",
+            ],
+            "critic sparsity must lie in [0, 1)",
+        ),
+        (
+            &["--env", "Pendulum-v1", "--critic-sparsity", "0.8"],
+            "the following required arguments were not provided",
         ),
         (
             &[

@@ -199,9 +199,10 @@ fn setting(key: &str, c: &Config) -> String {
             }
             b
         }
-        "λ" => match c.sparsity {
-            Some(sparsity) => format!("S={sparsity}"),
-            None => format!("λ1={} λ2={}", c.lambda1, c.lambda2),
+        "λ" => match (c.sparsity, c.critic_sparsity) {
+            (Some(sparsity), Some(critic)) => format!("S={sparsity}/{critic}"),
+            (Some(sparsity), None) => format!("S={sparsity}"),
+            (None, _) => format!("λ1={} λ2={}", c.lambda1, c.lambda2),
         },
         "growth" => match c.growth {
             Growth::Random => "growth random".into(),

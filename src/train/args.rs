@@ -171,6 +171,11 @@ macro_rules! hyper_args {
             /// first layers stay denser) [default: the paper's λs, about 0.5]
             #[arg(long, value_name = "S", conflicts_with_all = ["lambda1", "lambda2"])]
             pub sparsity: Option<f64>,
+            /// The critics' own overall sparsity, when it should differ from the actor's
+            /// (--sparsity then sets the actor's alone; RLx2 keeps critics denser, e.g. 0.85
+            /// against 0.9) [default: --sparsity's]
+            #[arg(long, value_name = "S", requires = "sparsity")]
+            pub critic_sparsity: Option<f64>,
             /// Where evolution regrows connections: random (SET, the paper's) or gradient (the
             /// candidates with the largest |∂L/∂w| in the network's last training step, from a
             /// sample of --growth-candidates per connection grown, scored by the weight-gradient
@@ -209,6 +214,7 @@ macro_rules! hyper_args {
             pub fn any(&self) -> bool {
                 $(self.$name.is_some() ||)* self.no_termination || self.bias_correction.is_some()
                     || self.buffer_dtype.is_some() || self.sparsity.is_some()
+                    || self.critic_sparsity.is_some()
                     || self.growth.is_some() || self.dynamic_buffer || self.eta_schedule.is_some()
             }
 
@@ -226,6 +232,9 @@ macro_rules! hyper_args {
                 }
                 if self.sparsity.is_some() {
                     c.sparsity = self.sparsity;
+                }
+                if self.critic_sparsity.is_some() {
+                    c.critic_sparsity = self.critic_sparsity;
                 }
                 match self.growth {
                     Some(GrowthArg::Random) => c.growth = Growth::Random,

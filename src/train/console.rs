@@ -29,11 +29,14 @@ pub fn print_start(trainer: &Trainer, dir: &RunDir) {
         None => format!("λ1 {} λ2 {}", c.lambda1, c.lambda2),
         Some(s) => {
             let (obs, act) = trainer.dims();
-            let lambda = |n_in| c.lambdas(n_in).map_or(f64::NAN, |l| l.0);
+            let lambda = |n_in, critic| c.lambdas(n_in, critic).map_or(f64::NAN, |l| l.0);
+            let critics = c
+                .critic_sparsity
+                .map_or(String::new(), |s| format!(", critics {s}"));
             format!(
-                "sparsity {s} (λ actor {:.4}, critics {:.4})",
-                lambda(obs),
-                lambda(obs + act)
+                "sparsity {s}{critics} (λ actor {:.4}, critics {:.4})",
+                lambda(obs, false),
+                lambda(obs + act, true)
             )
         }
     };

@@ -120,11 +120,11 @@ impl Agent {
             )));
         }
         // Sparse hidden layers at λ1, λ2 (or the λ of the configured sparsity), dense output.
-        let kinds = |n_in: usize| -> Result<[LayerKind; 3]> {
+        let kinds = |n_in: usize, critic: bool| -> Result<[LayerKind; 3]> {
             if !config.algo.is_sparse() {
                 return Ok([LayerKind::Dense; 3]);
             }
-            let (lambda1, lambda2) = config.lambdas(n_in)?;
+            let (lambda1, lambda2) = config.lambdas(n_in, critic)?;
             Ok([
                 LayerKind::Sparse { lambda: lambda1 },
                 LayerKind::Sparse { lambda: lambda2 },
@@ -140,12 +140,12 @@ impl Agent {
         };
         let actor = Mlp::init(
             &[obs_dim, h, h, actor_width],
-            &kinds(obs_dim)?,
+            &kinds(obs_dim, false)?,
             actor_out,
             rng,
         )?;
         let critic_sizes = [obs_dim + act_dim, h, h, 1];
-        let critic_kinds = kinds(obs_dim + act_dim)?;
+        let critic_kinds = kinds(obs_dim + act_dim, true)?;
         let q1 = Mlp::init(&critic_sizes, &critic_kinds, Output::Linear, rng)?;
         let q2 = Mlp::init(&critic_sizes, &critic_kinds, Output::Linear, rng)?;
         let ds = config.algo.evolves();

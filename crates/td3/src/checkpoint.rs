@@ -16,11 +16,12 @@ use crate::trainer::{State, Trainer};
 use crate::{Config, Device, Error, Result};
 
 const MAGIC: &[u8; 8] = b"DSTD3CKP";
-/// 5: the dynamic buffer (its setting, and the buffer's count of stored transitions); 4: the SAC family (the actor's target optional, the entropy temperature) and the sparsity
-/// setting; 3: the replay buffer stores each observation once, as `f32`, `f16` or `bf16`
-/// (version 2 files store `s` and `s'` separately); 2: topology freeze and per-connection bias
-/// correction (version 1 files predate them).
-const VERSION: u32 = 5;
+/// 6: the critics' own sparsity; 5: the dynamic buffer (its setting, and the buffer's count of
+/// stored transitions); 4: the SAC family (the actor's target optional, the entropy temperature)
+/// and the sparsity setting; 3: the replay buffer stores each observation once, as `f32`, `f16`
+/// or `bf16` (version 2 files store `s` and `s'` separately); 2: topology freeze and
+/// per-connection bias correction (version 1 files predate them).
+const VERSION: u32 = 6;
 const HEADER: usize = 8 + 4 + 8 + 4;
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {

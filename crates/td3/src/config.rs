@@ -263,6 +263,11 @@ pub struct Config {
     /// written before it existed: the λs rule.
     #[serde(default)]
     pub sparsity: Option<f64>,
+    /// The critics' own overall sparsity, when it should differ from the actor's: with it,
+    /// [`Self::sparsity`] (which it requires) sets the actor's alone. RLx2 keeps its critics
+    /// denser than its actors (HalfCheetah: 85% against 90%).
+    #[serde(default)]
+    pub critic_sparsity: Option<f64>,
     /// Topology evolution period `e`, in training iterations.
     pub evolution_period: u64,
     /// Fraction `η` of each sparse layer's connections replaced per evolution.
@@ -360,6 +365,7 @@ impl Config {
             lambda1: paper_lambda1(env),
             lambda2: 64.0,
             sparsity: None,
+            critic_sparsity: None,
             evolution_period: 1_000,
             evolution_fraction: 0.05,
             evolution_schedule: FractionSchedule::Constant,
@@ -410,10 +416,15 @@ impl Config {
     }
 
     /// The Erdős–Rényi λ of the first and second layer of a network whose input has `n_in`
-    /// features: `lambda1` and `lambda2`, or with [`Self::sparsity`] the λ (the same for both)
-    /// that gives the two hidden layers that sparsity together.
-    pub fn lambdas(&self, n_in: usize) -> Result<(f64, f64)> {
-        match self.sparsity {
+    /// features: `lambda1` and `lambda2`, or with [`Self::sparsity`] (for a critic:
+    /// [`Self::critic_sparsity`] when set) the λ (the same for both) that gives the two hidden
+    /// layers that sparsity together.
+    pub fn lambdas(&self, n_in: usize, critic: bool) -> Result<(f64, f64)> {
+        let sparsity = match self.critic_sparsity {
+            Some(s) if critic => Some(s),
+            _ => self.sparsity,
+        };
+        match sparsity {
             None => Ok((self.lambda1, self.lambda2)),
             Some(s) => {
                 let shapes = [(n_in, self.hidden), (self.hidden, self.hidden)];
@@ -478,18 +489,29 @@ impl Config {
     pub fn validate(&self) -> Result<()> {
         let bad = |msg: String| Err(Error::Config(msg));
         let finite_pos = |v: f64| v.is_finite() && v > 0.0;
-        if let Some(s) = self.sparsity {
+        for (what, s) in [
+            ("sparsity", self.sparsity),
+            ("critic sparsity", self.critic_sparsity),
+        ] {
+            let Some(s) = s else { continue };
             if !self.algo.is_sparse() {
                 return bad(format!(
-                    "sparsity applies to the sparse variants; {} has dense layers only",
+                    "{what} applies to the sparse variants; {} has dense layers only",
                     self.algo.label()
                 ));
             }
             if !(0.0..1.0).contains(&s) {
                 return bad(format!(
-                    "sparsity must lie in [0, 1) (the fraction of absent connections), got {s}"
+                    "{what} must lie in [0, 1) (the fraction of absent connections), got {s}"
                 ));
             }
+        }
+        if self.critic_sparsity.is_some() && self.sparsity.is_none() {
+            return bad(
+                "critic sparsity needs sparsity too (the actor's; without it both would follow \
+                 λ1 and λ2)"
+                    .into(),
+            );
         }
         if let Some(d) = &self.dynamic_buffer {
             if d.every == 0 || d.oldest == 0 || d.min_size == 0 {

@@ -419,7 +419,7 @@ fn half_precision_runs_train_and_resume_exactly_with_their_type() {
         .expect("old checkpoint rejected")
         .to_string();
     assert!(
-        err.contains("format version 2, this build reads version 5") && err.contains("older build"),
+        err.contains("format version 2, this build reads version 6") && err.contains("older build"),
         "{err}"
     );
     std::fs::remove_dir_all(&dir).unwrap();

@@ -424,15 +424,24 @@ fn check_connection_counts(growth: Growth) {
 }
 
 /// `sparsity`: every network's two sparse layers hold `(1 − S)` of their positions together,
-/// within one connection per layer, at one Erdős–Rényi λ per network; TD3 and SAC alike.
+/// within one connection per layer, at one Erdős–Rényi λ per network; TD3 and SAC alike. With
+/// `critic_sparsity`, the critics follow it and the actor `sparsity`.
 #[test]
 fn sparsity_sets_every_networks_sparse_layers() {
     for algo in [Algo::Ds, Algo::StaticSac] {
-        for s in [0.5, 0.9, 0.95] {
+        for (actor_s, critic_s) in [(0.5, None), (0.9, None), (0.95, None), (0.95, Some(0.875))] {
             let mut c = Config::paper("Hopper-v3", algo);
-            c.sparsity = Some(s);
+            c.sparsity = Some(actor_s);
+            c.critic_sparsity = critic_s;
             let agent = Agent::new(&c, 11, 3, 1.0, &mut StdRng::seed_from_u64(1)).unwrap();
             for net in agent.online() {
+                // Hopper's actor reads 11 observations, its critics 11 + 3.
+                let critic = net.n_in() != 11;
+                let s = if critic {
+                    critic_s.unwrap_or(actor_s)
+                } else {
+                    actor_s
+                };
                 let hidden = &net.layers()[..2];
                 assert!(hidden.iter().all(Layer::is_sparse));
                 let full: usize = hidden.iter().map(|l| l.n_in() * l.n_out()).sum();
@@ -442,7 +451,7 @@ fn sparsity_sets_every_networks_sparse_layers() {
                     live.abs_diff(target) <= 2,
                     "{algo} S {s}: {live} vs {target}"
                 );
-                let (l1, l2) = c.lambdas(net.n_in()).unwrap();
+                let (l1, l2) = c.lambdas(net.n_in(), critic).unwrap();
                 assert_eq!(l1, l2, "one λ per network");
                 let er = |l: &Layer| sparse_core::er_connections(l.n_in(), l.n_out(), l1).unwrap();
                 assert!(hidden.iter().all(|l| l.live_connections() == er(l)));
