@@ -484,6 +484,14 @@ fn invalid_settings_are_clear_errors() {
         ),
         ("batch-size", Box::new(|c| c.batch_size = 0)),
         ("tau", Box::new(|c| c.tau = 1.5)),
+        (
+            "critic sparsity needs sparsity too",
+            Box::new(|c| c.critic_sparsity = Some(0.8)),
+        ),
+        (
+            "critic sparsity must lie in [0, 1)",
+            Box::new(|c| (c.sparsity, c.critic_sparsity) = (Some(0.9), Some(1.0))),
+        ),
     ];
     for (needle, mutate) in cases {
         let mut c = base.clone();
