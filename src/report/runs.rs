@@ -277,11 +277,12 @@ impl<'a> Groups<'a> {
         s
     }
 
-    /// The label of the dense group comparable to `c` (same task and width; TD3 for the TD3
-    /// family, SAC for the SAC family): the one with `c`'s replay buffer and TD targets if
-    /// there is such a group, otherwise the one with the paper's (a plain buffer of 10⁶ `f32`
-    /// transitions, one-step targets), so that runs which change those settings are still held
-    /// against the dense baseline.
+    /// The label of the dense group comparable to `c` (same task; TD3 for the TD3 family, SAC
+    /// for the SAC family): the one with `c`'s width, replay buffer and TD targets if there is
+    /// such a group, else the one of `c`'s width with the paper's buffer and targets (a plain
+    /// buffer of 10⁶ `f32` transitions, one-step targets), else the paper's width with them
+    /// (256 units), so that runs which change those settings, or widen a sparse network to the
+    /// cost of a dense one, are still held against the dense baseline.
     pub fn dense_label(&self, c: &Config) -> String {
         let mut d = c.clone();
         d.algo = c.algo.dense();
@@ -295,6 +296,11 @@ impl<'a> Groups<'a> {
         d.dynamic_buffer = paper.dynamic_buffer;
         d.n_step = paper.n_step;
         d.n_step_after = paper.n_step_after;
+        let same_width = self.label(&d);
+        if self.all.contains_key(&(c.env.clone(), same_width.clone())) {
+            return same_width;
+        }
+        d.hidden = paper.hidden;
         self.label(&d)
     }
 
@@ -373,6 +379,18 @@ mod tests {
         let runs = [runs[0].clone(), n_step.clone(), dense_n_step];
         let groups = Groups::new(&runs);
         assert_eq!(groups.dense_label(&n_step.config), "dense n=3");
+        // A wider sparse network without a dense group of its width is held against the
+        // paper's width, unless that width's dense group exists.
+        let mut wide = n_step.clone();
+        wide.config.hidden = 1024;
+        let runs = [run(Algo::Dense, BufferDtype::F32), wide.clone()];
+        let groups = Groups::new(&runs);
+        assert_eq!(groups.dense_label(&wide.config), "dense h=256 n=1");
+        let mut dense_wide = run(Algo::Dense, BufferDtype::F32);
+        dense_wide.config.hidden = 1024;
+        let runs = [runs[0].clone(), wide.clone(), dense_wide];
+        let groups = Groups::new(&runs);
+        assert_eq!(groups.dense_label(&wide.config), "dense h=1024 n=1");
         let same = [
             run(Algo::Ds, BufferDtype::F32),
             run(Algo::Ds, BufferDtype::F32),

@@ -45,8 +45,9 @@ const TABLE2: Table = Table {
 const REACH: Table = Table {
     heading: "\n## Steps to reach the dense baseline's final return (DS-TD3: TD3's; DS-SAC: SAC's)\n\n\
               The dense baseline has the run's replay buffer and TD targets where such a dense \
-              group exists, else the paper's (plain buffer, one-step targets); so do Table 2's \
-              FLOP ratios.",
+              group exists, else the paper's (plain buffer, one-step targets), and the run's width \
+              where a dense group of it exists, else the paper's (256); so do Table 2's FLOP \
+              ratios.",
     columns: "task | algorithm | dense final | reached at step | fraction of the run",
     csv: "env,algorithm,dense_final,reached_at_step,fraction_of_steps",
 };
