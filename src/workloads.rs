@@ -91,6 +91,14 @@ pub const SHAPES: [Shape; 2] = [
     },
 ];
 
+/// Ant-v3's dimensions (observations with contact forces), for the width-scaling comparison
+/// ([`Setting::WIDE`]).
+pub const ANT: Shape = Shape {
+    env: "Ant-v3",
+    obs: 111,
+    act: 8,
+};
+
 /// The agents compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Setting {
@@ -104,6 +112,11 @@ pub enum Setting {
     Ds90,
     /// The same at 95% sparsity.
     Ds95,
+    /// DS-TD3 four times wider than the paper's networks (1024 units) at 98% sparsity, with
+    /// gradient-guided growth: about a quarter of dense TD3's training FLOPs on Ant-v3
+    /// (`examples/beyond-ant-wide.toml`, whose multi-step targets and replay buffer change
+    /// what is sampled, not what an update costs).
+    DsWide,
     /// Dense SAC.
     Sac,
     /// DS-SAC at the paper's λ.
@@ -119,6 +132,9 @@ impl Setting {
         Setting::Ds95,
     ];
 
+    /// The width-scaling pair: dense TD3 at the paper's width against [`Setting::DsWide`].
+    pub const WIDE: [Setting; 2] = [Setting::Dense, Setting::DsWide];
+
     /// The SAC settings, dense first.
     pub const SAC: [Setting; 2] = [Setting::Sac, Setting::DsSacPaper];
 
@@ -129,6 +145,7 @@ impl Setting {
             Setting::DsPaper => "ds-paper",
             Setting::Ds90 => "ds-90%",
             Setting::Ds95 => "ds-95%",
+            Setting::DsWide => "ds-1024-98%",
             Setting::Sac => "sac",
             Setting::DsSacPaper => "ds-sac",
         }
@@ -140,7 +157,7 @@ impl Setting {
     pub fn config(self, shape: Shape, device: Device) -> Config {
         let algo = match self {
             Setting::Dense => Algo::Dense,
-            Setting::DsPaper | Setting::Ds90 | Setting::Ds95 => Algo::Ds,
+            Setting::DsPaper | Setting::Ds90 | Setting::Ds95 | Setting::DsWide => Algo::Ds,
             Setting::Sac => Algo::Sac,
             Setting::DsSacPaper => Algo::DsSac,
         };
@@ -148,9 +165,13 @@ impl Setting {
         let sparsity = match self {
             Setting::Ds90 => Some(0.9),
             Setting::Ds95 => Some(0.95),
+            Setting::DsWide => Some(0.98),
             _ => None,
         };
         c.sparsity = sparsity;
+        if self == Setting::DsWide {
+            c.hidden = 1024;
+        }
         if device == Device::Cpu {
             if sparsity.is_some() {
                 c.growth = Growth::Gradient { candidates: 4 };

@@ -12,7 +12,9 @@ use td3::Agent;
 
 use super::harness::{Sampling, Timing, fmt_secs, iteration_table, kernel_table, median_time};
 use super::{BenchArgs, Section};
-use ds_td3::workloads::{N, SHAPES, Setting, TD3_BATCH, WARM_ITERATIONS, random_acts, warm_agent};
+use ds_td3::workloads::{
+    ANT, N, SHAPES, Setting, TD3_BATCH, WARM_ITERATIONS, random_acts, warm_agent,
+};
 
 /// Times one kernel of `layer`, counting FLOPs with the layer's own counter.
 fn time_kernel(sampling: Sampling, layer: &Layer, kernel: &str, batch: usize) -> Timing {
@@ -200,7 +202,23 @@ pub fn run(args: &BenchArgs, isa: Isa, sampling: Sampling) -> anyhow::Result<()>
         iteration_table(
             sampling,
             &title,
+            &SHAPES,
             &Setting::ALL,
+            td3::Device::Cpu,
+            &prepare,
+            &|| (),
+        )?;
+        println!();
+        let title = format!(
+            "Width scaling: dense TD3 at 256 units against DS-TD3 at 1024 units and 98% \
+             sparsity (examples/beyond-ant-wide.toml), Ant-v3 shapes, as above ({threads} \
+             thread{plural})"
+        );
+        iteration_table(
+            sampling,
+            &title,
+            &[ANT],
+            &Setting::WIDE,
             td3::Device::Cpu,
             &prepare,
             &|| (),
@@ -215,6 +233,7 @@ pub fn run(args: &BenchArgs, isa: Isa, sampling: Sampling) -> anyhow::Result<()>
         iteration_table(
             sampling,
             &title,
+            &SHAPES,
             &Setting::SAC,
             td3::Device::Cpu,
             &prepare,

@@ -9,7 +9,7 @@ use sparse_cuda::{Activation, Device, GpuActivations, GpuLayer};
 
 use super::harness::{self, Sampling, Timing, median_time};
 use super::{BenchArgs, Section};
-use ds_td3::workloads::{N, Setting, TD3_BATCH, random_acts};
+use ds_td3::workloads::{N, SHAPES, Setting, TD3_BATCH, random_acts};
 
 /// Times one kernel of `layer` on `dev`.
 fn time_kernel(
@@ -96,6 +96,7 @@ fn td3_table(sampling: Sampling, dev: &Device, device: td3::Device) -> anyhow::R
     harness::iteration_table(
         sampling,
         &title,
+        &SHAPES,
         &Setting::ALL,
         device,
         &|agent| Ok(agent.attach_gpu(dev.clone())?),

@@ -8,7 +8,7 @@ use sparse_core::Layer;
 use td3::Agent;
 
 use ds_td3::workloads::{
-    KERNEL_BATCHES, KERNEL_NAMES, N, SHAPES, Setting, kernel_layers, sparsity, warm_agent,
+    KERNEL_BATCHES, KERNEL_NAMES, N, Setting, Shape, kernel_layers, sparsity, warm_agent,
 };
 
 /// How long and how often to sample.
@@ -120,12 +120,13 @@ pub fn kernel_table(
     Ok(())
 }
 
-/// Prints a table of whole iterations of the `settings`' agents (the first the dense baseline):
-/// each agent, to be timed on `device`, is warmed up on the CPU through its first evolution,
+/// Prints a table of whole iterations of the `settings`' agents (the first the dense baseline)
+/// for each of the `shapes`: each agent, to be timed on `device`, is warmed up on the CPU through its first evolution,
 /// then `prepare` moves it to where it is timed; `finish` ends every sample.
 pub fn iteration_table(
     sampling: Sampling,
     title: &str,
+    shapes: &[Shape],
     settings: &[Setting],
     device: td3::Device,
     prepare: &dyn Fn(&mut Agent) -> anyhow::Result<()>,
@@ -133,10 +134,10 @@ pub fn iteration_table(
 ) -> anyhow::Result<()> {
     println!("{title}");
     println!(
-        "{:<15}  {:<9}  {:>8}  {:>11}  {:>10}  {:>8}  {:>7}",
+        "{:<15}  {:<11}  {:>8}  {:>11}  {:>10}  {:>8}  {:>7}",
         "shape", "setting", "sparsity", "connections", "time/iter", "/dense", "GFLOPS"
     );
-    for shape in SHAPES {
+    for &shape in shapes {
         let mut dense_secs = None;
         for &setting in settings {
             let (mut agent, batch, mut rng) = warm_agent(shape, setting, device, 0);
@@ -162,7 +163,7 @@ pub fn iteration_table(
             let t = Timing { secs, flops };
             let dense = *dense_secs.get_or_insert(secs);
             println!(
-                "{:<15}  {:<9}  {:>7.1}%  {:>11}  {:>10}  {:>8.3}  {:>7.1}",
+                "{:<15}  {:<11}  {:>7.1}%  {:>11}  {:>10}  {:>8.3}  {:>7.1}",
                 shape.env,
                 setting.name(),
                 100.0 * sparsity(&agent),
