@@ -13,7 +13,9 @@
 #
 # VARIANTS (default "ds dense") and THREADS (default "1 2") choose what is measured; besides the
 # algorithm names, ds-90 and ds-95 are DS-TD3 at 90% and 95% sparsity with gradient growth
-# (--sparsity S --growth gradient), e.g. VARIANTS="ds-90 dense" THREADS=1.
+# (--sparsity S --growth gradient), e.g. VARIANTS="ds-90 dense" THREADS=1; ds-wide is DS-TD3 at
+# 1024 units and 98% sparsity with gradient growth and three-step targets, the wide network of
+# examples/beyond-ant-wide.toml (its policy-aware buffer acts only after 100 000 steps).
 set -euo pipefail
 ENV=${1:-Hopper-v3}
 RUNS=${2:-3}
@@ -27,6 +29,7 @@ rate() { # run dir -> steps/s between the evaluations at 30000 and 45000
 for variant in ${VARIANTS:-ds dense}; do
     case "$variant" in
         ds-90 | ds-95) args=(--algo ds --sparsity "0.${variant#ds-}" --growth gradient) ;;
+        ds-wide) args=(--algo ds --hidden 1024 --sparsity 0.98 --growth gradient --n-step 3) ;;
         *) args=(--algo "$variant") ;;
     esac
     # DS evolves throughout, as in the first 250 000 iterations of a paper run (the default

@@ -121,8 +121,9 @@ pub fn kernel_table(
 }
 
 /// Prints a table of whole iterations of the `settings`' agents (the first the dense baseline)
-/// for each of the `shapes`: each agent, to be timed on `device`, is warmed up on the CPU through its first evolution,
-/// then `prepare` moves it to where it is timed; `finish` ends every sample.
+/// for each of the `shapes`: each agent, to be timed on `device`, is warmed up on the CPU
+/// through its first evolution, then `prepare` moves it to where it is timed; `finish` ends
+/// every sample.
 pub fn iteration_table(
     sampling: Sampling,
     title: &str,
