@@ -287,9 +287,6 @@ impl<'a> Groups<'a> {
         let mut d = c.clone();
         d.algo = c.algo.dense();
         let same = self.label(&d);
-        if self.all.contains_key(&(c.env.clone(), same.clone())) {
-            return same;
-        }
         let paper = Config::paper(&c.env, d.algo);
         d.buffer_capacity = paper.buffer_capacity;
         d.buffer_dtype = paper.buffer_dtype;
@@ -297,11 +294,12 @@ impl<'a> Groups<'a> {
         d.n_step = paper.n_step;
         d.n_step_after = paper.n_step_after;
         let same_width = self.label(&d);
-        if self.all.contains_key(&(c.env.clone(), same_width.clone())) {
-            return same_width;
-        }
         d.hidden = paper.hidden;
-        self.label(&d)
+        let paper_width = self.label(&d);
+        [same, same_width]
+            .into_iter()
+            .find(|l| self.all.contains_key(&(c.env.clone(), l.clone())))
+            .unwrap_or(paper_width)
     }
 
     /// The complete runs of the dense group comparable to `c` ([`Self::dense_label`]), if
