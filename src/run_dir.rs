@@ -166,6 +166,14 @@ impl RunDir {
             root: root.to_path_buf(),
         };
         if !dir.config().is_file() {
+            if root.join(".lock").is_file() {
+                bail!(
+                    "{} is not a run directory yet (no config.json): a training start was \
+                     stopped before writing its configuration; run the same `train` command \
+                     again to start it",
+                    root.display()
+                );
+            }
             bail!("{} is not a run directory (no config.json)", root.display());
         }
         Ok(dir)
@@ -383,6 +391,12 @@ mod tests {
         fs::create_dir_all(root.join("checkpoints")).unwrap();
         fs::write(root.join(".lock"), b"").unwrap();
         fs::write(root.join("config.json.tmp"), b"{\"algo\":").unwrap();
+        // Evaluating or resuming it is refused with what to do instead.
+        let err = RunDir::open(&root).expect_err("no config.json yet");
+        assert!(
+            err.to_string().contains("run the same `train` command"),
+            "{err}"
+        );
         let (dir, lock) = RunDir::create(&root, false).expect("leftovers do not count");
         drop((dir, lock));
 
