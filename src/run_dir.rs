@@ -168,9 +168,9 @@ impl RunDir {
         if !dir.config().is_file() {
             if root.join(".lock").is_file() {
                 bail!(
-                    "{} is not a run directory yet (no config.json): a training start was \
-                     stopped before writing its configuration; run the same `train` command \
-                     again to start it",
+                    "{} is not a run directory yet (no config.json): a training start \
+                     there has not written its configuration (stopped before it, or starting \
+                     now); if it was stopped, run the same `train` command again to start it",
                     root.display()
                 );
             }
