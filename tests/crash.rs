@@ -324,12 +324,19 @@ fn sigterm_checkpoints_and_a_second_process_is_refused() {
     let root = temp_dir("term");
     let dir = root.join("run");
     let mut child = spawn(&train_args(&dir, 200_000));
-    // Wait until training is under way (its first checkpoint is written).
+    // Wait until training is under way: its first checkpoint is written and it has evaluated
+    // at step 450, past the 300 random steps (however long this process is kept waiting, the
+    // signal below then lands past them).
     let t0 = Instant::now();
-    while !dir.join("checkpoints/latest.ckpt").exists() {
+    let past_random_phase = || {
+        dir.join("checkpoints/latest.ckpt").exists()
+            && std::fs::read_to_string(dir.join("evaluations.csv"))
+                .is_ok_and(|csv| csv.lines().any(|l| l.starts_with("450,")))
+    };
+    while !past_random_phase() {
         assert!(
             t0.elapsed() < Duration::from_secs(120),
-            "no first checkpoint"
+            "no checkpoint and evaluation at step 450 within 2 minutes"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
