@@ -53,6 +53,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The name of a run directory's lock file ([`RunDir::lock`]).
+const LOCK_FILE: &str = ".lock";
+
 /// The advisory lock of a run directory, held while its process lives (the OS releases it
 /// when the process ends, however it ends).
 #[derive(Debug)]
@@ -73,7 +76,7 @@ impl RunDir {
         let leftover = |e: &fs::DirEntry| {
             let empty = |p: &Path| fs::read_dir(p).is_ok_and(|mut d| d.next().is_none());
             let name = e.file_name();
-            name == ".lock"
+            name == LOCK_FILE
                 || name == "config.json.tmp"
                 || (name == "checkpoints" && empty(&e.path()))
         };
@@ -127,7 +130,7 @@ impl RunDir {
 
     /// Takes the run directory's lock, or fails naming the process that holds it.
     pub fn lock(&self) -> anyhow::Result<Lock> {
-        let path = self.root.join(".lock");
+        let path = self.root.join(LOCK_FILE);
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -166,7 +169,7 @@ impl RunDir {
             root: root.to_path_buf(),
         };
         if !dir.config().is_file() {
-            if root.join(".lock").is_file() {
+            if root.join(LOCK_FILE).is_file() {
                 bail!(
                     "{} is not a run directory yet (no config.json): a training start \
                      there has not written its configuration (stopped before it, or starting \
