@@ -193,22 +193,15 @@ fn again(dir: &Path, steps: u64, extend: bool) -> Vec<String> {
 const MIN_KILLS: usize = 10;
 
 /// Starts a fresh 1500-step run in `dir`, killed early (before, during or after its first
-/// checkpoint), then the same command again (or `--resume` once config.json exists), killed
-/// again and again at random instants within a third of `window` (milliseconds, about a
-/// whole run's time), up to 60 times; returns whether the run finished by itself within them.
+/// checkpoint: within a quarter of `window`, milliseconds, about a whole run's time), then the
+/// same command again (or `--resume` once config.json exists), killed again and again at
+/// random instants within a third of `window`, up to 60 times; returns whether the run
+/// finished by itself, the fresh start included.
 fn kill_until_finished(dir: &Path, window: u64, r: &mut StdRng, kills: &mut Kills) -> bool {
-    // A fresh run that finishes before its kill is started again from nothing, killed sooner.
-    let mut within = window / 4;
-    let mut first = kill_at_random(&train_args(dir, 1500), dir, r, within, false);
-    while first.0 && within > 1 {
-        std::fs::remove_dir_all(dir).unwrap();
-        within /= 2;
-        first = kill_at_random(&train_args(dir, 1500), dir, r, within, false);
+    let first = kill_at_random(&train_args(dir, 1500), dir, r, window / 4, false);
+    if kills.add(first, true) {
+        return true;
     }
-    assert!(
-        !kills.add(first, true),
-        "a fresh run finished before its kill"
-    );
     for i in 0..60 {
         // Every third kill lands as soon as a checkpoint write is seen under way.
         let hunt = i % 3 == 2;
@@ -254,15 +247,15 @@ fn kill_9_at_random_instants_loses_nothing() {
     let mut r = StdRng::seed_from_u64(1);
     let mut kills = Kills::default();
     // The span was timed on a machine that other tests may load (the SIGTERM test trains
-    // beside this one), so it may be far longer than a run takes now. A trial whose run
-    // finished within fewer than `MIN_KILLS` kills is started again from nothing with the
-    // windows halved (for the trials after it too), so every trial is killed at least that
-    // often.
+    // beside this one), so it may be far longer than a run takes now. A trial whose fresh
+    // start finished before its kill, or whose run finished within fewer than `MIN_KILLS`
+    // kills, is started again from nothing with the windows halved (for the trials after it
+    // too), so every trial kills its fresh start and is killed at least that often.
     let mut window = span;
     for trial in 0..4 {
         let dir = root.join(format!("killed-{trial}"));
-        loop {
-            let before = kills.total;
+        let fresh_killed = loop {
+            let (total, fresh) = (kills.total, kills.fresh);
             if !kill_until_finished(&dir, window, &mut r, &mut kills) {
                 let o = run(&again(&dir, 1500, false));
                 assert!(o.status.success(), "{}", text(&o));
@@ -270,12 +263,14 @@ fn kill_9_at_random_instants_loses_nothing() {
             // Every finished run must match, the ones started again included.
             assert_eq!(outcome(&dir), outcome(&whole), "trial {trial}");
             assert!(temporaries(&dir).is_empty());
-            if kills.total - before >= MIN_KILLS || window <= 2 {
-                break;
+            let fresh_killed = kills.fresh > fresh;
+            if (fresh_killed && kills.total - total >= MIN_KILLS) || window <= 2 {
+                break fresh_killed;
             }
             std::fs::remove_dir_all(&dir).unwrap();
             window /= 2;
-        }
+        };
+        assert!(fresh_killed, "a fresh run finished before its kill");
 
         // Logs damaged: a record cut off past the checkpoint (as a crash in the middle of a
         // write would leave it) and evaluations cut in the middle (as rewritten in place
